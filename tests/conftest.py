@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+VENV_BIN = Path(sys.executable).parent
+
+
+def run_zoo(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the installed `zoo` console script, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([str(VENV_BIN / "zoo"), *args], capture_output=True, text=True, env=full_env,
+                            timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"zoo {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def fresh_catalog():
+    """Rebuild the plugin catalog before and after a test that changes which plugins are loaded."""
+    from zoo_core.plugins import reset_catalog
+
+    reset_catalog()
+    yield
+    reset_catalog()
+
+
+def make_dist(site: Path, name: str, module_source: str, entry_point: str | None = None) -> None:
+    """Install a minimal distribution into `site` (a folder put on PYTHONPATH): a module plus dist-info
+    metadata with a `zoo` entry point, which importlib.metadata discovers like any installed package."""
+    (site / f"{name}.py").write_text(module_source)
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[zoo]\n{entry_point or name} = {name}\n")
+
+
+@pytest.fixture
+def zoo():
+    """The `zoo` command as a function: zoo("backbones", "--json") -> CompletedProcess."""
+    return run_zoo
+
+
+@pytest.fixture
+def plugin_site(tmp_path):
+    """A folder of throwaway installed plugins; pass `env` to `zoo(...)` to put it on the path."""
+    site = tmp_path / "site"
+    site.mkdir()
+
+    class Site:
+        path = site
+        env = {"PYTHONPATH": str(site)}
+
+        def add(self, name: str, source: str, entry_point: str | None = None) -> None:
+            make_dist(site, name, source, entry_point)
+
+    return Site()

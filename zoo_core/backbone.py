@@ -1,0 +1,200 @@
+"""Backbones: what a plugin tells the core about an architecture, and the model the core builds from it.
+
+A backbone module maps an input batch to features `[batch, feature_dim]`; the core adds the new head. Its
+*layer groups* are listed in order from input to output, and every strategy speaks only of groups, which
+is what makes each strategy work with each backbone from any plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from zoo_core.errors import WeightsError
+
+Modality = Literal["image", "text"]
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """How images are prepared for the backbone (torchvision's conventions)."""
+
+    input_size: int = 224
+    resize_size: int = 256
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": "image", "input_size": self.input_size, "resize_size": self.resize_size,
+                "mean": list(self.mean), "std": list(self.std)}
+
+
+@dataclass(frozen=True)
+class TextPreprocessing:
+    """How text is prepared: the tokenizer (a weight reference or folder holding its files) and max length."""
+
+    tokenizer: str
+    max_length: int = 128
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": "text", "tokenizer": self.tokenizer, "max_length": self.max_length}
+
+
+Preprocessing = ImagePreprocessing | TextPreprocessing
+
+
+def preprocessing_from_dict(data: Mapping[str, Any]) -> Preprocessing:
+    data = dict(data)
+    kind = data.pop("kind")
+    if kind == "image":
+        return ImagePreprocessing(input_size=data["input_size"], resize_size=data["resize_size"],
+                                  mean=tuple(data["mean"]), std=tuple(data["std"]))
+    return TextPreprocessing(**data)
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """A named slice of the network that strategies freeze, unfreeze or give a learning rate as one."""
+
+    name: str
+    modules: tuple[nn.Module, ...]
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        for module in self.modules:
+            yield from module.parameters()
+
+
+GroupsFn = Callable[[nn.Module], Sequence[tuple[str, nn.Module | Sequence[nn.Module]]]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackboneSpec:
+    """An architecture a plugin provides.
+
+    Args:
+        name: unique name, e.g. ``resnet50`` (weights are named ``name.TAG``, as timm and torchvision do).
+        family: e.g. ``resnet``, ``vgg``, ``bert``; lets users filter and compare like with like.
+        modality: ``image`` or ``text``.
+        feature_dim: width of the features the backbone module returns, i.e. the new head's input.
+        build: builds the backbone module, randomly initialised, returning features ``[batch, feature_dim]``.
+        groups: given a built backbone, its layer groups in order from input to output, as ``(name, modules)``.
+        preprocessing: default input preparation (mean/std/size, or tokenizer).
+        weights: known pretrained weight references, e.g. ``torchvision:resnet50.IMAGENET1K_V2``.
+        options: architecture options needed to rebuild this exact variant (saved in checkpoints).
+        variant: given saved `options`, the spec of that variant (for families configured by a config file,
+            such as BERT); None when the name alone fixes the architecture.
+        description: one line for listings.
+    """
+
+    name: str
+    family: str
+    modality: Modality
+    feature_dim: int
+    build: Callable[[], nn.Module] = field(repr=False, compare=False)
+    groups: GroupsFn = field(repr=False, compare=False)
+    preprocessing: Preprocessing
+    weights: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    variant: Callable[[Mapping[str, Any]], BackboneSpec] | None = field(default=None, repr=False, compare=False)
+    description: str = ""
+
+    @cached_property
+    def num_params(self) -> int:
+        """Parameters of the backbone (without a head), counted on the meta device: nothing is allocated."""
+        with torch.device("meta"):
+            module = self.build()
+        return sum(p.numel() for p in module.parameters())
+
+    @cached_property
+    def group_names(self) -> list[str]:
+        with torch.device("meta"):
+            module = self.build()
+        return [name for name, _ in self.groups(module)]
+
+    def layer_groups(self, backbone: nn.Module) -> list[LayerGroup]:
+        groups = []
+        for name, modules in self.groups(backbone):
+            modules = (modules,) if isinstance(modules, nn.Module) else tuple(modules)
+            groups.append(LayerGroup(name, modules))
+        return groups
+
+    def create_model(self, num_classes: int, dropout: float = 0.0) -> TransferModel:
+        """The backbone, randomly initialised, with a new linear head for `num_classes`."""
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, num_classes))
+        return TransferModel(self, self.build(), head)
+
+    def for_options(self, options: Mapping[str, Any]) -> BackboneSpec:
+        """The spec of the variant saved with `options` (this spec itself when they match)."""
+        if dict(options) == dict(self.options):
+            return self
+        if self.variant is None:
+            raise WeightsError(f"backbone '{self.name}' has no variants, but options {dict(options)} were given")
+        return self.variant(options)
+
+    def summary(self, plugin: str | None = None) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "modality": self.modality,
+            "plugin": plugin,
+            "num_params": self.num_params,
+            "feature_dim": self.feature_dim,
+            "groups": self.group_names,
+            "weights": list(self.weights),
+            "preprocessing": self.preprocessing.as_dict(),
+            "description": self.description,
+        }
+
+
+class TransferModel(nn.Module):
+    """A backbone with a new head. Inputs are an image tensor, or a mapping of tokenizer outputs for text."""
+
+    def __init__(self, spec: BackboneSpec, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.spec = spec
+        self.backbone = backbone
+        self.head = head
+
+    @property
+    def num_classes(self) -> int:
+        return self.head[-1].out_features
+
+    def features(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if isinstance(inputs, Mapping):
+            return self.backbone(**inputs)
+        return self.backbone(inputs)
+
+    def forward(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.features(inputs))
+
+    def layer_groups(self) -> list[LayerGroup]:
+        """The backbone's groups, input to output, then the head: together they hold every parameter once."""
+        return [*self.spec.layer_groups(self.backbone), LayerGroup("head", (self.head,))]
+
+    def load_backbone_state(self, state_dict: Mapping[str, torch.Tensor], origin: str) -> None:
+        """Load pretrained backbone weights, refusing any mismatch with a message naming the keys."""
+        try:
+            result = self.backbone.load_state_dict(dict(state_dict), strict=False)
+        except RuntimeError as exc:  # shape mismatches are raised even when strict=False
+            first = str(exc).strip().splitlines()[-1].strip()
+            raise WeightsError(f"weights from {origin} do not fit backbone '{self.spec.name}': {first}") from None
+        problems = []
+        if result.missing_keys:
+            problems.append(f"missing {_some(result.missing_keys)}")
+        if result.unexpected_keys:
+            problems.append(f"unexpected {_some(result.unexpected_keys)}")
+        if problems:
+            raise WeightsError(f"weights from {origin} do not fit backbone '{self.spec.name}': "
+                               + "; ".join(problems))
+
+
+def _some(keys: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"{len(keys)} keys ({shown}{', ...' if len(keys) > limit else ''})"

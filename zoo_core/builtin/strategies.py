@@ -1,0 +1,104 @@
+"""Built-in adaptation strategies."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from torch import nn
+
+from zoo_core.hookspecs import hookimpl
+from zoo_core.strategy import NORM_TYPES, Strategy, decayed, resolve_group
+
+
+class LinearProbe(Strategy):
+    """Feature extraction: the backbone stays frozen and only the new head trains, on cached features."""
+
+    name = "linear-probe"
+    frozen_backbone = True
+
+    def lr_scales(self, groups, epoch):
+        return [0.0] * (len(groups) - 1) + [1.0]
+
+
+class Freeze(Strategy):
+    """Groups before `trainable_from` stay frozen (BatchNorm there in eval mode); the rest and the head train."""
+
+    name = "freeze"
+    trainable_from: str | int = Field(
+        -2, description="first trainable layer group, by name or position (default: the top backbone group)")
+
+    def check_groups(self, groups):
+        resolve_group(self.trainable_from, groups)
+
+    def lr_scales(self, groups, epoch):
+        start = resolve_group(self.trainable_from, groups)
+        return [1.0 if i >= start else 0.0 for i in range(len(groups))]
+
+
+class Finetune(Strategy):
+    """Everything trains at a low learning rate, with warm-up and optional layer-wise learning-rate decay."""
+
+    name = "finetune"
+    backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="backbone learning rate relative to the head's")
+    layer_decay: float = Field(1.0, gt=0, le=1, description="each group toward the input gets lr x decay")
+    warmup_epochs: float = Field(1.0, ge=0, description="linear learning-rate warm-up, in epochs")
+
+    def lr_scales(self, groups, epoch):
+        return decayed(groups, self.layer_decay, self.backbone_lr_scale)
+
+
+class GradualUnfreeze(Strategy):
+    """ULMFiT: start with the head, unfreeze one more group from the top every `every` epochs."""
+
+    name = "gradual-unfreeze"
+    every: int = Field(1, ge=1, description="epochs between two unfreezings")
+    layer_decay: float = Field(1.0, gt=0, le=1, description="each group toward the input gets lr x decay")
+
+    def lr_scales(self, groups, epoch):
+        unfrozen = 1 + epoch // self.every
+        scales = decayed(groups, self.layer_decay)
+        return [s if i >= len(groups) - unfrozen else 0.0 for i, s in enumerate(scales)]
+
+
+class BitFit(Strategy):
+    """Only biases, normalisation layers and the head train (BitFit, Ben Zaken et al. 2022)."""
+
+    name = "bitfit"
+
+    def lr_scales(self, groups, epoch):
+        return [1.0] * len(groups)
+
+    def trains_parameter(self, module: nn.Module, param_name: str, group: str) -> bool:
+        return group == "head" or param_name.endswith("bias") or isinstance(module, NORM_TYPES)
+
+
+class Lora(Strategy):
+    """Low-rank adapters (peft) on the backbone's linear/conv layers; the backbone's weights stay frozen."""
+
+    name = "lora"
+    r: int = Field(8, ge=1, description="rank of the adapters")
+    alpha: float = Field(16.0, gt=0, description="scaling numerator: adapters are scaled by alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapters' input")
+    target_modules: list[str] | None = Field(
+        None, description="module names to adapt (default: the backbone's attention or conv/linear layers)")
+
+    def lr_scales(self, groups, epoch):
+        return [1.0] * len(groups)
+
+    def trains_parameter(self, module: nn.Module, param_name: str, group: str) -> bool:
+        return group == "head" or "lora_" in param_name
+
+
+class Scratch(Strategy):
+    """Random initialisation, every group trains: the baseline every transfer result is compared with."""
+
+    name = "scratch"
+    uses_pretrained = False
+
+    def lr_scales(self, groups, epoch):
+        return [1.0] * len(groups)
+
+
+@hookimpl
+def register_strategies(register):
+    for strategy in (LinearProbe, Freeze, Finetune, GradualUnfreeze, BitFit, Lora, Scratch):
+        register(strategy)

@@ -1,0 +1,127 @@
+"""The on-disk checkpoint: a folder a Hugging Face user would recognise.
+
+    model.safetensors   backbone and head weights (never pickle)
+    config.json         backbone (name, plugin, options), labels, preprocessing, head
+    README.md           model card (written by the training run)
+    recipe.yaml         the resolved recipe that produced it (written by the training run)
+
+Folders are written aside and renamed into place at the end, so an interrupted write leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from zoo_core.backbone import Preprocessing, TransferModel, preprocessing_from_dict
+from zoo_core.errors import WeightsError, ZooError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model in eval mode, its labels and preprocessing, and its raw config."""
+
+    model: TransferModel
+    labels: list[str]
+    preprocessing: Preprocessing
+    config: dict[str, Any]
+    path: Path
+
+
+def write_checkpoint(path: str | Path, model: TransferModel, labels: list[str],
+                     preprocessing: Preprocessing | None = None,
+                     extra: Callable[[Path], None] | None = None, overwrite: bool = False) -> Path:
+    """Write `model` as a checkpoint folder at `path`, atomically.
+
+    `extra(tmp_dir)` may add files (card, recipe, tokenizer) before the folder is moved into place.
+    """
+    from zoo_core.plugins import get_catalog
+
+    path = Path(path).expanduser().resolve()
+    if path.exists() and not overwrite:
+        raise ZooError(f"output '{path}' already exists; choose another path or allow overwriting")
+    if len(labels) != model.num_classes:
+        raise ZooError(f"{len(labels)} label names for a head with {model.num_classes} classes")
+    spec = model.spec
+    config = {
+        "library_name": "transfer-zoo",
+        "format_version": FORMAT_VERSION,
+        "backbone": {"name": spec.name, "family": spec.family, "modality": spec.modality,
+                     "plugin": _plugin_of(get_catalog(), spec.name), "options": dict(spec.options)},
+        "num_classes": model.num_classes,
+        "labels": list(labels),
+        "dropout": float(model.head[0].p),
+        "preprocessing": (preprocessing or spec.preprocessing).as_dict(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "library": "transfer-zoo"})
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        if extra is not None:
+            extra(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _plugin_of(catalog, name: str) -> str | None:
+    try:
+        return catalog.plugin_of("backbone", name)
+    except KeyError:
+        return None
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path).expanduser()
+    config_file = path / CONFIG_FILE
+    if not config_file.is_file():
+        raise ZooError(f"'{path}' is not a Transfer Zoo checkpoint: {CONFIG_FILE} is missing")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ZooError(f"'{config_file}' is not valid JSON: {exc}") from None
+    if config.get("library_name") != "transfer-zoo":
+        raise ZooError(f"'{path}' is not a Transfer Zoo checkpoint (its config.json has no "
+                       "library_name: transfer-zoo)")
+    return config
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint folder; the model is returned in eval mode on the CPU."""
+    from zoo_core.plugins import get_backbone
+
+    path = Path(path).expanduser()
+    config = read_config(path)
+    backbone = config["backbone"]
+    spec = get_backbone(backbone["name"]).for_options(backbone.get("options", {}))
+    model = spec.create_model(config["num_classes"], dropout=config.get("dropout", 0.0))
+    try:
+        state = load_file(path / WEIGHTS_FILE)
+    except (FileNotFoundError, SafetensorError, OSError) as exc:
+        raise WeightsError(f"cannot read '{path / WEIGHTS_FILE}': {exc}") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WeightsError(f"'{path / WEIGHTS_FILE}' does not match backbone '{spec.name}': "
+                           f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    model.eval()
+    preprocessing = preprocessing_from_dict(config["preprocessing"])
+    return Checkpoint(model, list(config["labels"]), preprocessing, config, path.resolve())

@@ -1,0 +1,144 @@
+"""The `zoo` command: a thin face over zoo_core; every command has `--json` for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from zoo_core.errors import UnknownNameError, ZooError
+from zoo_core.plugins import get_catalog
+
+app = typer.Typer(help="Transfer Zoo: pretrained backbones, transfer recipes and a checkpoint registry.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+# Piped output is read by people too (CI logs, `| less`): don't squeeze tables into 80 columns there.
+console = Console(width=None if sys.stdout.isatty() else 200)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON array instead of a table.")
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.1f}M"
+
+
+def backbone_summaries(pattern: str | None = None) -> list[dict[str, Any]]:
+    catalog = get_catalog()
+    return [catalog.get("backbone", name).summary(catalog.plugin_of("backbone", name))
+            for name in catalog.names("backbone", pattern)]
+
+
+def summaries(kind: str) -> list[dict[str, Any]]:
+    catalog = get_catalog()
+    return [catalog.get(kind, name).summary(catalog.plugin_of(kind, name)) for name in catalog.names(kind)]
+
+
+@app.command()
+def plugins(as_json: bool = JSON_OPTION) -> None:
+    """Installed plugins (the core's built-ins too) and what each contributes."""
+    rows = [info.as_dict() for info in get_catalog().plugins.values()]
+    if as_json:
+        return _print_json(rows)
+    table = Table("plugin", "version", "backbones", "strategies", "readers", "sources", "error")
+    for row in rows:
+        table.add_row(row["name"], row["version"] or "", _short(row["backbones"]), ", ".join(row["strategies"]),
+                      ", ".join(row["readers"]), ", ".join(row["sources"]),
+                      f"[red]{row['error']}[/red]" if row["error"] else "")
+    console.print(table)
+
+
+def _short(names: list[str], limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (f" (+{len(names) - limit})" if len(names) > limit else "")
+
+
+@app.command()
+def backbones(pattern: str = typer.Argument(None, help="Wildcard filter, e.g. 'resnet*'."),
+              as_json: bool = JSON_OPTION) -> None:
+    """Registered backbones, optionally filtered by a wildcard pattern."""
+    rows = backbone_summaries(pattern)
+    if pattern and not rows:
+        raise UnknownNameError("backbone pattern", pattern, get_catalog().names("backbone"))
+    if as_json:
+        return _print_json(rows)
+    table = Table("name", "family", "modality", "params", "features", "groups", "weights", "plugin")
+    for row in rows:
+        table.add_row(row["name"], row["family"], row["modality"], _millions(row["num_params"]),
+                      str(row["feature_dim"]), str(len(row["groups"])), str(len(row["weights"])), row["plugin"])
+    console.print(table)
+
+
+@app.command()
+def strategies(as_json: bool = JSON_OPTION) -> None:
+    """Registered adaptation strategies and their parameters."""
+    rows = summaries("strategy")
+    if as_json:
+        return _print_json(rows)
+    table = Table("name", "parameters", "description", "plugin")
+    for row in rows:
+        table.add_row(row["name"], ", ".join(row["parameters"]), row["description"], row["plugin"])
+    console.print(table)
+
+
+@app.command()
+def readers(as_json: bool = JSON_OPTION) -> None:
+    """Registered dataset readers and their arguments."""
+    rows = summaries("reader")
+    if as_json:
+        return _print_json(rows)
+    table = Table("name", "modality", "arguments", "description", "plugin")
+    for row in rows:
+        table.add_row(row["name"], row["modality"], ", ".join(row["arguments"]), row["description"], row["plugin"])
+    console.print(table)
+
+
+@app.command()
+def sources(as_json: bool = JSON_OPTION) -> None:
+    """Registered weight sources (the `scheme:` of a weight reference)."""
+    rows = summaries("source")
+    if as_json:
+        return _print_json(rows)
+    table = Table("scheme", "description", "plugin")
+    for row in rows:
+        table.add_row(row["name"], row["description"], row["plugin"])
+    console.print(table)
+
+
+@app.command()
+def info(name: str = typer.Argument(..., help="A backbone, strategy, reader, weight source or plugin."),
+         as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Everything known about one backbone, strategy, reader, weight source or plugin."""
+    catalog = get_catalog()
+    found = None
+    for kind in ("backbone", "strategy", "reader", "source"):
+        if name in catalog.names(kind):
+            found = {"kind": kind, **catalog.get(kind, name).summary(catalog.plugin_of(kind, name))}
+            break
+    if found is None and name in catalog.plugins:
+        found = {"kind": "plugin", **catalog.plugins[name].as_dict()}
+    if found is None:
+        everything = [n for kind in ("backbone", "strategy", "reader", "source") for n in catalog.names(kind)]
+        raise UnknownNameError("name", name, everything + list(catalog.plugins))
+    if as_json:
+        return _print_json(found)
+    table = Table(show_header=False, title=f"{found['kind']} {name}")
+    for key, value in found.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value) if key != "groups" else ", ".join(value)
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2, with no traceback."""
+    try:
+        app()
+    except ZooError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,233 @@
+"""Plugin discovery and the catalog of everything plugins contribute.
+
+Built-ins are default plugins registered through the same hooks as third-party ones. Entry points of the
+`zoo` group are loaded one by one, so a plugin that fails to import is reported by name and the rest still
+load. `ZOO_LOAD_PLUGINS=a,b` loads only those entry points (empty: none besides the built-ins);
+`ZOO_TRACE_PLUGINS=1` prints every hook call, for debugging a plugin.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from zoo_core import hookspecs
+from zoo_core.errors import DuplicateNameError, UnknownNameError
+
+ENTRY_POINT_GROUP = "zoo"
+DEFAULT_PLUGINS = (
+    "zoo_core.builtin.strategies",
+    "zoo_core.builtin.readers",
+    "zoo_core.builtin.sources",
+)
+# kind -> the hook that contributes it; the order is the order of `zoo plugins` columns.
+KINDS = {
+    "backbone": "register_backbones",
+    "strategy": "register_strategies",
+    "reader": "register_readers",
+    "source": "register_sources",
+}
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """What loading one plugin gave: its version, and the error if it failed to import."""
+
+    name: str
+    version: str | None
+    builtin: bool
+    load_error: str | None = None
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as `zoo plugins` shows it."""
+
+    name: str
+    version: str | None
+    builtin: bool
+    error: str | None = None
+    contributions: dict[str, list[str]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "builtin": self.builtin,
+            "backbones": sorted(self.contributions["backbone"], key=natural_key),
+            "strategies": sorted(self.contributions["strategy"]),
+            "readers": sorted(self.contributions["reader"]),
+            "sources": sorted(self.contributions["source"]),
+            "error": self.error,
+        }
+
+
+class Catalog:
+    """Everything the loaded plugins registered, by kind and name, with the plugin that supplied each."""
+
+    def __init__(self, pm: pluggy.PluginManager, loaded: dict[str, LoadedPlugin]):
+        self.pm = pm
+        self.loaded = loaded
+        self.plugins = {n: PluginInfo(n, p.version, p.builtin, p.load_error) for n, p in loaded.items()}
+        self._items: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+        self._owner: dict[tuple[str, str], str] = {}
+        self.conflicts: list[str] = []
+        for kind, hook_name in KINDS.items():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                impl.function(register=self._registrar(kind, impl.plugin_name))
+
+    def _registrar(self, kind: str, plugin: str):
+        def register(obj: Any) -> None:
+            name = obj.name
+            previous = self._owner.get((kind, name))
+            if previous is not None:
+                message = f"{kind} '{name}' is registered by both plugin '{previous}' and plugin '{plugin}'"
+                self.conflicts.append(message)
+                for owner in {previous, plugin}:
+                    info = self.plugins[owner]
+                    info.error = f"{info.error}; {message}" if info.error else message
+                return
+            self._items[kind][name] = obj
+            self._owner[(kind, name)] = plugin
+            self.plugins[plugin].contributions[kind].append(name)
+
+        return register
+
+    def check(self) -> None:
+        """Raise if two plugins claimed one name: which of them to use is the user's decision, not ours."""
+        if self.conflicts:
+            raise DuplicateNameError(
+                "; ".join(self.conflicts) + " (uninstall one, or choose plugins with ZOO_LOAD_PLUGINS)"
+            )
+
+    def names(self, kind: str, pattern: str | None = None) -> list[str]:
+        self.check()
+        names = self._items[kind]
+        if pattern:
+            names = [n for n in names if fnmatch.fnmatchcase(n.lower(), pattern.lower())]
+        return sorted(names, key=natural_key)
+
+    def get(self, kind: str, name: str) -> Any:
+        self.check()
+        try:
+            return self._items[kind][name]
+        except KeyError:
+            raise UnknownNameError(kind, name, self._items[kind]) from None
+
+    def plugin_of(self, kind: str, name: str) -> str:
+        return self._owner[(kind, name)]
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort resnet18 before resnet101 (timm's natural sort)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _selected(name: str) -> bool:
+    chosen = os.environ.get("ZOO_LOAD_PLUGINS")
+    if chosen is None:
+        return True
+    return name in {part.strip() for part in chosen.split(",") if part.strip()}
+
+
+def _entry_point_version(ep) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.version if dist is not None else None
+
+
+def create_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, LoadedPlugin]]:
+    """A fresh manager with the built-ins and the selected entry points (each loaded in its own try)."""
+    pm = pluggy.PluginManager("zoo")
+    pm.add_hookspecs(hookspecs)
+    from zoo_core import __version__
+
+    infos: dict[str, LoadedPlugin] = {}
+    for module_path in DEFAULT_PLUGINS:
+        module = importlib.import_module(module_path)
+        pm.register(module, name=module_path)
+        infos[module_path] = LoadedPlugin(module_path, __version__, builtin=True)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if not _selected(ep.name) or ep.name in infos:
+            continue
+        version = _entry_point_version(ep)
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken plugin must not take the others (or `zoo plugins`) down
+            error = f"failed to load: {type(exc).__name__}: {exc}"
+            warnings.warn(f"zoo plugin '{ep.name}' {error}", RuntimeWarning, stacklevel=2)
+            infos[ep.name] = LoadedPlugin(ep.name, version, builtin=False, load_error=error)
+            continue
+        infos[ep.name] = LoadedPlugin(ep.name, version, builtin=False)
+    pm.check_pending()
+    if os.environ.get("ZOO_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
+    return pm, infos
+
+
+_catalog: Catalog | None = None
+
+
+def get_catalog() -> Catalog:
+    """The process-wide catalog, built on first use."""
+    global _catalog
+    if _catalog is None:
+        pm, infos = create_plugin_manager()
+        _catalog = Catalog(pm, infos)
+    return _catalog
+
+
+def reset_catalog() -> None:
+    """Forget the loaded plugins (tests that change ZOO_LOAD_PLUGINS or register plugins call this)."""
+    global _catalog
+    _catalog = None
+
+
+def register_plugin(plugin: object, name: str) -> None:
+    """Register a plugin object at run time (tests, notebooks); the catalog is rebuilt at once."""
+    global _catalog
+    catalog = get_catalog()
+    catalog.pm.register(plugin, name=name)
+    catalog.pm.check_pending()
+    _catalog = Catalog(catalog.pm, {**catalog.loaded, name: LoadedPlugin(name, None, builtin=False)})
+
+
+def unregister_plugin(name: str) -> None:
+    global _catalog
+    catalog = get_catalog()
+    catalog.pm.unregister(name=name)
+    _catalog = Catalog(catalog.pm, {n: p for n, p in catalog.loaded.items() if n != name})
+
+
+# Lookups in timm's style; the public API re-exports them.
+def list_backbones(pattern: str | None = None) -> list[str]:
+    return get_catalog().names("backbone", pattern)
+
+
+def get_backbone(name: str):
+    return get_catalog().get("backbone", name)
+
+
+def list_strategies() -> list[str]:
+    return get_catalog().names("strategy")
+
+
+def get_strategy(name: str):
+    return get_catalog().get("strategy", name)
+
+
+def get_reader(name: str):
+    return get_catalog().get("reader", name)
+
+
+def get_source(scheme: str):
+    return get_catalog().get("source", scheme)

@@ -1,0 +1,73 @@
+"""Adaptation strategies: which layer groups train, at which learning-rate scale, at which epoch.
+
+A strategy is a pydantic model whose fields are its parameters (so a recipe's `strategy:` block is validated
+with errors that name the field) and which speaks only of layer groups, ordered input to output with the
+new head last. The engine builds one optimizer parameter group per layer group once, and applies the
+strategy by switching `requires_grad` and each group's learning rate: groups are never added mid-training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from zoo_core.errors import UnknownNameError, ZooError
+
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+class Strategy(BaseModel):
+    """Base of every strategy. Subclasses set `name` and a docstring (its first line is the description)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str]
+    uses_pretrained: ClassVar[bool] = True
+    """False for strategies that start from random initialisation (`scratch`)."""
+    frozen_backbone: ClassVar[bool] = False
+    """True when no backbone parameter ever trains: the engine may then compute features once and cache them."""
+
+    @classmethod
+    def description(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0]
+
+    def check_groups(self, groups: list[str]) -> None:
+        """Raise a `ZooError` if the strategy's parameters do not fit these layer groups."""
+
+    def lr_scales(self, groups: list[str], epoch: int) -> list[float]:
+        """Learning-rate scale per group at `epoch` (0-based); 0 means frozen. `groups[-1]` is the head."""
+        raise NotImplementedError
+
+    def trains_parameter(self, module: nn.Module, param_name: str, group: str) -> bool:
+        """Whether this parameter (of `module`, in `group`) trains when its group does."""
+        return True
+
+    @classmethod
+    def summary(cls, plugin: str | None = None) -> dict[str, Any]:
+        schema = cls.model_json_schema()
+        params = {
+            key: {k: v for k, v in prop.items() if k in ("type", "default", "description", "anyOf", "minimum")}
+            for key, prop in schema.get("properties", {}).items()
+        }
+        return {"name": cls.name, "plugin": plugin, "description": cls.description(), "parameters": params,
+                "uses_pretrained": cls.uses_pretrained, "frozen_backbone": cls.frozen_backbone}
+
+
+def resolve_group(reference: str | int, groups: list[str]) -> int:
+    """Index of a layer group given by name or by (possibly negative) position."""
+    if isinstance(reference, int):
+        if not -len(groups) <= reference < len(groups):
+            raise ZooError(f"layer group index {reference} is out of range: this model has {len(groups)} "
+                           f"groups ({', '.join(groups)})")
+        return reference % len(groups)
+    if reference not in groups:
+        raise UnknownNameError("layer group", reference, groups)
+    return groups.index(reference)
+
+
+def decayed(groups: list[str], decay: float, base: float = 1.0) -> list[float]:
+    """Discriminative learning rates: the head gets 1, the top backbone group `base`, each lower one x decay."""
+    n = len(groups) - 1
+    return [base * decay ** (n - 1 - i) for i in range(n)] + [1.0]
