@@ -9,7 +9,7 @@ from zoo_core.backbone import (  # noqa: E402
     TextPreprocessing,
     TransferModel,
 )
-from zoo_core.checkpoint import Checkpoint, load_checkpoint, write_checkpoint  # noqa: E402
+from zoo_core.checkpoint import Checkpoint, load, load_checkpoint, write_checkpoint  # noqa: E402
 from zoo_core.data import DataSet, Reader, Split  # noqa: E402
 from zoo_core.errors import (  # noqa: E402
     DataError,
@@ -35,6 +35,6 @@ __all__ = [
     "BackboneSpec", "Checkpoint", "DataError", "DataSet", "DuplicateNameError", "ImagePreprocessing",
     "LayerGroup", "PretrainedWeights", "Reader", "Split", "Strategy", "TextPreprocessing", "TransferModel",
     "UnknownNameError", "WeightSource", "WeightsError", "ZooError", "get_backbone", "get_catalog",
-    "get_reader", "get_source", "get_strategy", "hookimpl", "list_backbones", "list_strategies",
+    "get_reader", "get_source", "get_strategy", "hookimpl", "load", "list_backbones", "list_strategies",
     "load_checkpoint", "load_pretrained", "load_weights", "write_checkpoint",
 ]

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,25 @@ class Checkpoint:
     preprocessing: Preprocessing
     config: dict[str, Any]
     path: Path
+    _encoder: Any = field(default=None, repr=False)
 
+    def predict(self, inputs, top_k: int = 1, batch_size: int = 32) -> list[list[tuple[str, float]]]:
+        """Labels with probabilities for image files / uint8 arrays, or for texts, `top_k` per input."""
+        import torch
+
+        from zoo_core.pipeline import ImageEncoder, TextEncoder
+
+        if self._encoder is None:
+            self._encoder = (TextEncoder(self.preprocessing, files=self.path) if self.model.spec.modality == "text"
+                             else ImageEncoder(self.preprocessing))
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(inputs), batch_size):
+                probs = self.model(self._encoder(inputs[start:start + batch_size])).softmax(1)
+                values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
+                out += [[(self.labels[i], float(v)) for v, i in zip(vs, ix, strict=True)]
+                        for vs, ix in zip(values.tolist(), indices.tolist(), strict=True)]
+        return out
 
 def write_checkpoint(path: str | Path, model: TransferModel, labels: list[str],
                      preprocessing: Preprocessing | None = None,
@@ -125,3 +143,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     model.eval()
     preprocessing = preprocessing_from_dict(config["preprocessing"])
     return Checkpoint(model, list(config["labels"]), preprocessing, config, path.resolve())
+
+
+def load(reference: str | Path) -> Checkpoint:
+    """A trained model, ready to predict: `zoo_core.load("runs/pneumonia")` (a checkpoint folder)."""
+    return load_checkpoint(reference)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -133,6 +134,89 @@ def info(name: str = typer.Argument(..., help="A backbone, strategy, reader, wei
             value = json.dumps(value) if key != "groups" else ", ".join(value)
         table.add_row(key, str(value))
     console.print(table)
+
+
+@app.command()
+def train(recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+          set_: list[str] = typer.Option([], "--set", help="Override a field: --set train.epochs=3"),
+          output: str = typer.Option(None, "--output", "-o", help="Checkpoint folder (overrides output:)."),
+          overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+          as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")) -> None:
+    """Run a transfer recipe and write a documented checkpoint."""
+    from zoo_core.recipe import load_recipe
+    from zoo_core.run import run_recipe
+
+    overrides = [*set_, *([f"output={output}"] if output else [])]
+    parsed = load_recipe(recipe, overrides)
+    log = (lambda m: None) if as_json else (lambda m: Console(stderr=True).print(m, highlight=False))
+    result = run_recipe(parsed, progress=not quiet and not as_json, log=log, overwrite=overwrite)
+    summary = {"checkpoint": str(result.checkpoint) if result.checkpoint else None, "metrics": result.metrics,
+               "best_epoch": result.best_epoch, "seconds": round(result.seconds, 2)}
+    if as_json:
+        return _print_json(summary)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    console.print(f"test: {metrics or 'no test split'} (best epoch {result.best_epoch}, {result.seconds:.1f} s)")
+    if result.checkpoint:
+        console.print(f"checkpoint: {result.checkpoint}")
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+@app.command()
+def predict(checkpoint: Path = typer.Argument(..., help="Checkpoint folder."),
+            inputs: list[str] = typer.Argument(..., help="Image files, or texts (a .txt file: one text a line)."),
+            top_k: int = typer.Option(1, "--top-k", min=1),
+            as_json: bool = JSON_OPTION) -> None:
+    """Labels and probabilities for image files or text lines."""
+    from zoo_core.checkpoint import load_checkpoint
+    from zoo_core.errors import DataError
+
+    loaded = load_checkpoint(checkpoint)
+    if loaded.model.spec.modality == "image":
+        items = [Path(i) for i in inputs]
+        for item in items:
+            if not item.is_file() or item.suffix.lower() not in IMAGE_SUFFIXES:
+                raise DataError(f"'{item}' is not an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    else:
+        items = []
+        for i in inputs:
+            is_file = i.endswith(".txt") and Path(i).is_file()
+            items += Path(i).read_text().splitlines() if is_file else [i]
+    predictions = loaded.predict(items, top_k=top_k)
+    rows = [{"input": str(item), "predictions": [{"label": label, "probability": round(p, 6)} for label, p in preds]}
+            for item, preds in zip(items, predictions, strict=True)]
+    if as_json:
+        return _print_json(rows)
+    for row in rows:
+        shown = ", ".join(f"{p['label']} {p['probability']:.3f}" for p in row["predictions"])
+        console.print(f"{shown}\t{row['input']}", highlight=False)
+
+
+@app.command()
+def features(recipe: Path = typer.Argument(..., help="Recipe whose base and data to use."),
+             out: Path = typer.Argument(..., help="Output .npz file."),
+             set_: list[str] = typer.Option([], "--set", help="Override a field: --set data.limit.train=100")) -> None:
+    """Export the base backbone's features of the recipe's data splits to an .npz file."""
+    import numpy as np
+
+    from zoo_core.recipe import load_recipe
+    from zoo_core.train import Engine
+
+    engine = Engine(load_recipe(recipe, set_), progress=False)
+    arrays = {}
+    for name in ("train", "val", "test"):
+        split = getattr(engine.data, name)
+        if split is not None:
+            arrays[f"{name}_features"] = engine.features(split).numpy()
+            arrays[f"{name}_labels"] = split.labels
+    arrays["classes"] = np.array(engine.data.classes)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(out)
+    console.print(f"{out}: " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
 
 
 def main() -> None:

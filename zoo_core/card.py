@@ -1,0 +1,73 @@
+"""Model cards: Hugging Face's format (YAML front matter + Markdown sections), filled from the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+RELATIONS = {"linear-probe": "finetune", "freeze": "finetune", "finetune": "finetune",
+             "gradual-unfreeze": "finetune", "bitfit": "finetune", "lora": "adapter"}
+
+
+def base_model_id(origin: str) -> str:
+    """`hf:org/name@sha` -> `org/name` (the Hub's own vocabulary); other origins stay as they are."""
+    if origin.startswith("hf:") and not origin[3:].startswith("/"):
+        return origin[3:].split("@")[0]
+    return origin
+
+
+def render_card(*, recipe, result, origin: str | None, data_provenance: dict, versions: dict[str, str],
+                task: str = "image-classification") -> str:
+    card = recipe.card
+    metrics = result.metrics
+    meta: dict[str, Any] = {
+        "library_name": "transfer-zoo",
+        "license": card.license or "other",
+        "tags": ["transfer-zoo", recipe.strategy.name, result.model.spec.family, *card.tags],
+        "pipeline_tag": task,
+    }
+    if card.language:
+        meta["language"] = card.language
+    if origin and not origin.startswith("scratch"):
+        meta["base_model"] = base_model_id(origin)
+        meta["base_model_relation"] = RELATIONS.get(recipe.strategy.name, "finetune")
+    if card.datasets:
+        meta["datasets"] = card.datasets
+    if metrics:
+        meta["model-index"] = [{
+            "name": recipe.output.rsplit("/", 1)[-1] if recipe.output else "model",
+            "results": [{
+                "task": {"type": task},
+                "dataset": {"name": (card.datasets or [recipe.data.reader])[0], "type": recipe.data.reader,
+                            "split": recipe.data.test or "test"},
+                "metrics": [{"type": k, "value": round(v, 4)} for k, v in metrics.items() if k != "loss"],
+            }],
+        }]
+    spec = result.model.spec
+    lines = [
+        "---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "",
+        f"# {meta['model-index'][0]['name'] if metrics else spec.name}", "",
+        card.description or (f"A {spec.name} ({spec.family}) transferred with the `{recipe.strategy.name}` "
+                             f"strategy to {len(result.classes)} classes: {', '.join(result.classes)}."), "",
+        "## Intended use", "", card.intended_use or "_Not stated in the recipe._", "",
+        "## Training data", "",
+        f"Reader `{recipe.data.reader}` with arguments `{recipe.data.args}`.", "",
+        "| split | examples | sha256 |", "|---|---|---|",
+        *[f"| {name} | {p.get('size', '')} | `{p.get('sha256', '')[:16]}…` |" for name, p in data_provenance.items()
+          if isinstance(p, dict) and "sha256" in p],
+        "",
+        "## Training procedure", "",
+        f"- Base: `{origin or 'scratch'}`",
+        f"- Strategy: `{recipe.strategy.name}` {recipe.strategy.params or ''}",
+        f"- Epochs: {recipe.train.epochs} (best: {result.best_epoch}), batch size {recipe.train.batch_size}, "
+        f"{recipe.train.optimizer} at lr {recipe.train.lr}, {recipe.train.schedule} schedule, seed {recipe.train.seed}",
+        f"- Labels per class: {recipe.data.labels_per_class or 'all'}",
+        f"- Software: {', '.join(f'{k} {v}' for k, v in versions.items())}", "",
+        "## Evaluation", "",
+        *(["| metric | value |", "|---|---|", *[f"| {k} | {v:.4f} |" for k, v in metrics.items()]]
+          if metrics else ["_No test split was evaluated._"]),
+        "",
+        "## Limitations", "", card.limitations or "_Not stated in the recipe._", "",
+    ]
+    return "\n".join(lines)

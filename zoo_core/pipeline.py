@@ -1,0 +1,156 @@
+"""From a reader's `DataSet` to the batches a model eats: split carving, few-label sampling, preprocessing.
+
+Images stay uint8 in memory and are resized, made 3-channel and normalised per batch (cheap on CPU, and
+memory stays at the size of the data set, not of the resized tensors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoo_core.backbone import ImagePreprocessing, TextPreprocessing
+from zoo_core.data import DataSet, Split
+from zoo_core.errors import DataError
+
+
+def stratified_indices(labels: np.ndarray, per_class: int | None = None, fraction: float | None = None,
+                       seed: int = 0) -> np.ndarray:
+    """Seeded, stratified choice of indices: `per_class` from each class, or `fraction` of each class."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        count = per_class if per_class is not None else max(1, round(len(members) * fraction))
+        if count > len(members):
+            raise DataError(f"labels_per_class is {count}, but class {cls} has only {len(members)} training "
+                            "examples")
+        chosen.append(rng.choice(members, size=count, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+@dataclass
+class PreparedData:
+    """The splits a run uses, with the exact indices drawn from the reader's splits (for the fingerprint)."""
+
+    classes: list[str]
+    modality: str
+    train: Split
+    val: Split | None
+    test: Split | None
+    provenance: dict[str, Any]
+
+
+def prepare(data: DataSet, cfg, seed: int) -> PreparedData:
+    """Apply the recipe's `data:` section: choose, carve and sample splits (all seeded and stratified)."""
+    splits = data.splits
+    if cfg.train not in splits:
+        raise DataError(f"the data has no split '{cfg.train}' (it has {sorted(splits)}); set data.train")
+    train, provenance = splits[cfg.train], {}
+    train_indices = np.arange(len(train))
+    val = splits.get(cfg.val) if cfg.val else None
+    if cfg.val and val is None:  # carve a validation split from train
+        val_idx = stratified_indices(train.labels, fraction=cfg.val_fraction, seed=seed + 1)
+        train_indices = np.setdiff1d(train_indices, val_idx)
+        val = train.subset(val_idx)
+        provenance["val"] = {"carved_from": cfg.train, "fraction": cfg.val_fraction, "seed": seed + 1}
+    if cfg.labels_per_class:
+        pick = stratified_indices(train.labels[train_indices], per_class=cfg.labels_per_class, seed=seed)
+        train_indices = train_indices[pick]
+    if cfg.test and cfg.test not in splits:
+        raise DataError(f"the data has no split '{cfg.test}' (it has {sorted(splits)}); set data.test or null")
+    test = splits[cfg.test] if cfg.test else None
+    limited = {"train": train.subset(train_indices), "val": val, "test": test}
+    for name, cap in cfg.limit.items():
+        if limited.get(name) is not None and len(limited[name]) > cap:
+            idx = stratified_indices(limited[name].labels, fraction=cap / len(limited[name]), seed=seed + 2)[:cap]
+            limited[name] = limited[name].subset(idx)
+            if name == "train":
+                train_indices = train_indices[idx]
+    provenance["train"] = {"split": cfg.train, "size": len(train_indices),
+                           "labels_per_class": cfg.labels_per_class}
+    for name, split in limited.items():
+        if split is not None:
+            provenance.setdefault(name, {})["sha256"] = split.fingerprint()
+            provenance[name]["size"] = len(split)
+    return PreparedData(data.classes, data.modality, limited["train"], limited["val"], limited["test"], provenance)
+
+
+class ImageEncoder:
+    """uint8 images (N×H×W, N×H×W×C, or files) -> normalised float batches at the backbone's input size."""
+
+    def __init__(self, pre: ImagePreprocessing, size: int | None = None):
+        self.size = size or pre.input_size
+        self.mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(pre.std).view(1, 3, 1, 1)
+
+    def __call__(self, inputs, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = torch.from_numpy(_as_array(inputs)).float().div_(255)
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)  # grey -> 3 channels, as the pretrained stem expects
+        elif x.shape[1] == 4:
+            x = x[:, :3]
+        if augment:
+            x = _augment(x, generator)
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        return (x - self.mean) / self.std
+
+
+def _as_array(inputs) -> np.ndarray:
+    if isinstance(inputs, np.ndarray):
+        return inputs
+    from PIL import Image
+
+    images = [np.asarray(Image.open(Path(p)).convert("RGB")) for p in inputs]
+    sizes = {im.shape for im in images}
+    if len(sizes) > 1:  # different sizes: bring them to the first one's size so they stack
+        h, w = images[0].shape[:2]
+        images = [np.asarray(Image.fromarray(im).resize((w, h))) for im in images]
+    return np.stack(images)
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Random horizontal flip and a random crop of 7/8 of the side (resized back), per image."""
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    ch, cw = max(1, h * 7 // 8), max(1, w * 7 // 8)
+    tops = torch.randint(0, h - ch + 1, (n,), generator=generator)
+    lefts = torch.randint(0, w - cw + 1, (n,), generator=generator)
+    crops = [x[i, :, t:t + ch, s:s + cw] for i, (t, s) in enumerate(zip(tops.tolist(), lefts.tolist(), strict=True))]
+    return F.interpolate(torch.stack(crops), size=(h, w), mode="bilinear", align_corners=False)
+
+
+class TextEncoder:
+    """Texts -> tokenizer outputs (input_ids, attention_mask, token_type_ids), padded per batch."""
+
+    def __init__(self, pre: TextPreprocessing, files: Path | None = None, max_length: int | None = None):
+        from transformers import AutoTokenizer
+
+        self.max_length = max_length or pre.max_length
+        source = str(files) if files is not None else tokenizer_location(pre.tokenizer)
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+
+    def __call__(self, texts, augment: bool = False, generator=None) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt")
+        return dict(batch)
+
+
+def tokenizer_location(reference: str) -> str:
+    """A tokenizer reference (`hf:REPO`, `hf:PATH` or a folder) -> what AutoTokenizer.from_pretrained takes."""
+    return reference.removeprefix("hf:")
+
+
+def batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None) -> Iterator[np.ndarray]:
+    order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]

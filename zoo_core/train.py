@@ -1,0 +1,295 @@
+"""The engine: run a recipe — build, adapt, train, select, evaluate — and write a documented checkpoint.
+
+One optimizer parameter group per layer group is built once; each epoch the strategy's learning-rate
+scales switch `requires_grad` and the groups' learning rates (a frozen group has scale 0, and its BatchNorm
+layers run in eval mode). When the strategy never trains the backbone, features are computed once and the
+head trains on the cache.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import ValidationError
+from torch import nn
+from tqdm.auto import tqdm
+
+from zoo_core.backbone import TransferModel
+from zoo_core.data import Split
+from zoo_core.errors import DataError, ZooError
+from zoo_core.metrics import classification_metrics
+from zoo_core.pipeline import ImageEncoder, PreparedData, TextEncoder, batches, prepare
+from zoo_core.plugins import get_backbone, get_reader, get_strategy
+from zoo_core.recipe import Recipe, format_validation_error
+from zoo_core.sources import PretrainedWeights, load_weights
+from zoo_core.strategy import Strategy
+
+
+@dataclass
+class RunResult:
+    model: TransferModel
+    classes: list[str]
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: float
+    train_samples_per_second: float
+    checkpoint: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ZooError(f"train.device '{name}' is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ZooError(f"train.device is '{name}' but no CUDA device is available")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.Generator().manual_seed(seed)
+
+
+def build_strategy(recipe: Recipe) -> Strategy:
+    cls = get_strategy(recipe.strategy.name)
+    try:
+        return cls(**recipe.strategy.params)
+    except ValidationError as exc:
+        raise ZooError(format_validation_error(exc, f"(strategy '{cls.name}')").replace(": ", ": strategy.", 1)) \
+            from None
+
+
+def read_data(recipe: Recipe):
+    cls = get_reader(recipe.data.reader)
+    try:
+        reader = cls(**recipe.data.args)
+    except ValidationError as exc:
+        message = format_validation_error(exc, f"(reader '{cls.name}')").replace(": ", ": data.args.", 1)
+        raise ZooError(message) from None
+    return reader.read()
+
+
+def resolve_base(recipe: Recipe, strategy: Strategy) -> tuple[PretrainedWeights | None, Any]:
+    """The base weights (None for scratch) and the backbone spec."""
+    if recipe.base == "scratch":
+        return None, get_backbone(recipe.backbone)
+    weights = load_weights(recipe.base)
+    if recipe.backbone and recipe.backbone != weights.spec.name:
+        raise ZooError(f"backbone is '{recipe.backbone}' but base {recipe.base} is a '{weights.spec.name}'; "
+                       "remove the backbone field or make them agree")
+    return (weights if strategy.uses_pretrained else None), weights.spec
+
+
+def make_encoder(spec, recipe: Recipe, weights: PretrainedWeights | None):
+    if spec.modality == "text":
+        return TextEncoder(spec.preprocessing, files=weights.files if weights else None,
+                           max_length=recipe.data.max_length)
+    return ImageEncoder(spec.preprocessing, size=recipe.data.image_size)
+
+
+class Engine:
+    """Runs one recipe. `train()` is the whole job; the pieces are methods so benchmarks can time them."""
+
+    def __init__(self, recipe: Recipe, progress: bool = True, log: Callable[[str], None] | None = None):
+        self.recipe, self.progress = recipe, progress
+        self.log = log or (lambda message: None)
+        cfg = recipe.train
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self.device = pick_device(cfg.device)
+        self.generator = seed_everything(cfg.seed)
+        self.strategy = build_strategy(recipe)
+        self.weights, self.spec = resolve_base(recipe, self.strategy)
+        dataset = read_data(recipe)
+        if dataset.modality != self.spec.modality:
+            raise DataError(f"reader '{recipe.data.reader}' gives {dataset.modality} data but backbone "
+                            f"'{self.spec.name}' takes {self.spec.modality}")
+        self.data: PreparedData = prepare(dataset, recipe.data, cfg.seed)
+        num_classes = len(self.data.classes)
+        if recipe.head.num_classes is not None and recipe.head.num_classes != num_classes:
+            raise DataError(f"head.num_classes is {recipe.head.num_classes} but the data has {num_classes} "
+                            f"classes ({', '.join(self.data.classes)})")
+        torch.manual_seed(cfg.seed)  # the head's initialisation depends on the seed only
+        self.model = self.spec.create_model(num_classes, dropout=recipe.head.dropout)
+        if self.weights is not None:
+            self.model.load_backbone_state(self.weights.state_dict, self.weights.origin)
+        self.adapter = None
+        if self.strategy.name == "lora":
+            from zoo_core.lora import apply_lora
+
+            self.adapter = apply_lora(self.model, self.strategy)
+        self.groups = self.model.layer_groups()
+        self.group_names = [g.name for g in self.groups]
+        self.strategy.check_groups(self.group_names)
+        self.encoder = make_encoder(self.spec, recipe, self.weights)
+        self.model.to(self.device)
+
+    # -- optimisation ------------------------------------------------------------------------------------
+    def _group_parameters(self) -> list[list[nn.Parameter]]:
+        """Per layer group, the parameters the strategy may ever train (fixed for the whole run)."""
+        per_group = []
+        for group in self.groups:
+            params = []
+            for module in group.modules:
+                for sub in module.modules():
+                    for name, param in sub.named_parameters(recurse=False):
+                        if self.strategy.trains_parameter(sub, name, group.name):
+                            params.append(param)
+                        else:
+                            param.requires_grad_(False)
+            per_group.append(params)
+        return per_group
+
+    def _optimizer(self, per_group: list[list[nn.Parameter]]) -> torch.optim.Optimizer:
+        cfg = self.recipe.train
+        groups = [{"params": params, "lr": cfg.lr, "name": name}
+                  for name, params in zip(self.group_names, per_group, strict=True) if params]
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _apply_epoch(self, epoch: int, per_group, optimizer) -> list[float]:
+        scales = self.strategy.lr_scales(self.group_names, epoch)
+        self.model.train()
+        for group, params, scale in zip(self.groups, per_group, scales, strict=True):
+            for param in params:
+                param.requires_grad_(scale > 0)
+            if scale == 0:
+                for module in group.modules:
+                    module.eval()  # frozen BatchNorm keeps its running statistics
+        by_name = dict(zip(self.group_names, scales, strict=True))
+        for param_group in optimizer.param_groups:
+            param_group["scale"] = by_name[param_group["name"]]
+        return scales
+
+    def _lr_factor(self, step: int, total: int, warmup: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if self.recipe.train.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    # -- data --------------------------------------------------------------------------------------------
+    def encode(self, split: Split, idx: np.ndarray, augment: bool = False):
+        inputs = split.inputs[idx] if isinstance(split.inputs, np.ndarray) else [split.inputs[i] for i in idx]
+        batch = self.encoder(inputs, augment=augment, generator=self.generator)
+        if isinstance(batch, dict):
+            return {k: v.to(self.device) for k, v in batch.items()}
+        return batch.to(self.device)
+
+    @torch.no_grad()
+    def features(self, split: Split, batch_size: int | None = None) -> torch.Tensor:
+        self.model.eval()
+        out = [self.model.features(self.encode(split, idx)).float().cpu()
+               for idx in batches(len(split), batch_size or self.recipe.train.batch_size, shuffle=False)]
+        return torch.cat(out) if out else torch.empty(0, self.spec.feature_dim)
+
+    @torch.no_grad()
+    def logits(self, split: Split, cached: torch.Tensor | None = None) -> torch.Tensor:
+        self.model.eval()
+        if cached is not None:
+            return self.model.head(cached.to(self.device)).float().cpu()
+        return torch.cat([self.model(self.encode(split, idx)).float().cpu()
+                          for idx in batches(len(split), self.recipe.train.batch_size, shuffle=False)])
+
+    def evaluate(self, split: Split, cached: torch.Tensor | None = None) -> dict[str, float]:
+        logits = self.logits(split, cached)
+        labels = torch.from_numpy(split.labels)
+        metrics = classification_metrics(split.labels, logits.softmax(1).numpy(), len(self.data.classes))
+        metrics["loss"] = float(F.cross_entropy(logits, labels))
+        return metrics
+
+    # -- the run -----------------------------------------------------------------------------------------
+    def train(self) -> RunResult:
+        cfg, data = self.recipe.train, self.data
+        start = time.perf_counter()
+        cache = self.strategy.frozen_backbone
+        if cache and self.recipe.data.augment:
+            self.log("note: augmentation is off for linear-probe: its features are computed once and cached")
+        feats: dict[str, torch.Tensor | None] = {"train": None, "val": None, "test": None}
+        if cache:
+            for name in feats:
+                split = getattr(data, name)
+                feats[name] = self.features(split) if split is not None else None
+        per_group = self._group_parameters()
+        optimizer = self._optimizer(per_group)
+        steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
+        total = steps_per_epoch * cfg.epochs
+        warmup_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else getattr(
+            self.strategy, "warmup_epochs", 0.0)
+        warmup = min(total - 1, round(warmup_epochs * steps_per_epoch)) if total > 1 else 0
+        history, best, best_epoch, best_state, stale = [], None, 0, None, 0
+        step, samples, train_seconds = 0, 0, 0.0
+        labels_all = torch.from_numpy(data.train.labels)
+        for epoch in range(cfg.epochs):
+            self._apply_epoch(epoch, per_group, optimizer)
+            epoch_start, running, seen = time.perf_counter(), 0.0, 0
+            bar = tqdm(batches(len(data.train), cfg.batch_size, shuffle=True, generator=self.generator),
+                       total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.progress,
+                       leave=False, unit="batch")
+            for idx in bar:
+                factor = self._lr_factor(step, total, warmup)
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] = cfg.lr * param_group["scale"] * factor
+                targets = labels_all[idx].to(self.device)
+                if cache:
+                    logits = self.model.head(feats["train"][idx].to(self.device))
+                else:
+                    logits = self.model(self.encode(data.train, idx, augment=self.recipe.data.augment))
+                loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                seen += len(idx)
+                running += loss.item() * len(idx)
+                rate = seen / max(1e-9, time.perf_counter() - epoch_start)
+                bar.set_postfix(loss=f"{running / seen:.4f}", samples_s=f"{rate:.0f}")
+            train_seconds += time.perf_counter() - epoch_start
+            samples += seen
+            record = {"epoch": epoch + 1, "train_loss": running / max(1, seen)}
+            if data.val is not None and len(data.val):
+                record.update({f"val_{k}": v for k, v in self.evaluate(data.val, feats["val"]).items()})
+            history.append(record)
+            self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            score = self._score(record)
+            if best is None or score > best:
+                best, best_epoch, stale = score, epoch + 1, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+            else:
+                stale += 1
+                if cfg.early_stopping and stale >= cfg.early_stopping.patience:
+                    self.log(f"early stopping: no better {cfg.select_metric} for {stale} epochs")
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.model.eval()
+        metrics = {}
+        if data.test is not None and len(data.test):
+            metrics = self.evaluate(data.test, feats["test"])
+        return RunResult(self.model, data.classes, metrics, history, best_epoch, time.perf_counter() - start,
+                         samples / max(1e-9, train_seconds))
+
+    def _score(self, record: dict[str, float]) -> float:
+        metric = self.recipe.train.select_metric
+        key = f"val_{metric}"
+        if key not in record:  # no validation split: the last epoch wins
+            return float(record["epoch"])
+        return -record[key] if metric == "loss" else record[key]
