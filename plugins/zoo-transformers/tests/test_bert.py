@@ -96,3 +96,38 @@ def test_custom_configuration_becomes_a_generic_bert_variant(tmp_path):
     model = spec.create_model(3)
     out = zoo_core.write_checkpoint(tmp_path / "ckpt", model, ["a", "b", "c"])
     assert zoo_core.load_checkpoint(out).model.spec.options["hidden_size"] == 32
+
+
+def test_finetune_real_minilm_on_sst2_sample_then_predict(tmp_path):
+    from pathlib import Path
+
+    from zoo_core.recipe import recipe_from_dict
+    from zoo_core.run import run_recipe
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "data"
+    recipe = recipe_from_dict({
+        "base": f"hf:{MINILM}",
+        "strategy": {"name": "finetune", "backbone_lr_scale": 0.1},
+        "data": {"reader": "csv", "args": {"files": {"train": str(examples / "sst2_train_sample.tsv"),
+                                                     "test": str(examples / "sst2_dev_sample.tsv")},
+                                           "text": 1, "label": 0, "classes": ["negative", "positive"]},
+                 "labels_per_class": 48, "limit": {"val": 32, "test": 64}, "max_length": 48},
+        "train": {"epochs": 2, "batch_size": 16, "lr": 0.002},
+        "output": str(tmp_path / "sst2"),
+    })
+    result = run_recipe(recipe, progress=False, log=lambda m: None)
+    assert result.metrics["accuracy"] > 0.6, result.metrics  # pretrained sentence features carry sentiment
+    out = result.checkpoint
+    assert (out / "tokenizer.json").is_file() or (out / "vocab.txt").is_file()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model.startswith("hf:/") and card.data.pipeline_tag == "text-classification"
+    loaded = zoo_core.load(out)
+    [[(label, probability)]] = loaded.predict(["a wonderful, moving and beautifully acted film"])
+    assert label in {"negative", "positive"} and 0.5 <= probability <= 1
+    cli = subprocess.run([str(Path(sys.executable).parent / "zoo"), "predict", str(out), "--json", "--top-k", "2",
+                          "an utterly boring mess", "a triumph"], capture_output=True, text=True, check=True)
+    rows = json.loads(cli.stdout)
+    assert [r["input"] for r in rows] == ["an utterly boring mess", "a triumph"]
+    assert abs(sum(p["probability"] for p in rows[0]["predictions"]) - 1) < 1e-4
