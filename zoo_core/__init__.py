@@ -10,6 +10,7 @@ from zoo_core.backbone import (  # noqa: E402
     TransferModel,
 )
 from zoo_core.checkpoint import Checkpoint, load, load_checkpoint, write_checkpoint  # noqa: E402
+from zoo_core.client import Registry  # noqa: E402
 from zoo_core.data import DataSet, Reader, Split  # noqa: E402
 from zoo_core.errors import (  # noqa: E402
     DataError,
@@ -33,7 +34,7 @@ from zoo_core.strategy import Strategy  # noqa: E402
 
 __all__ = [
     "BackboneSpec", "Checkpoint", "DataError", "DataSet", "DuplicateNameError", "ImagePreprocessing",
-    "LayerGroup", "PretrainedWeights", "Reader", "Split", "Strategy", "TextPreprocessing", "TransferModel",
+    "LayerGroup", "PretrainedWeights", "Reader", "Registry", "Split", "Strategy", "TextPreprocessing", "TransferModel",
     "UnknownNameError", "WeightSource", "WeightsError", "ZooError", "get_backbone", "get_catalog",
     "get_reader", "get_source", "get_strategy", "hookimpl", "load", "list_backbones", "list_strategies",
     "load_checkpoint", "load_pretrained", "load_weights", "write_checkpoint",

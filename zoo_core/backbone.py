@@ -123,12 +123,19 @@ class BackboneSpec:
             groups.append(LayerGroup(name, modules))
         return groups
 
-    def create_model(self, num_classes: int, dropout: float = 0.0) -> TransferModel:
-        """The backbone, randomly initialised, with a new linear head for `num_classes`."""
+    def create_model(self, num_classes: int, dropout: float = 0.0, feature_groups: Sequence[str] | None = None,
+                     standardize: bool = False) -> TransferModel:
+        """The backbone, randomly initialised, with a new linear head for `num_classes`.
+
+        `feature_groups` makes the head read the pooled, concatenated outputs of those layer groups instead of
+        the backbone's final features; `standardize` puts a per-feature standardisation in front of the head.
+        """
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, num_classes))
-        return TransferModel(self, self.build(), head)
+        model = TransferModel(self, self.build(), nn.Identity(), tuple(feature_groups or ()))
+        width = model.probe_feature_dim() if feature_groups else self.feature_dim
+        model.head = Head(width, num_classes, dropout, standardize)
+        return model
 
     def for_options(self, options: Mapping[str, Any]) -> BackboneSpec:
         """The spec of the variant saved with `options` (this spec itself when they match)."""
@@ -153,23 +160,81 @@ class BackboneSpec:
         }
 
 
+class Head(nn.Module):
+    """The new head: optional standardisation (statistics set from the training features), dropout, linear."""
+
+    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.0, standardize: bool = False):
+        super().__init__()
+        self.standardize = standardize
+        if standardize:
+            self.register_buffer("mean", torch.zeros(in_features))
+            self.register_buffer("std", torch.ones(in_features))
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(in_features, num_classes)
+
+    def set_statistics(self, features: torch.Tensor) -> None:
+        self.mean.copy_(features.mean(0))
+        self.std.copy_(features.std(0).clamp(min=1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.standardize:
+            x = (x - self.mean) / self.std
+        return self.linear(self.dropout(x))
+
+
 class TransferModel(nn.Module):
     """A backbone with a new head. Inputs are an image tensor, or a mapping of tokenizer outputs for text."""
 
-    def __init__(self, spec: BackboneSpec, backbone: nn.Module, head: nn.Module):
+    def __init__(self, spec: BackboneSpec, backbone: nn.Module, head: nn.Module, feature_groups: tuple[str, ...] = ()):
         super().__init__()
         self.spec = spec
         self.backbone = backbone
         self.head = head
+        self.feature_groups = feature_groups
 
     @property
     def num_classes(self) -> int:
-        return self.head[-1].out_features
+        return self.head.linear.out_features
 
     def features(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if not self.feature_groups:
+            return self._run_backbone(inputs)
+        groups = {g.name: g for g in self.spec.layer_groups(self.backbone)}
+        unknown = [name for name in self.feature_groups if name not in groups]
+        if unknown:
+            from zoo_core.errors import UnknownNameError
+
+            raise UnknownNameError("layer group", unknown[0], list(groups))
+        captured: dict[str, torch.Tensor] = {}
+        hooks = [groups[name].modules[-1].register_forward_hook(
+            lambda _module, _inputs, output, name=name: captured.__setitem__(name, _pool(output)))
+            for name in self.feature_groups]
+        try:
+            self._run_backbone(inputs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return torch.cat([captured[name] for name in self.feature_groups], dim=1)
+
+    def _run_backbone(self, inputs):
         if isinstance(inputs, Mapping):
             return self.backbone(**inputs)
         return self.backbone(inputs)
+
+    def probe_feature_dim(self) -> int:
+        """Width of the tapped features, from one forward pass of a small dummy input."""
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            if self.spec.modality == "text":
+                dummy = {"input_ids": torch.ones(1, 4, dtype=torch.long),
+                         "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+            else:
+                side = max(75, min(self.spec.preprocessing.input_size, 96))
+                dummy = torch.zeros(1, 3, side, side)
+            width = self.features(dummy).shape[1]
+        self.train(was_training)
+        return width
 
     def forward(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self.features(inputs))
@@ -193,6 +258,17 @@ class TransferModel(nn.Module):
         if problems:
             raise WeightsError(f"weights from {origin} do not fit backbone '{self.spec.name}': "
                                + "; ".join(problems))
+
+
+def _pool(output: Any) -> torch.Tensor:
+    """A group's output as one vector per example: global average over space (images) or tokens (text)."""
+    if isinstance(output, tuple | list):
+        output = output[0]
+    if output.ndim == 4:
+        return output.mean(dim=(2, 3))
+    if output.ndim == 3:
+        return output.mean(dim=1)
+    return output.flatten(1)
 
 
 def _some(keys: Sequence[str], limit: int = 4) -> str:

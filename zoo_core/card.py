@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+PLACEHOLDER = "_Not stated in the recipe._"
 RELATIONS = {"linear-probe": "finetune", "freeze": "finetune", "finetune": "finetune",
              "gradual-unfreeze": "finetune", "bitfit": "finetune", "lora": "adapter"}
 
@@ -23,10 +24,11 @@ def render_card(*, recipe, result, origin: str | None, data_provenance: dict, ve
     metrics = result.metrics
     meta: dict[str, Any] = {
         "library_name": "transfer-zoo",
-        "license": card.license or "other",
         "tags": ["transfer-zoo", recipe.strategy.name, result.model.spec.family, *card.tags],
         "pipeline_tag": task,
     }
+    if card.license:
+        meta["license"] = card.license
     if card.language:
         meta["language"] = card.language
     if origin and not origin.startswith("scratch"):
@@ -50,7 +52,7 @@ def render_card(*, recipe, result, origin: str | None, data_provenance: dict, ve
         f"# {meta['model-index'][0]['name'] if metrics else spec.name}", "",
         card.description or (f"A {spec.name} ({spec.family}) transferred with the `{recipe.strategy.name}` "
                              f"strategy to {len(result.classes)} classes: {', '.join(result.classes)}."), "",
-        "## Intended use", "", card.intended_use or "_Not stated in the recipe._", "",
+        "## Intended use", "", card.intended_use or PLACEHOLDER, "",
         "## Training data", "",
         f"Reader `{recipe.data.reader}` with arguments `{recipe.data.args}`.", "",
         "| split | examples | sha256 |", "|---|---|---|",
@@ -68,6 +70,6 @@ def render_card(*, recipe, result, origin: str | None, data_provenance: dict, ve
         *(["| metric | value |", "|---|---|", *[f"| {k} | {v:.4f} |" for k, v in metrics.items()]]
           if metrics else ["_No test split was evaluated._"]),
         "",
-        "## Limitations", "", card.limitations or "_Not stated in the recipe._", "",
+        "## Limitations", "", card.limitations or PLACEHOLDER, "",
     ]
     return "\n".join(lines)

@@ -81,7 +81,9 @@ def write_checkpoint(path: str | Path, model: TransferModel, labels: list[str],
                      "plugin": _plugin_of(get_catalog(), spec.name), "options": dict(spec.options)},
         "num_classes": model.num_classes,
         "labels": list(labels),
-        "dropout": float(model.head[0].p),
+        "dropout": float(model.head.dropout.p),
+        "feature_groups": list(model.feature_groups),
+        "standardize": model.head.standardize,
         "preprocessing": (preprocessing or spec.preprocessing).as_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +133,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     config = read_config(path)
     backbone = config["backbone"]
     spec = get_backbone(backbone["name"]).for_options(backbone.get("options", {}))
-    model = spec.create_model(config["num_classes"], dropout=config.get("dropout", 0.0))
+    model = spec.create_model(config["num_classes"], dropout=config.get("dropout", 0.0),
+                              feature_groups=config.get("feature_groups"), standardize=config.get("standardize", False))
     try:
         state = load_file(path / WEIGHTS_FILE)
     except (FileNotFoundError, SafetensorError, OSError) as exc:
@@ -145,6 +148,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(model, list(config["labels"]), preprocessing, config, path.resolve())
 
 
-def load(reference: str | Path) -> Checkpoint:
-    """A trained model, ready to predict: `zoo_core.load("runs/pneumonia")` (a checkpoint folder)."""
-    return load_checkpoint(reference)
+def load(reference: str | Path, registry: str | None = None) -> Checkpoint:
+    """A trained model, ready to predict: a checkpoint folder (`zoo_core.load("runs/pneumonia")`) or a registry
+    reference (`zoo_core.load("acme/pneumonia@production")`, `@3`, `@latest`), fetched into the registry's
+    cache and checked by sha256."""
+    path = Path(reference).expanduser()
+    if path.is_dir() or isinstance(reference, Path) or str(reference).startswith((".", "/", "~")):
+        return load_checkpoint(path)
+    from zoo_core.client import Registry
+
+    return load_checkpoint(Registry(registry).pull(str(reference)))

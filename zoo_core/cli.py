@@ -219,6 +219,11 @@ def features(recipe: Path = typer.Argument(..., help="Recipe whose base and data
     console.print(f"{out}: " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
 
 
+from zoo_core import cli_registry  # noqa: E402  (registry commands live in their own module)
+
+cli_registry.register(app, console)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2, with no traceback."""
     try:

@@ -90,6 +90,14 @@ class Recipe(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     card: CardConfig = Field(default_factory=CardConfig)
     output: str | None = Field(None, description="checkpoint folder to write")
+    publish: str | None = Field(None, description="registry model (NAMESPACE/NAME) to publish the checkpoint to")
+    publish_status: Literal["published", "draft"] = "published"
+
+    @model_validator(mode="after")
+    def _publish_needs_output(self) -> Recipe:
+        if self.publish and not self.output:
+            raise ValueError("publish needs an output folder (field 'output')")
+        return self
 
     @field_validator("strategy", mode="before")
     @classmethod

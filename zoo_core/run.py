@@ -86,6 +86,16 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool
                                 resize_size=recipe.data.image_size)
     result.checkpoint = write_checkpoint(output, engine.model.cpu(), result.classes, preprocessing=preprocessing,
                                          extra=extras, overwrite=overwrite)
+    if recipe.publish:
+        from zoo_core.card import RELATIONS
+        from zoo_core.client import Registry
+
+        parent = origin if origin != "scratch" else None
+        relation = RELATIONS.get(engine.strategy.name, "finetune") if parent else None
+        version = Registry().push(result.checkpoint, recipe.publish, status=recipe.publish_status,
+                                  parent=parent, relation=relation)
+        result.extra["published"] = f"{version.model_id}@{version.number}"
+        log(f"published {version.model_id}@{version.number}")
     return result
 
 

@@ -44,6 +44,10 @@ class Strategy(BaseModel):
         """Whether this parameter (of `module`, in `group`) trains when its group does."""
         return True
 
+    def head_options(self) -> dict[str, Any]:
+        """Options for the new head (`feature_groups`, `standardize`): see `BackboneSpec.create_model`."""
+        return {}
+
     @classmethod
     def summary(cls, plugin: str | None = None) -> dict[str, Any]:
         schema = cls.model_json_schema()

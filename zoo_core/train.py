@@ -128,7 +128,8 @@ class Engine:
             raise DataError(f"head.num_classes is {recipe.head.num_classes} but the data has {num_classes} "
                             f"classes ({', '.join(self.data.classes)})")
         torch.manual_seed(cfg.seed)  # the head's initialisation depends on the seed only
-        self.model = self.spec.create_model(num_classes, dropout=recipe.head.dropout)
+        self.strategy.check_groups([*self.spec.group_names, "head"])
+        self.model = self.spec.create_model(num_classes, dropout=recipe.head.dropout, **self.strategy.head_options())
         if self.weights is not None:
             self.model.load_backbone_state(self.weights.state_dict, self.weights.origin)
         self.adapter = None
@@ -138,7 +139,6 @@ class Engine:
             self.adapter = apply_lora(self.model, self.strategy)
         self.groups = self.model.layer_groups()
         self.group_names = [g.name for g in self.groups]
-        self.strategy.check_groups(self.group_names)
         self.encoder = make_encoder(self.spec, recipe, base)
         self.model.to(self.device)
 
@@ -230,6 +230,8 @@ class Engine:
             for name in feats:
                 split = getattr(data, name)
                 feats[name] = self.features(split) if split is not None else None
+            if self.model.head.standardize:
+                self.model.head.set_statistics(feats["train"].to(self.device))
         per_group = self._group_parameters()
         optimizer = self._optimizer(per_group)
         steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)

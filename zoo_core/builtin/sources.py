@@ -35,9 +35,24 @@ class ScratchSource(WeightSource):
         return PretrainedWeights(spec=spec, state_dict=spec.build().state_dict(), origin=f"scratch:{spec.name}")
 
 
+class RegistrySource(WeightSource):
+    name = "zoo"
+    description = "a registry version: zoo:NAMESPACE/NAME[@VERSION|@ALIAS] (ZOO_REGISTRY)"
+
+    def load(self, reference: str) -> PretrainedWeights:
+        from zoo_core.client import Registry
+
+        registry = Registry()
+        info = registry.resolve(reference)
+        weights = FileSource().load(str(registry.pull(f"{info.model_id}@{info.number}")))
+        weights.origin = f"zoo:{info.model_id}@{info.number}"
+        return weights
+
+
 @hookimpl
 def register_sources(register):
     register(FileSource())
+    register(RegistrySource())
     register(ScratchSource())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
+from zoo_core.errors import ZooError
 from zoo_core.hookspecs import hookimpl
 from zoo_core.strategy import NORM_TYPES, Strategy, decayed, resolve_group
 
@@ -14,9 +15,22 @@ class LinearProbe(Strategy):
 
     name = "linear-probe"
     frozen_backbone = True
+    feature_groups: list[str] | None = Field(
+        None, description="pool and concatenate these layer groups' outputs instead of the final features "
+                          "(mid-level features often transfer better to a distant domain)")
+    standardize: bool = Field(True, description="standardise each feature with the training set's statistics")
+
+    def check_groups(self, groups):
+        for name in self.feature_groups or ():
+            if name == groups[-1]:
+                raise ZooError("linear-probe: feature_groups cannot include the head")
+            resolve_group(name, groups)
 
     def lr_scales(self, groups, epoch):
         return [0.0] * (len(groups) - 1) + [1.0]
+
+    def head_options(self):
+        return {"feature_groups": self.feature_groups, "standardize": self.standardize}
 
 
 class Freeze(Strategy):

@@ -1,0 +1,285 @@
+"""The registry service on SQLite and on a real PostgreSQL: publication, cards, lineage, aliases, search."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+import zoo_core
+from zoo_core.errors import UnknownNameError, ZooError
+from zoo_core.registry.blobs import IntegrityError
+from zoo_core.registry.service import AuthError, CardError, NotFoundError, RegistryService
+
+CARD = """---
+license: cc-by-4.0
+library_name: transfer-zoo
+tags: [transfer-zoo, {tag}]
+---
+
+# {name}
+
+A test model for the registry.
+
+## Intended use
+
+Tests.
+
+## Training data
+
+Synthetic.
+
+## Evaluation
+
+| metric | value |
+|---|---|
+| accuracy | {accuracy} |
+
+## Limitations
+
+None known.
+"""
+
+
+@pytest.fixture
+def service(database_url, tmp_path):
+    svc = RegistryService(database_url, tmp_path / "blobs")
+    yield svc
+    svc.engine.dispose()
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """make(name, accuracy=..., strategy=..., backbone=..., card=...) -> a checkpoint folder to push."""
+    counter = iter(range(10_000))
+
+    def make(name="model", accuracy=0.9, strategy="finetune", backbone="resnet18", family="resnet", tag="x",
+             card=None, weights=b"weights"):
+        folder = tmp_path / f"ckpt{next(counter)}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(weights + name.encode())
+        (folder / "config.json").write_text(json.dumps({
+            "library_name": "transfer-zoo", "backbone": {"name": backbone, "family": family, "modality": "image"}}))
+        (folder / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "macro_f1": accuracy - 0.01}))
+        (folder / "recipe.yaml").write_text(f"strategy: {{name: {strategy}}}\n")
+        (folder / "README.md").write_text(card if card is not None else
+                                          CARD.format(name=name, accuracy=accuracy, tag=tag))
+        return folder
+
+    return make
+
+
+def test_push_assigns_numbers_moves_latest_and_keeps_files(service, checkpoint):
+    first = service.push_folder(checkpoint("a"), "acme/pneumonia")
+    assert (first.number, first.status, first.aliases) == (1, "published", ["latest"])
+    assert len(first.commit) == 40 and int(first.commit, 16) >= 0
+    files = {f["path"]: f for f in first.files}
+    assert set(files) == {"README.md", "config.json", "metrics.json", "model.safetensors", "recipe.yaml"}
+    second = service.push_folder(checkpoint("b"), "acme/pneumonia")
+    assert second.number == 2 and second.aliases == ["latest"]
+    assert service.resolve("acme/pneumonia@1").files == first.files  # published files never change
+    assert service.resolve("acme/pneumonia").number == 2
+    assert service.resolve("acme/pneumonia@v1").commit == first.commit
+    assert service.resolve(f"acme/pneumonia@{first.commit}").number == 1
+    assert service.resolve("acme/pneumonia@1").metrics == {"accuracy": 0.9, "macro_f1": pytest.approx(0.89)}
+    assert service.resolve("acme/pneumonia@1").strategy == "finetune"
+
+
+def test_card_without_required_sections_is_refused_and_nothing_is_visible(service, checkpoint):
+    bare = "---\nlibrary_name: transfer-zoo\n---\n# x\n\n## Intended use\n\nSomething.\n"
+    with pytest.raises(CardError) as error:
+        service.push_folder(checkpoint(card=bare), "acme/undocumented")
+    message = str(error.value)
+    for missing in ("Training data", "Evaluation", "Limitations", "license"):
+        assert missing in message
+    with pytest.raises(NotFoundError):
+        service.resolve("acme/undocumented")
+    draft = service.push_folder(checkpoint(card=bare), "acme/undocumented", status="draft")
+    assert draft.status == "draft" and draft.aliases == []
+    with pytest.raises(CardError):
+        service.set_status("acme/undocumented@1", "published")
+    assert service.gc()["removed"] == 0  # the draft references the refused push's blobs
+
+
+def test_gc_removes_blobs_of_failed_pushes(service, checkpoint):
+    with pytest.raises(CardError):
+        service.push_folder(checkpoint(card=""), "acme/nothing")
+    result = service.gc()
+    assert result["removed"] == 5 and result["bytes"] > 0
+    assert list(service.blobs.all()) == []
+
+
+def test_corrupt_uploads_and_bad_names_store_nothing(service):
+    data = b"0123456789" * 100
+    with pytest.raises(IntegrityError, match="sha256 mismatch"):
+        service.store_file(io.BytesIO(data), "model.safetensors", size=len(data), sha256="0" * 64)
+    with pytest.raises(IntegrityError, match="expected 2000 bytes, received 1000"):
+        service.store_file(io.BytesIO(data), "model.safetensors", size=2000)
+    with pytest.raises(IntegrityError, match="upload limit"):
+        service.store_file(io.BytesIO(data), "model.safetensors", limit=100)
+    for bad in ("../escape", "/etc/passwd", "a/../../b", "bad\x00name", "back\\slash", ""):
+        with pytest.raises(ZooError, match="not allowed"):
+            service.store_file(io.BytesIO(data), bad)
+    assert list(service.blobs.all()) == []
+    assert list((service.blobs.root / "tmp").iterdir()) == []
+
+
+def test_equal_files_are_stored_once(service, checkpoint):
+    service.push_folder(checkpoint("same"), "acme/a")
+    service.push_folder(checkpoint("same"), "acme/b")
+    assert len(list(service.blobs.all())) == 5
+
+
+def test_lineage_chain_with_branch_in_one_query(service, checkpoint):
+    service.push_folder(checkpoint("root"), "acme/source", parent="torchvision:resnet18.IMAGENET1K_V1")
+    service.push_folder(checkpoint("mid"), "acme/mid", parent="acme/source@1")
+    service.push_folder(checkpoint("leaf"), "acme/leaf", parent="zoo:acme/mid@latest")
+    service.push_folder(checkpoint("branch"), "acme/branch", parent="acme/mid@1", relation="adapter")
+    up = service.lineage("acme/leaf@1", "ancestors")
+    ids = [n["id"] for n in up["nodes"]]
+    assert ids == ["torchvision:resnet18.IMAGENET1K_V1", "acme/source@1", "acme/mid@1", "acme/leaf@1"]
+    down = service.lineage("acme/source", "descendants")
+    assert {n["id"] for n in down["nodes"]} == {"acme/source@1", "acme/mid@1", "acme/leaf@1", "acme/branch@1"}
+    relations = {(e["child"], e["relation"]) for e in down["edges"]}
+    assert ("acme/branch@1", "adapter") in relations and ("acme/mid@1", "finetune") in relations
+    family = service.lineage("acme/mid@1")
+    assert len(family["nodes"]) == 5 and len(family["edges"]) == 4
+    assert service.resolve("acme/leaf@1").parents == [{"ref": "acme/mid@1", "relation": "finetune"}]
+
+
+def test_lineage_to_missing_parent_is_refused(service, checkpoint):
+    with pytest.raises(NotFoundError, match="acme/ghost"):
+        service.push_folder(checkpoint(), "acme/orphan", parent="acme/ghost@1")
+    with pytest.raises(NotFoundError):
+        service.resolve("acme/orphan")
+    with pytest.raises(ZooError, match="relation 'cousin'"):
+        service.push_folder(checkpoint(), "acme/orphan", parent="hf:bert-base-uncased", relation="cousin")
+
+
+def test_aliases_history_and_yank(service, checkpoint):
+    for name in "abc":
+        service.push_folder(checkpoint(name), "acme/m")
+    service.set_alias("acme/m", "production", 1)
+    service.set_alias("acme/m", "production", 2)
+    assert service.resolve("acme/m@production").number == 2
+    history = service.alias_history("acme/m")
+    assert [(h["alias"], h["from"], h["to"]) for h in history] == [
+        ("latest", None, 1), ("latest", 1, 2), ("latest", 2, 3), ("production", None, 1), ("production", 1, 2)]
+    service.set_status("acme/m@3", "yanked", "leaked test data")
+    assert service.resolve("acme/m").number == 2  # latest falls back to the newest published version
+    with pytest.raises(ZooError, match="is yanked"):
+        service.set_alias("acme/m", "staging", 3)
+    with pytest.raises(NotFoundError, match="leaked test data"):
+        service.pull("acme/m@3")
+    with pytest.raises(UnknownNameError, match="unknown alias of acme/m 'prod'; did you mean production"):
+        service.resolve("acme/m@prod")
+    with pytest.raises(NotFoundError, match="version '9'"):
+        service.resolve("acme/m@9")
+    with pytest.raises(ZooError, match="must not look like a version"):
+        service.set_alias("acme/m", "v2", 1)
+    service.set_status("acme/m@1", "deprecated", "superseded")
+    assert service.resolve("acme/m@1").status == "deprecated"
+
+
+def test_search_filters_metrics_lineage_and_pagination(service, checkpoint):
+    service.push_folder(checkpoint("r1", accuracy=0.95, tag="xray"), "acme/xray-resnet")
+    service.push_folder(checkpoint("v1", accuracy=0.80, backbone="vgg16", family="vgg", strategy="freeze",
+                                   tag="xray"), "acme/xray-vgg", parent="acme/xray-resnet@1")
+    service.push_folder(checkpoint("b1", accuracy=0.70, backbone="bert-tiny", family="bert", strategy="lora",
+                                   tag="text"), "other/sentiment", parent="acme/xray-resnet@1", relation="adapter")
+    service.set_alias("acme/xray-resnet", "production", 1)
+    assert {r["id"] for r in service.search("xray")["results"]} == {"acme/xray-resnet", "acme/xray-vgg"}
+    assert [r["id"] for r in service.search(family="vgg")["results"]] == ["acme/xray-vgg"]
+    assert [r["id"] for r in service.search(strategy="lora")["results"]] == ["other/sentiment"]
+    assert [r["id"] for r in service.search(tag="text")["results"]] == ["other/sentiment"]
+    assert {r["id"] for r in service.search(metric=("accuracy", ">=", 0.8))["results"]} == {
+        "acme/xray-resnet", "acme/xray-vgg"}
+    assert [r["id"] for r in service.search(sort="accuracy")["results"]] == [
+        "acme/xray-resnet", "acme/xray-vgg", "other/sentiment"]
+    assert {r["id"] for r in service.search(descendant_of="acme/xray-resnet@1")["results"]} == {
+        "acme/xray-vgg", "other/sentiment"}
+    assert [r["id"] for r in service.search(relation="adapter")["results"]] == ["other/sentiment"]
+    page = service.search(sort="name", per_page=2, page=2)
+    assert page["total"] == 3 and [r["id"] for r in page["results"]] == ["other/sentiment"]
+    top = service.search("resnet")["results"][0]
+    assert top["versions"] == [{"number": 1, "status": "published", "aliases": ["latest", "production"],
+                                "metrics": {"accuracy": 0.95, "macro_f1": pytest.approx(0.94)}}]
+
+
+def test_concurrent_pushes_get_distinct_consecutive_numbers(service, checkpoint):
+    folders = [checkpoint(f"c{i}") for i in range(6)]
+    numbers, errors = [], []
+
+    def push(folder):
+        try:
+            numbers.append(service.push_folder(folder, "acme/busy").number)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(f,)) for f in folders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(numbers) == [1, 2, 3, 4, 5, 6]
+
+
+def test_tokens_and_private_models(service, checkpoint):
+    token = service.create_token("acme")
+    acme = service.viewer_for(token)
+    service.push_folder(checkpoint(), "acme/secret", viewer=acme, visibility="private")
+    with pytest.raises(AuthError):
+        service.push_folder(checkpoint(), "other/x", viewer=acme)
+    with pytest.raises(AuthError, match="invalid token"):
+        service.viewer_for("zoo_wrong")
+    anonymous = service.viewer_for(None)
+    with pytest.raises(NotFoundError):
+        service.resolve("acme/secret", anonymous)
+    assert service.search(viewer=anonymous)["total"] == 0
+    assert service.resolve("acme/secret", acme).number == 1
+    from sqlmodel import Session, select
+
+    from zoo_core.registry.models import Token
+
+    with Session(service.engine) as session:
+        stored = session.exec(select(Token.token_hash)).all()
+    assert stored and token not in stored and all(len(h) == 64 for h in stored)  # only hashes are kept
+
+
+def test_reopening_runs_migrations_once(database_url, tmp_path, checkpoint):
+    first = RegistryService(database_url, tmp_path / "blobs")
+    first.push_folder(checkpoint(), "acme/kept")
+    first.engine.dispose()
+    again = RegistryService(database_url, tmp_path / "blobs")
+    assert again.resolve("acme/kept").number == 1
+    from sqlalchemy import text
+
+    with again.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    again.engine.dispose()
+
+
+def test_load_from_the_embedded_registry_and_train_publishes_with_lineage(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "zoo"))
+    from zoo_core.recipe import recipe_from_dict
+    from zoo_core.run import run_recipe
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "data"
+    data = {"reader": "npz", "args": {"path": str(examples / "pneumoniamnist_sample.npz")},
+            "labels_per_class": 4, "image_size": 32, "limit": {"val": 8, "test": 8}}
+    base = {"strategy": "finetune", "data": data,
+            "train": {"epochs": 1, "batch_size": 8},
+            "card": {"intended_use": "tests", "limitations": "tiny", "license": "cc-by-4.0"}}
+    source = run_recipe(recipe_from_dict({**base, "base": "scratch:tinynet", "output": str(tmp_path / "s"),
+                                          "publish": "acme/source"}), progress=False, log=lambda m: None)
+    assert source.extra["published"] == "acme/source@1"
+    target = run_recipe(recipe_from_dict({**base, "base": "zoo:acme/source@latest", "output": str(tmp_path / "t"),
+                                          "publish": "acme/target"}), progress=False, log=lambda m: None)
+    registry = zoo_core.Registry()
+    assert registry.resolve("acme/target").parents == [{"ref": "acme/source@1", "relation": "finetune"}]
+    loaded = zoo_core.load("acme/target@latest")
+    assert loaded.labels == target.classes and loaded.path.parent == registry.root / "cache"

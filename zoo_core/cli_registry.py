@@ -1,0 +1,173 @@
+"""`zoo push/pull/search/show/versions/lineage/alias/deprecate/yank/gc/token`: thin faces over `Registry`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from zoo_core.client import Registry
+from zoo_core.errors import ZooError
+
+REGISTRY = typer.Option(None, "--registry", "-r", help="Registry folder (default: $ZOO_REGISTRY or ~/.zoo).")
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def register(app: typer.Typer, console) -> None:
+    def out(data) -> None:
+        typer.echo(json.dumps(data, indent=2, default=str))
+
+    @app.command()
+    def push(folder: Path = typer.Argument(..., help="Checkpoint folder."),
+             model: str = typer.Argument(..., help="NAMESPACE/NAME"),
+             draft: bool = typer.Option(False, "--draft", help="Keep it unpublished (no card checks)."),
+             parent: str = typer.Option(None, help="Parent: NAMESPACE/NAME@VERSION or an external source."),
+             relation: str = typer.Option(None, help="finetune, adapter, feature-extraction, quantized, merge"),
+             private: bool = typer.Option(False, "--private"),
+             registry: str = REGISTRY, as_json: bool = JSON) -> None:
+        """Publish a checkpoint folder as the next version of a model."""
+        info = Registry(registry).push(folder, model, status="draft" if draft else "published", parent=parent,
+                                       relation=relation, visibility="private" if private else None)
+        if as_json:
+            return out(info.as_dict())
+        console.print(f"{info.model_id}@{info.number} {info.status} (commit {info.commit[:12]}, "
+                      f"{len(info.files)} files, aliases: {', '.join(info.aliases) or '-'})")
+
+    @app.command()
+    def pull(ref: str = typer.Argument(..., help="NAMESPACE/NAME[@VERSION|@ALIAS]"),
+             dest: Path = typer.Argument(None, help="Folder to write (default: the registry's cache)."),
+             registry: str = REGISTRY) -> None:
+        """Fetch a version's files, each checked by sha256."""
+        console.print(str(Registry(registry).pull(ref, dest)))
+
+    @app.command()
+    def search(query: str = typer.Argument(None), task: str = None, modality: str = None, backbone: str = None,
+               family: str = None, strategy: str = None, license: str = None, tag: str = None,
+               metric: str = typer.Option(None, help="e.g. 'accuracy>=0.9'"),
+               descendant_of: str = typer.Option(None, help="only descendants of this version"),
+               relation: str = None, sort: str = typer.Option("updated", help="updated, name or a metric"),
+               page: int = 1, per_page: int = 20, registry: str = REGISTRY, as_json: bool = JSON) -> None:
+        """Search models: free text, filters, metric and lineage filters."""
+        parsed = None
+        if metric:
+            match = re.fullmatch(r"\s*([\w-]+)\s*(>=|<=|=|>|<)\s*([0-9.eE+-]+)\s*", metric)
+            if not match:
+                raise ZooError(f"--metric '{metric}' must look like NAME>=VALUE (operators >=, <=, >, <, =)")
+            parsed = (match.group(1), match.group(2), float(match.group(3)))
+        found = Registry(registry).search(query, task=task, modality=modality, backbone=backbone, family=family,
+                                          strategy=strategy, license=license, tag=tag, metric=parsed,
+                                          descendant_of=descendant_of, relation=relation, sort=sort, page=page,
+                                          per_page=per_page)
+        if as_json:
+            return out(found)
+        table = Table("model", "latest", "backbone", "strategy", "metrics", "aliases", title=f"{found['total']} models")
+        for r in found["results"]:
+            aliases = [f"{a}→{v['number']}" for v in r["versions"] for a in v["aliases"]]
+            table.add_row(r["id"], str(r["latest"]), r["backbone"] or "", r["strategy"] or "",
+                          ", ".join(f"{k} {v:.3f}" for k, v in r["metrics"].items() if k != "loss"), ", ".join(aliases))
+        console.print(table)
+
+    @app.command()
+    def show(ref: str = typer.Argument(...), registry: str = REGISTRY, as_json: bool = JSON) -> None:
+        """A version: status, metrics, files, parents."""
+        info = Registry(registry).resolve(ref)
+        if as_json:
+            return out(info.as_dict())
+        console.print(f"[bold]{info.model_id}@{info.number}[/bold] {info.status}  commit {info.commit}")
+        console.print(f"aliases: {', '.join(info.aliases) or '-'}   backbone: {info.backbone}   "
+                      f"strategy: {info.strategy}")
+        console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in info.metrics.items()))
+        console.print("parents: " + (", ".join(f"{p['ref']} ({p['relation']})" for p in info.parents) or "-"))
+        table = Table("file", "size", "sha256")
+        for f in info.files:
+            table.add_row(f["path"], str(f["size"]), f["sha256"])
+        console.print(table)
+
+    @app.command()
+    def versions(model: str, registry: str = REGISTRY, as_json: bool = JSON) -> None:
+        """All versions of a model."""
+        rows = Registry(registry).versions(model)
+        if as_json:
+            return out([r.as_dict() for r in rows])
+        table = Table("version", "status", "aliases", "strategy", "metrics", "created")
+        for r in rows:
+            table.add_row(str(r.number), r.status, ", ".join(r.aliases), r.strategy or "",
+                          ", ".join(f"{k} {v:.3f}" for k, v in r.metrics.items() if k != "loss"), r.created_at[:19])
+        console.print(table)
+
+    @app.command()
+    def lineage(ref: str, ancestors: bool = typer.Option(False, "--ancestors"),
+                descendants: bool = typer.Option(False, "--descendants"),
+                registry: str = REGISTRY, as_json: bool = JSON) -> None:
+        """The family graph of a version (one recursive query)."""
+        direction = "ancestors" if ancestors and not descendants else "descendants" if descendants and not ancestors \
+            else "both"
+        graph = Registry(registry).lineage(ref, direction)
+        if as_json:
+            return out(graph)
+        children: dict[str, list[tuple[str, str]]] = {}
+        for edge in graph["edges"]:
+            children.setdefault(edge["parent"], []).append((edge["child"], edge["relation"]))
+        child_ids = {e["child"] for e in graph["edges"]}
+        roots = [n["id"] for n in graph["nodes"] if n["id"] not in child_ids]
+        tree = Tree(f"lineage of {graph['root']}")
+
+        def grow(node, name, seen):
+            for child, relation in children.get(name, []):
+                if child not in seen:
+                    grow(node.add(f"{child} [dim]({relation})[/dim]" + (" ◀" if child == graph["root"] else "")),
+                         child, seen | {child})
+
+        for root in roots:
+            grow(tree.add(root + (" ◀" if root == graph["root"] else "")), root, {root})
+        console.print(tree)
+
+    @app.command()
+    def alias(model: str, name: str = typer.Argument(None), version: int = typer.Argument(None),
+              history: bool = typer.Option(False, "--history", help="Show who moved which alias when."),
+              registry: str = REGISTRY, as_json: bool = JSON) -> None:
+        """Point an alias (production, staging, ...) at a version, or show the alias history."""
+        reg = Registry(registry)
+        if history:
+            events = reg.alias_history(model)
+            if as_json:
+                return out(events)
+            for e in events:
+                console.print(f"{e['at'][:19]}  {e['alias']}: {e['from'] or '-'} → {e['to'] or '-'}  by {e['actor']}")
+            return None
+        if name is None or version is None:
+            raise ZooError("usage: zoo alias NAMESPACE/NAME ALIAS VERSION, or zoo alias NAMESPACE/NAME --history")
+        info = reg.set_alias(model, name, version)
+        console.print(f"{model}@{name} → {info.number}")
+
+    @app.command()
+    def deprecate(ref: str, reason: str = typer.Option(None), registry: str = REGISTRY) -> None:
+        """Mark a version deprecated (still downloadable)."""
+        info = Registry(registry).deprecate(ref, reason)
+        console.print(f"{info.model_id}@{info.number} deprecated")
+
+    @app.command()
+    def yank(ref: str, reason: str = typer.Option(..., help="Why: shown to whoever asks for it."),
+             registry: str = REGISTRY) -> None:
+        """Withdraw a version: it is no longer served, and its aliases move away."""
+        info = Registry(registry).yank(ref, reason)
+        console.print(f"{info.model_id}@{info.number} yanked")
+
+    @app.command()
+    def gc(registry: str = REGISTRY) -> None:
+        """Remove blobs that no version references (left by failed pushes)."""
+        result = Registry(registry).gc()
+        console.print(f"removed {result['removed']} blobs ({result['bytes']} bytes)")
+
+    token_app = typer.Typer(help="API tokens for the registry server.")
+
+    @token_app.command("create")
+    def token_create(namespace: str, name: str = typer.Option("default"), registry: str = REGISTRY) -> None:
+        """Create a token that can write to NAMESPACE; it is shown once and stored hashed."""
+        typer.echo(Registry(registry).create_token(namespace, name))
+
+    app.add_typer(token_app, name="token")

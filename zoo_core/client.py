@@ -1,0 +1,77 @@
+"""`zoo_core.Registry(uri)`: one interface to a registry. Embedded (a folder: SQLite + blobs, no server) is the
+default, `ZOO_REGISTRY` (default `~/.zoo`) chooses another; `ZOO_DATABASE_URL` points the embedded registry's
+tables at PostgreSQL instead of SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from zoo_core.errors import ZooError
+from zoo_core.registry.service import ADMIN, RegistryService, VersionInfo
+
+
+def default_uri() -> str:
+    return os.environ.get("ZOO_REGISTRY", "~/.zoo")
+
+
+class Registry:
+    """A registry, embedded (a local folder). Methods mirror the `zoo` registry commands."""
+
+    def __init__(self, uri: str | None = None, database_url: str | None = None):
+        uri = uri or default_uri()
+        if uri.startswith(("http://", "https://")):
+            raise ZooError(f"'{uri}' is a server URL; this release talks to embedded registries only "
+                           "(a local folder, e.g. ZOO_REGISTRY=~/.zoo)")
+        self.root = Path(uri).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        url = database_url or os.environ.get("ZOO_DATABASE_URL") or f"sqlite:///{self.root / 'registry.db'}"
+        self.service = RegistryService(url, self.root / "blobs")
+        self.viewer = ADMIN
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    def push(self, folder: str | Path, model: str, **options: Any) -> VersionInfo:
+        return self.service.push_folder(folder, model, viewer=self.viewer, **options)
+
+    def pull(self, ref: str, dest: str | Path | None = None) -> Path:
+        return self.service.pull(ref, dest, viewer=self.viewer, cache=self.root / "cache")
+
+    def resolve(self, ref: str) -> VersionInfo:
+        return self.service.resolve(ref, self.viewer)
+
+    def show(self, model: str) -> dict[str, Any]:
+        return self.service.model_summary(model, self.viewer)
+
+    def versions(self, model: str) -> list[VersionInfo]:
+        return self.service.versions(model, self.viewer)
+
+    def search(self, query: str | None = None, **filters: Any) -> dict[str, Any]:
+        return self.service.search(query, viewer=self.viewer, **filters)
+
+    def lineage(self, ref: str, direction: str = "both") -> dict[str, Any]:
+        return self.service.lineage(ref, direction, self.viewer)
+
+    def set_alias(self, model: str, alias: str, version: int) -> VersionInfo:
+        return self.service.set_alias(model, alias, version, self.viewer)
+
+    def alias_history(self, model: str) -> list[dict[str, Any]]:
+        return self.service.alias_history(model, self.viewer)
+
+    def deprecate(self, ref: str, reason: str | None = None) -> VersionInfo:
+        return self.service.set_status(ref, "deprecated", reason, self.viewer)
+
+    def yank(self, ref: str, reason: str | None = None) -> VersionInfo:
+        return self.service.set_status(ref, "yanked", reason, self.viewer)
+
+    def publish_draft(self, ref: str) -> VersionInfo:
+        return self.service.set_status(ref, "published", None, self.viewer)
+
+    def gc(self) -> dict[str, int]:
+        return self.service.gc()
+
+    def create_token(self, namespace: str, name: str = "default") -> str:
+        return self.service.create_token(namespace, name)

@@ -1,0 +1,56 @@
+"""What a publishable model card must say, checked with huggingface_hub's own card parser."""
+
+from __future__ import annotations
+
+import re
+
+from huggingface_hub import ModelCard
+
+from zoo_core.card import PLACEHOLDER
+
+REQUIRED_SECTIONS = {
+    "intended use": "an 'Intended use' section",
+    "training data": "a 'Training data' section",
+    "evaluation": "an 'Evaluation' section with metrics",
+    "limitations": "a 'Limitations' section",
+}
+
+
+def parse_card(text: str) -> tuple[dict, str]:
+    """(metadata, markdown body); a card without front matter has empty metadata."""
+    card = ModelCard(text, ignore_metadata_errors=True)
+    return card.data.to_dict(), card.text
+
+
+def sections(body: str) -> dict[str, str]:
+    found, current = {}, None
+    for line in body.splitlines():
+        match = re.match(r"^#{2,3}\s+(.*?)\s*$", line)
+        if match:
+            current = match.group(1).strip().lower()
+            found[current] = ""
+        elif current is not None:
+            found[current] += line + "\n"
+    return found
+
+
+METRIC_ROW = re.compile(r"^\|\s*[\w-]+\s*\|\s*[0-9.]+\s*\|", re.MULTILINE)
+
+
+def _content(present: dict[str, str], key: str) -> str:
+    text = next((v for k, v in present.items() if k.startswith(key)), "").strip()
+    return "" if text == PLACEHOLDER else text
+
+
+def missing_for_publication(text: str | None) -> list[str]:
+    """What a card lacks to be published: required sections with real content, metrics, a license."""
+    if not text or not text.strip():
+        return ["a model card (README.md)"]
+    meta, body = parse_card(text)
+    present = sections(body)
+    missing = [what for key, what in REQUIRED_SECTIONS.items() if not _content(present, key)]
+    if _content(present, "evaluation") and not (meta.get("model-index") or METRIC_ROW.search(body)):
+        missing.append("evaluation metrics (model-index in the metadata, or a metrics table)")
+    if not meta.get("license"):
+        missing.append("a license in the card's metadata")
+    return missing

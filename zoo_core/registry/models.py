@@ -1,0 +1,120 @@
+"""Registry tables. Schema changes go through Alembic migrations (zoo_core/registry/migrations)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Namespace(SQLModel, table=True):
+    """A user or an organisation: the `acme` of `acme/pneumonia-resnet18`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=64)
+    kind: str = Field(default="org", max_length=8)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Model(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    namespace_id: int = Field(foreign_key="namespace.id", index=True)
+    name: str = Field(max_length=96)
+    task: str | None = Field(default=None, max_length=64)
+    modality: str | None = Field(default=None, max_length=16)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    license: str | None = Field(default=None, max_length=64)
+    visibility: str = Field(default="public", max_length=8)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Version(SQLModel, table=True):
+    """One immutable version of a model: its files never change once published."""
+
+    __table_args__ = (UniqueConstraint("model_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id", index=True)
+    number: int
+    status: str = Field(default="published", max_length=12, index=True)
+    commit: str = Field(max_length=40, index=True)
+    created_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    card: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    card_data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    backbone: str | None = Field(default=None, max_length=64, index=True)
+    family: str | None = Field(default=None, max_length=32, index=True)
+    strategy: str | None = Field(default=None, max_length=32, index=True)
+    library: str | None = Field(default=None, max_length=32)
+    status_reason: str | None = Field(default=None, max_length=500)
+
+
+class VersionMetric(SQLModel, table=True):
+    """Metrics as rows, so filters (`accuracy >= 0.9`) and sorts are plain, portable SQL."""
+
+    __table_args__ = (Index("ix_metric_name_value", "name", "value"),)
+
+    version_id: int = Field(foreign_key="version.id", primary_key=True)
+    name: str = Field(primary_key=True, max_length=32)
+    value: float
+
+
+class FileEntry(SQLModel, table=True):
+    __tablename__ = "file"
+    __table_args__ = (UniqueConstraint("version_id", "path"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    path: str = Field(max_length=255)
+    size: int
+    sha256: str = Field(max_length=64, index=True)
+
+
+class Alias(SQLModel, table=True):
+    model_id: int = Field(foreign_key="model.id", primary_key=True)
+    name: str = Field(primary_key=True, max_length=48)
+    version_id: int = Field(foreign_key="version.id", index=True)
+
+
+class AliasEvent(SQLModel, table=True):
+    """Append-only history of alias moves."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id", index=True)
+    alias: str = Field(max_length=48)
+    from_version: int | None = None
+    to_version: int | None = None
+    actor: str | None = Field(default=None, max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class LineageEdge(SQLModel, table=True):
+    """child version -> parent (another version, or an external source such as torchvision:resnet50...)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="version.id", index=True)
+    parent_id: int | None = Field(default=None, foreign_key="version.id", index=True)
+    parent_external: str | None = Field(default=None, max_length=255)
+    relation: str = Field(default="finetune", max_length=24)
+    recipe: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Token(SQLModel, table=True):
+    """API tokens, stored as sha256 hashes; a token writes to one namespace."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    namespace_id: int = Field(foreign_key="namespace.id", index=True)
+    name: str = Field(max_length=64)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,48 @@
+"""Model references: `acme/pneumonia-resnet18`, `acme/x@3`, `acme/x@v3`, `acme/x@production`, `acme/x@<commit>`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from zoo_core.errors import ZooError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,47}$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    namespace: str
+    name: str
+    revision: str | None = None  # None: latest
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def __str__(self) -> str:
+        return self.model_id + (f"@{self.revision}" if self.revision else "")
+
+
+def check_name(value: str, what: str) -> str:
+    if not NAME.match(value) or ".." in value:
+        raise ZooError(f"{what} '{value}' is not valid: use letters, digits, '.', '_' and '-', starting with a "
+                       "letter or digit, at most 96 characters")
+    return value
+
+
+def check_alias(value: str) -> str:
+    if not ALIAS.match(value) or value.isdigit() or re.fullmatch(r"v\d+", value):
+        raise ZooError(f"alias '{value}' is not valid: start with a letter; it must not look like a version "
+                       "number (3 or v3)")
+    return value
+
+
+def parse_ref(text: str) -> ModelRef:
+    text = text.removeprefix("zoo:")
+    model, _, revision = text.partition("@")
+    namespace, sep, name = model.partition("/")
+    if not sep or "/" in name:
+        raise ZooError(f"model reference '{text}' must look like NAMESPACE/NAME[@VERSION|@ALIAS]")
+    return ModelRef(check_name(namespace, "namespace"), check_name(name, "model name"), revision or None)

@@ -1,0 +1,681 @@
+"""The registry service: push, resolve, browse, search, lineage, aliases, tokens. Used embedded (the CLI and
+Python talk to it directly) or behind the server; both transports expose exactly these operations.
+
+Publication is atomic: every blob is stored and verified first, then one database transaction makes the version
+visible with its files, metrics, lineage and the `latest` alias. A failure before the commit leaves no version
+(only unreferenced blobs, which `gc` removes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import yaml
+from sqlalchemy import func, or_, text
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlmodel import Session, select
+
+from zoo_core.errors import UnknownNameError, ZooError
+from zoo_core.registry.blobs import LocalBlobStore
+from zoo_core.registry.cards import missing_for_publication, parse_card
+from zoo_core.registry.db import create_db_engine
+from zoo_core.registry.models import (
+    Alias,
+    AliasEvent,
+    FileEntry,
+    LineageEdge,
+    Model,
+    Namespace,
+    Token,
+    Version,
+    VersionMetric,
+    utcnow,
+)
+from zoo_core.registry.refs import ModelRef, check_alias, check_name, parse_ref
+
+STATUSES = ("draft", "published", "deprecated", "yanked")
+RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge")
+MAX_PATH = 255
+
+
+class NotFoundError(ZooError, LookupError):
+    """A model, version, alias or file that does not exist (or is private to someone else)."""
+
+
+class AuthError(ZooError):
+    """A missing or wrong token, or a token for another namespace."""
+
+
+class CardError(ZooError):
+    """A card that lacks what publication requires."""
+
+
+@dataclass
+class FileSpec:
+    """A file of a version about to be published: its path inside the version, and its verified blob."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass
+class Viewer:
+    """Who is asking: `admin` (embedded use, all visible) or the namespaces a token grants."""
+
+    namespaces: frozenset[str] = frozenset()
+    admin: bool = False
+    name: str | None = None
+
+    def can_read(self, model: Model, namespace: str) -> bool:
+        return self.admin or model.visibility == "public" or namespace in self.namespaces
+
+    def can_write(self, namespace: str) -> bool:
+        return self.admin or namespace in self.namespaces
+
+
+ADMIN = Viewer(admin=True, name="local")
+ANONYMOUS = Viewer()
+
+
+def check_path(path: str) -> str:
+    """A file name inside a version: relative, no `..`, no control characters, no backslashes."""
+    if not path or len(path) > MAX_PATH or any(ord(c) < 32 or ord(c) == 127 for c in path) or "\\" in path:
+        raise ZooError(f"file name {path!r} is not allowed (empty, too long, or with control characters)")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts or path.startswith("/") or str(pure) != path:
+        raise ZooError(f"file name {path!r} is not allowed: it must stay inside the version folder")
+    return path
+
+
+def manifest_commit(model_id: str, number: int, files: Iterable[FileSpec]) -> str:
+    """A version's stable 40-hex commit id: sha1 of its model, number and file manifest."""
+    lines = [f"{model_id}@{number}"] + sorted(f"{f.path}\t{f.sha256}\t{f.size}" for f in files)
+    return hashlib.sha1("\n".join(lines).encode()).hexdigest()
+
+
+@dataclass
+class VersionInfo:
+    model_id: str
+    number: int
+    status: str
+    commit: str
+    created_at: str
+    created_by: str | None
+    backbone: str | None
+    family: str | None
+    strategy: str | None
+    metrics: dict[str, float]
+    aliases: list[str]
+    files: list[dict[str, Any]] = field(default_factory=list)
+    parents: list[dict[str, Any]] = field(default_factory=list)
+    card: str | None = None
+    status_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class RegistryService:
+    def __init__(self, database_url: str, blob_root: str | Path):
+        self.engine = create_db_engine(database_url)
+        self.blobs = LocalBlobStore(blob_root)
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def _model(self, session: Session, ref: ModelRef, viewer: Viewer) -> tuple[Model, Namespace]:
+        row = session.exec(select(Model, Namespace).join(Namespace).where(
+            Namespace.name == ref.namespace, Model.name == ref.name)).first()
+        if row is None or not viewer.can_read(row[0], ref.namespace):
+            raise NotFoundError(f"model '{ref.model_id}' not found")
+        return row
+
+    def _version(self, session: Session, model: Model, ref: ModelRef) -> Version:
+        revision = ref.revision or "latest"
+        query = select(Version).where(Version.model_id == model.id)
+        number = revision[1:] if revision.startswith("v") and revision[1:].isdigit() else revision
+        if number.isdigit():
+            version = session.exec(query.where(Version.number == int(number))).first()
+        elif len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+            version = session.exec(query.where(Version.commit == revision)).first()
+        else:
+            alias = session.get(Alias, (model.id, revision))
+            if alias is None:
+                known = session.exec(select(Alias.name).where(Alias.model_id == model.id)).all()
+                raise UnknownNameError(f"alias of {ref.model_id}", revision, known)
+            version = session.get(Version, alias.version_id)
+        if version is None:
+            raise NotFoundError(f"version '{revision}' of '{ref.model_id}' not found")
+        return version
+
+    def _namespace(self, session: Session, name: str) -> Namespace:
+        ns = session.exec(select(Namespace).where(Namespace.name == name)).first()
+        if ns is None:
+            ns = Namespace(name=check_name(name, "namespace"))
+            session.add(ns)
+            session.flush()
+        return ns
+
+    def _aliases_by_version(self, session: Session, model_ids: list[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        if model_ids:
+            for alias in session.exec(select(Alias).where(Alias.model_id.in_(model_ids))):
+                out.setdefault(alias.version_id, []).append(alias.name)
+        return out
+
+    def _metrics_by_version(self, session: Session, version_ids: list[int]) -> dict[int, dict[str, float]]:
+        out: dict[int, dict[str, float]] = {}
+        if version_ids:
+            for m in session.exec(select(VersionMetric).where(VersionMetric.version_id.in_(version_ids))):
+                out.setdefault(m.version_id, {})[m.name] = m.value
+        return out
+
+    def _info(self, session: Session, model_id: str, version: Version, *, aliases=None, metrics=None,
+              detail: bool = False) -> VersionInfo:
+        if aliases is None:
+            aliases = self._aliases_by_version(session, [version.model_id]).get(version.id, [])
+        if metrics is None:
+            metrics = self._metrics_by_version(session, [version.id]).get(version.id, {})
+        info = VersionInfo(model_id, version.number, version.status, version.commit, version.created_at.isoformat(),
+                           version.created_by, version.backbone, version.family, version.strategy, metrics,
+                           sorted(aliases), status_reason=version.status_reason)
+        if detail:
+            files = session.exec(select(FileEntry).where(FileEntry.version_id == version.id)
+                                 .order_by(FileEntry.path)).all()
+            info.files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
+            info.parents = self._parents(session, version.id)
+            info.card = version.card
+        return info
+
+    def _parents(self, session: Session, version_id: int) -> list[dict[str, Any]]:
+        parents = []
+        for edge in session.exec(select(LineageEdge).where(LineageEdge.child_id == version_id)):
+            if edge.parent_id is not None:
+                parent = session.get(Version, edge.parent_id)
+                model = session.get(Model, parent.model_id)
+                ns = session.get(Namespace, model.namespace_id)
+                parents.append({"ref": f"{ns.name}/{model.name}@{parent.number}", "relation": edge.relation})
+            else:
+                parents.append({"ref": edge.parent_external, "relation": edge.relation})
+        return parents
+
+    # -- publishing --------------------------------------------------------------------------------------
+    def store_file(self, stream: BinaryIO | Iterable[bytes], path: str, size: int | None = None,
+                   sha256: str | None = None, limit: int | None = None) -> FileSpec:
+        """Store one file's bytes (verified against size/sha256 when given) ahead of `publish`."""
+        check_path(path)
+        digest, written = self.blobs.put(stream, size=size, sha256=sha256, limit=limit, name=path)
+        return FileSpec(path, digest, written)
+
+    def push_folder(self, folder: str | Path, model_ref: str, *, viewer: Viewer = ADMIN, status: str = "published",
+                    parent: str | None = None, relation: str | None = None, visibility: str | None = None,
+                    description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
+        """Publish a checkpoint folder as the next version of `model_ref`."""
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            raise ZooError(f"'{folder}' is not a folder")
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        if not files:
+            raise ZooError(f"'{folder}' holds no files")
+        specs = []
+        for path in files:
+            with path.open("rb") as handle:
+                specs.append(self.store_file(handle, path.relative_to(folder).as_posix(), size=path.stat().st_size))
+        return self.publish(model_ref, specs, viewer=viewer, status=status, parent=parent, relation=relation,
+                            visibility=visibility, description=description, tags=tags)
+
+    def _read_small(self, specs: dict[str, FileSpec], name: str) -> str | None:
+        spec = specs.get(name)
+        if spec is None or spec.size > 10 * 1024 * 1024:
+            return None
+        with self.blobs.open(spec.sha256) as handle:
+            return handle.read().decode("utf-8", errors="replace")
+
+    def publish(self, model_ref: str, files: list[FileSpec], *, viewer: Viewer = ADMIN, status: str = "published",
+                parent: str | None = None, relation: str | None = None, visibility: str | None = None,
+                description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
+        ref = parse_ref(model_ref)
+        if ref.revision:
+            raise ZooError(f"push to '{ref.model_id}', not to a revision: version numbers are assigned")
+        if not viewer.can_write(ref.namespace):
+            raise AuthError(f"a token for namespace '{ref.namespace}' is needed to push to {ref.model_id}")
+        if status not in ("draft", "published"):
+            raise ZooError(f"a new version is draft or published, not '{status}'")
+        if visibility not in (None, "public", "private"):
+            raise ZooError(f"visibility is public or private, not '{visibility}'")
+        by_path = {f.path: f for f in files}
+        if len(by_path) != len(files):
+            raise ZooError("two files with the same name in one version")
+        for f in files:
+            check_path(f.path)
+            if not self.blobs.exists(f.sha256):
+                raise ZooError(f"file '{f.path}' was not stored before publishing")
+        card = self._read_small(by_path, "README.md") or ""
+        if status == "published":
+            missing = missing_for_publication(card)
+            if missing:
+                raise CardError(f"cannot publish {ref.model_id}: the model card lacks " + ", ".join(missing)
+                                + " (push as a draft to keep it unpublished)")
+        meta = parse_card(card)[0] if card else {}
+        config = _json_or_empty(self._read_small(by_path, "config.json"))
+        recipe = _yaml_or_none(self._read_small(by_path, "recipe.yaml"))
+        metrics = {k: float(v) for k, v in _json_or_empty(self._read_small(by_path, "metrics.json")).items()
+                   if isinstance(v, int | float)}
+        parents = self._lineage_parents(parent, relation, meta, recipe)
+        for attempt in range(5):  # concurrent pushes race for the next number; the unique key decides
+            try:
+                return self._insert_version(ref, files, viewer, status, visibility, description, tags, card, meta,
+                                            config, recipe, metrics, parents)
+            except DbIntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _lineage_parents(self, parent, relation, meta, recipe) -> list[tuple[str, str]]:
+        relation = relation or meta.get("base_model_relation") or "finetune"
+        if relation not in RELATIONS:
+            raise ZooError(f"relation '{relation}' is not one of {', '.join(RELATIONS)}")
+        if parent:
+            return [(parent, relation)]
+        base = (recipe or {}).get("resolved", {}).get("base") or meta.get("base_model")
+        if not base or base == "scratch" or str(base).startswith("scratch:"):
+            return []
+        return [(str(base), relation)]
+
+    def _insert_version(self, ref, files, viewer, status, visibility, description, tags, card, meta, config,
+                        recipe, metrics, parents) -> VersionInfo:
+        with Session(self.engine) as session:
+            ns = self._namespace(session, ref.namespace)
+            model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first()
+            backbone = config.get("backbone", {}) if isinstance(config.get("backbone"), dict) else {}
+            if model is None:
+                model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
+                session.add(model)
+            model.task = meta.get("pipeline_tag") or model.task
+            model.modality = backbone.get("modality") or model.modality
+            model.license = meta.get("license") or model.license
+            if description is not None:
+                model.description = description
+            elif not model.description:
+                model.description = _first_paragraph(card)
+            model.tags = sorted(set(tags if tags is not None else (meta.get("tags") or model.tags or [])))
+            if visibility:
+                model.visibility = visibility
+            model.updated_at = utcnow()
+            session.flush()
+            number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
+                      or 0) + 1
+            strategy = ((recipe or {}).get("strategy") or {}).get("name")
+            version = Version(model_id=model.id, number=number, status=status,
+                              commit=manifest_commit(ref.model_id, number, files), created_by=viewer.name,
+                              card=card, card_data=meta, config=config, backbone=backbone.get("name"),
+                              family=backbone.get("family"), strategy=strategy, library=meta.get("library_name"))
+            session.add(version)
+            session.flush()
+            session.add_all(FileEntry(version_id=version.id, path=f.path, size=f.size, sha256=f.sha256) for f in files)
+            session.add_all(VersionMetric(version_id=version.id, name=k, value=v) for k, v in metrics.items())
+            for parent, relation in parents:
+                session.add(self._edge(session, version.id, parent, relation, recipe))
+            if status == "published":
+                self._move_alias(session, model, "latest", version, viewer.name)
+            session.commit()
+            return self._info(session, ref.model_id, version, detail=True)
+
+    def _edge(self, session, child_id: int, parent: str, relation: str, recipe) -> LineageEdge:
+        if parent.startswith("zoo:") or (":" not in parent and "/" in parent):
+            pref = parse_ref(parent)
+            model, _ = self._model(session, pref, ADMIN)
+            target = self._version(session, model, pref)
+            return LineageEdge(child_id=child_id, parent_id=target.id, relation=relation, recipe=recipe)
+        return LineageEdge(child_id=child_id, parent_external=parent, relation=relation, recipe=recipe)
+
+    def _move_alias(self, session: Session, model: Model, name: str, version: Version, actor: str | None) -> None:
+        alias = session.get(Alias, (model.id, name))
+        previous = session.get(Version, alias.version_id).number if alias else None
+        if alias is None:
+            alias = Alias(model_id=model.id, name=name, version_id=version.id)
+        alias.version_id = version.id
+        session.add(alias)
+        session.add(AliasEvent(model_id=model.id, alias=name, from_version=previous, to_version=version.number,
+                               actor=actor))
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def resolve(self, model_ref: str, viewer: Viewer = ADMIN) -> VersionInfo:
+        ref = parse_ref(model_ref)
+        with Session(self.engine) as session:
+            model, _ = self._model(session, ref, viewer)
+            return self._info(session, ref.model_id, self._version(session, model, ref), detail=True)
+
+    def versions(self, model_ref: str, viewer: Viewer = ADMIN) -> list[VersionInfo]:
+        ref = parse_ref(model_ref)
+        with Session(self.engine) as session:
+            model, _ = self._model(session, ref, viewer)
+            rows = session.exec(select(Version).where(Version.model_id == model.id).order_by(Version.number)).all()
+            aliases = self._aliases_by_version(session, [model.id])
+            metrics = self._metrics_by_version(session, [v.id for v in rows])
+            return [self._info(session, ref.model_id, v, aliases=aliases.get(v.id, []), metrics=metrics.get(v.id, {}))
+                    for v in rows]
+
+    def model_summary(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any]:
+        ref = parse_ref(model_ref)
+        with Session(self.engine) as session:
+            model, _ = self._model(session, ref, viewer)
+            return {"id": ref.model_id, "task": model.task, "modality": model.modality, "license": model.license,
+                    "description": model.description, "tags": model.tags, "visibility": model.visibility,
+                    "created_at": model.created_at.isoformat(), "updated_at": model.updated_at.isoformat()}
+
+    def open_file(self, model_ref: str, path: str, viewer: Viewer = ADMIN) -> tuple[FileSpec, VersionInfo]:
+        info = self.resolve(model_ref, viewer)
+        if info.status == "yanked":
+            raise NotFoundError(f"{info.model_id}@{info.number} was yanked: {info.status_reason or 'no reason given'}")
+        for f in info.files:
+            if f["path"] == path:
+                return FileSpec(path, f["sha256"], f["size"]), info
+        raise NotFoundError(f"file '{path}' not found in {info.model_id}@{info.number}")
+
+    def pull(self, model_ref: str, dest: str | Path | None = None, viewer: Viewer = ADMIN,
+             cache: str | Path | None = None) -> Path:
+        """Materialise a version's files in `dest` (or a cache folder keyed by commit), each checked by sha256."""
+        info = self.resolve(model_ref, viewer)
+        if info.status == "yanked":
+            raise NotFoundError(f"{info.model_id}@{info.number} was yanked: {info.status_reason or 'no reason given'}")
+        target = Path(dest) if dest else Path(cache or self.blobs.root.parent / "cache") / info.commit
+        if _complete(target, info.files):
+            return target
+        tmp = target.with_name(f".{target.name}.partial")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for f in info.files:
+            out = tmp / f["path"]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            with out.open("wb") as handle:
+                for chunk in self.blobs.read_range(f["sha256"]):
+                    digest.update(chunk)
+                    handle.write(chunk)
+            if digest.hexdigest() != f["sha256"]:
+                raise ZooError(f"stored blob of '{f['path']}' is corrupt (sha256 mismatch)")
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        tmp.replace(target)
+        return target
+
+    # -- changing ----------------------------------------------------------------------------------------
+    def set_alias(self, model_ref: str, alias: str, version: int, viewer: Viewer = ADMIN) -> VersionInfo:
+        ref = parse_ref(model_ref)
+        check_alias(alias)
+        if not viewer.can_write(ref.namespace):
+            raise AuthError(f"a token for namespace '{ref.namespace}' is needed to move aliases of {ref.model_id}")
+        with Session(self.engine) as session:
+            model, _ = self._model(session, ref, viewer)
+            target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
+            if target.status in ("yanked", "draft"):
+                raise ZooError(f"alias '{alias}' cannot point at {ref.model_id}@{version}: it is {target.status}")
+            self._move_alias(session, model, alias, target, viewer.name)
+            session.commit()
+            return self._info(session, ref.model_id, target)
+
+    def alias_history(self, model_ref: str, viewer: Viewer = ADMIN) -> list[dict[str, Any]]:
+        ref = parse_ref(model_ref)
+        with Session(self.engine) as session:
+            model, _ = self._model(session, ref, viewer)
+            events = session.exec(select(AliasEvent).where(AliasEvent.model_id == model.id)
+                                  .order_by(AliasEvent.id)).all()
+            return [{"alias": e.alias, "from": e.from_version, "to": e.to_version, "actor": e.actor,
+                     "at": e.at.isoformat()} for e in events]
+
+    def set_status(self, model_ref: str, status: str, reason: str | None = None, viewer: Viewer = ADMIN) -> VersionInfo:
+        """Deprecate or yank a version (or publish a draft). Yanked versions lose their aliases."""
+        ref = parse_ref(model_ref)
+        if status not in ("published", "deprecated", "yanked"):
+            raise ZooError(f"status is published, deprecated or yanked, not '{status}'")
+        if not viewer.can_write(ref.namespace):
+            raise AuthError(f"a token for namespace '{ref.namespace}' is needed to change {ref.model_id}")
+        with Session(self.engine) as session:
+            model, _ = self._model(session, ref, viewer)
+            version = self._version(session, model, ref)
+            if status == "published" and version.status != "draft":
+                raise ZooError(f"{ref.model_id}@{version.number} is {version.status}; only drafts can be published")
+            if status == "published":
+                missing = missing_for_publication(version.card)
+                if missing:
+                    raise CardError(f"cannot publish: the model card lacks {', '.join(missing)}")
+            version.status, version.status_reason = status, reason
+            session.add(version)
+            if status == "yanked":
+                for alias in session.exec(select(Alias).where(Alias.version_id == version.id)).all():
+                    self._repoint_alias(session, model, alias, version, viewer.name)
+            elif status == "published":
+                newest = session.exec(select(Version).where(Version.model_id == model.id,
+                                                            Version.status == "published")
+                                      .order_by(Version.number.desc())).first()
+                if newest is None or newest.number <= version.number:
+                    self._move_alias(session, model, "latest", version, viewer.name)
+            session.commit()
+            return self._info(session, ref.model_id, version)
+
+    def _repoint_alias(self, session, model, alias: Alias, yanked: Version, actor) -> None:
+        """`latest` falls back to the newest remaining published version; other aliases are removed."""
+        fallback = session.exec(select(Version).where(
+            Version.model_id == model.id, Version.status == "published", Version.id != yanked.id)
+            .order_by(Version.number.desc())).first() if alias.name == "latest" else None
+        if fallback is not None:
+            self._move_alias(session, model, "latest", fallback, actor)
+        else:
+            session.delete(alias)
+            session.add(AliasEvent(model_id=model.id, alias=alias.name, from_version=yanked.number, to_version=None,
+                                   actor=actor))
+
+    # -- lineage -----------------------------------------------------------------------------------------
+    LINEAGE_SQL = {
+        "ancestors": """
+            WITH RECURSIVE walk(version_id, depth) AS (
+                SELECT CAST(:start AS INTEGER), CAST(0 AS INTEGER)
+                UNION
+                SELECT e.parent_id, w.depth + 1 FROM lineageedge e JOIN walk w ON e.child_id = w.version_id
+                WHERE e.parent_id IS NOT NULL AND w.depth < 1000)
+            SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
+        "descendants": """
+            WITH RECURSIVE walk(version_id, depth) AS (
+                SELECT CAST(:start AS INTEGER), CAST(0 AS INTEGER)
+                UNION
+                SELECT e.child_id, w.depth + 1 FROM lineageedge e JOIN walk w ON e.parent_id = w.version_id
+                WHERE w.depth < 1000)
+            SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
+    }
+
+    def lineage(self, model_ref: str, direction: str = "both", viewer: Viewer = ADMIN) -> dict[str, Any]:
+        """The family graph of a version in one recursive query per direction: nodes and edges."""
+        ref = parse_ref(model_ref)
+        with Session(self.engine) as session:
+            model, _ = self._model(session, ref, viewer)
+            start = self._version(session, model, ref)
+            ids: dict[int, int] = {}
+            for way in (("ancestors", "descendants") if direction == "both" else (direction,)):
+                for version_id, depth in session.execute(text(self.LINEAGE_SQL[way]), {"start": start.id}):
+                    ids[version_id] = -depth if way == "ancestors" else depth
+            rows = session.exec(select(Version, Model, Namespace).join(Model, Version.model_id == Model.id)
+                                .join(Namespace).where(Version.id.in_(list(ids)))).all()
+            nodes, visible = [], set()
+            for version, m, ns in rows:
+                if not viewer.can_read(m, ns.name):
+                    continue
+                visible.add(version.id)
+                nodes.append({"id": f"{ns.name}/{m.name}@{version.number}", "version_id": version.id,
+                              "depth": ids[version.id], "status": version.status, "strategy": version.strategy,
+                              "backbone": version.backbone})
+            by_id = {n["version_id"]: n["id"] for n in nodes}
+            edges, externals = [], {}
+            for edge in session.exec(select(LineageEdge).where(LineageEdge.child_id.in_(list(visible)))):
+                if edge.parent_id is not None:
+                    if edge.parent_id not in by_id:
+                        continue  # a parent outside the walk (another branch) or invisible to the viewer
+                    parent = by_id[edge.parent_id]
+                elif direction == "descendants":
+                    continue  # external sources are ancestors
+                else:
+                    parent = edge.parent_external
+                    externals.setdefault(parent, ids[edge.child_id] - 1)
+                edges.append({"child": by_id[edge.child_id], "parent": parent, "relation": edge.relation})
+            nodes += [{"id": ref, "external": True, "depth": depth} for ref, depth in externals.items()]
+            nodes.sort(key=lambda n: (n["depth"], n["id"]))
+            return {"root": f"{ref.model_id}@{start.number}", "nodes": nodes, "edges": edges}
+
+    # -- search ------------------------------------------------------------------------------------------
+    def search(self, query: str | None = None, *, viewer: Viewer = ADMIN, task: str | None = None,
+               modality: str | None = None, backbone: str | None = None, family: str | None = None,
+               strategy: str | None = None, license: str | None = None, tag: str | None = None,
+               library: str | None = None, namespace: str | None = None,
+               metric: tuple[str, str, float] | None = None, descendant_of: str | None = None,
+               relation: str | None = None, sort: str = "updated", page: int = 1,
+               per_page: int = 20) -> dict[str, Any]:
+        """Models whose latest version matches, with every version's aliases and metrics in the same answer."""
+        with Session(self.engine) as session:
+            latest = select(Alias.model_id, Alias.version_id).where(Alias.name == "latest").subquery()
+            stmt = (select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
+                    .join(latest, latest.c.model_id == Model.id).join(Version, Version.id == latest.c.version_id))
+            if not viewer.admin:
+                stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
+            if query:
+                like = f"%{query.lower()}%"
+                stmt = stmt.where(or_(func.lower(Model.name).like(like), func.lower(Namespace.name).like(like),
+                                      func.lower(Model.description).like(like), func.lower(Version.card).like(like)))
+            for column, value in ((Model.task, task), (Model.modality, modality), (Version.backbone, backbone),
+                                  (Version.family, family), (Version.strategy, strategy), (Model.license, license),
+                                  (Version.library, library), (Namespace.name, namespace)):
+                if value:
+                    stmt = stmt.where(column == value)
+            if tag:
+                stmt = stmt.where(func.lower(_tags_text(Model)).like(f'%"{tag.lower()}"%'))
+            if metric:
+                name, op, value = metric
+                ops = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__"}
+                if op not in ops:
+                    raise ZooError(f"metric filter operator must be one of {', '.join(ops)}")
+                sub = select(VersionMetric.version_id).where(VersionMetric.name == name,
+                                                             getattr(VersionMetric.value, ops[op])(value))
+                stmt = stmt.where(Version.id.in_(sub))
+            if descendant_of or relation:
+                edges = select(LineageEdge.child_id)
+                if relation:
+                    edges = edges.where(LineageEdge.relation == relation)
+                if descendant_of:
+                    root = self.resolve(descendant_of, viewer)
+                    graph = self.lineage(f"{root.model_id}@{root.number}", "descendants", viewer)
+                    ids = [n["version_id"] for n in graph["nodes"] if n.get("depth", 0) > 0 and "version_id" in n]
+                    edges = edges.where(LineageEdge.child_id.in_(ids))
+                stmt = stmt.where(Version.id.in_(edges))
+            total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+            if sort == "name":
+                stmt = stmt.order_by(Namespace.name, Model.name)
+            elif sort == "updated":
+                stmt = stmt.order_by(Model.updated_at.desc(), Model.id.desc())
+            else:  # a metric, best first
+                value = (select(VersionMetric.value).where(VersionMetric.version_id == Version.id,
+                                                           VersionMetric.name == sort).scalar_subquery())
+                stmt = stmt.order_by(value.desc().nulls_last(), Model.name)
+            page, per_page = max(1, page), max(1, min(per_page, 200))
+            rows = session.exec(stmt.offset((page - 1) * per_page).limit(per_page)).all()
+            model_ids = [m.id for m, _, _ in rows]
+            aliases = self._aliases_by_version(session, model_ids)
+            all_versions = session.exec(select(Version).where(Version.model_id.in_(model_ids))
+                                        .order_by(Version.number)).all() if model_ids else []
+            metrics = self._metrics_by_version(session, [v.id for v in all_versions])
+            by_model: dict[int, list[Version]] = {}
+            for v in all_versions:
+                by_model.setdefault(v.model_id, []).append(v)
+            results = []
+            for model, ns, version in rows:
+                results.append({
+                    "id": f"{ns.name}/{model.name}", "task": model.task, "modality": model.modality,
+                    "description": model.description, "license": model.license, "tags": model.tags,
+                    "visibility": model.visibility, "updated_at": model.updated_at.isoformat(),
+                    "latest": version.number, "backbone": version.backbone, "family": version.family,
+                    "strategy": version.strategy, "metrics": metrics.get(version.id, {}),
+                    "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
+                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])],
+                })
+            return {"total": total, "page": page, "per_page": per_page, "results": results}
+
+    # -- tokens and maintenance --------------------------------------------------------------------------
+    def create_token(self, namespace: str, name: str = "default") -> str:
+        token = "zoo_" + secrets.token_urlsafe(32)
+        with Session(self.engine) as session:
+            ns = self._namespace(session, namespace)
+            session.add(Token(namespace_id=ns.id, name=name, token_hash=_hash_token(token)))
+            session.commit()
+        return token
+
+    def viewer_for(self, token: str | None) -> Viewer:
+        if not token:
+            return ANONYMOUS
+        with Session(self.engine) as session:
+            row = session.exec(select(Token, Namespace).join(Namespace)
+                               .where(Token.token_hash == _hash_token(token))).first()
+        if row is None:
+            raise AuthError("invalid token")
+        return Viewer(namespaces=frozenset({row[1].name}), name=row[1].name)
+
+    def gc(self) -> dict[str, int]:
+        """Remove blobs no version references (left by failed or interrupted pushes) and temporary files."""
+        with Session(self.engine) as session:
+            referenced = set(session.exec(select(FileEntry.sha256).distinct()).all())
+        removed = freed = 0
+        for digest in list(self.blobs.all()):
+            if digest not in referenced:
+                freed += self.blobs.delete(digest)
+                removed += 1
+        self.blobs.clear_tmp()
+        return {"removed": removed, "bytes": freed}
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _tags_text(model):
+    from sqlalchemy import String, cast
+
+    return cast(model.tags, String)
+
+
+def _json_or_empty(text_value: str | None) -> dict:
+    try:
+        data = json.loads(text_value) if text_value else {}
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _yaml_or_none(text_value: str | None):
+    try:
+        return yaml.safe_load(text_value) if text_value else None
+    except yaml.YAMLError:
+        return None
+
+
+def _first_paragraph(card: str) -> str:
+    body = parse_card(card)[1] if card else ""
+    for block in body.split("\n\n"):
+        block = block.strip()
+        if block and not block.startswith(("#", "|", "-", "_")):
+            return block[:300]
+    return ""
+
+
+def _complete(folder: Path, files: list[dict[str, Any]]) -> bool:
+    if not folder.is_dir():
+        return False
+    for f in files:
+        path = folder / f["path"]
+        if not path.is_file() or path.stat().st_size != f["size"]:
+            return False
+    return True
+
+
