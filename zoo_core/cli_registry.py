@@ -163,6 +163,17 @@ def register(app: typer.Typer, console) -> None:
         result = Registry(registry).gc()
         console.print(f"removed {result['removed']} blobs ({result['bytes']} bytes)")
 
+    @app.command()
+    def serve(registry: str = REGISTRY, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
+              max_upload: int = typer.Option(None, help="Largest accepted file, in bytes.")) -> None:
+        """Serve the registry over HTTP: JSON API under /api, OpenAPI docs at /docs."""
+        import uvicorn
+
+        from registry_server.app import create_app
+
+        console.print(f"Transfer Zoo registry on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+        uvicorn.run(create_app(registry, max_upload=max_upload), host=host, port=port, log_level="warning")
+
     token_app = typer.Typer(help="API tokens for the registry server.")
 
     @token_app.command("create")

@@ -1,5 +1,6 @@
-"""`zoo_core.Registry(uri)`: one interface to a registry. Embedded (a folder: SQLite + blobs, no server) is the
-default, `ZOO_REGISTRY` (default `~/.zoo`) chooses another; `ZOO_DATABASE_URL` points the embedded registry's
+"""`zoo_core.Registry(uri)`: one interface, two transports. Embedded (a folder: SQLite + blobs, no server) is the
+default; `http://host:port` talks to `zoo serve` with the same methods. `ZOO_REGISTRY` (default `~/.zoo`) chooses
+the registry, `ZOO_TOKEN` the token for writing to a server, `ZOO_DATABASE_URL` points an embedded registry's
 tables at PostgreSQL instead of SQLite.
 """
 
@@ -9,7 +10,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import ZooError
 from zoo_core.registry.service import ADMIN, RegistryService, VersionInfo
 
 
@@ -17,14 +17,22 @@ def default_uri() -> str:
     return os.environ.get("ZOO_REGISTRY", "~/.zoo")
 
 
+def _is_url(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
 class Registry:
-    """A registry, embedded (a local folder). Methods mirror the `zoo` registry commands."""
+    """A registry: a local folder (embedded) or a server URL. Methods mirror the `zoo` registry commands."""
+
+    def __new__(cls, uri: str | None = None, *args: Any, **kwargs: Any):
+        if cls is Registry and _is_url(uri or default_uri()):
+            from zoo_core.remote import RemoteRegistry
+
+            return super().__new__(RemoteRegistry)
+        return super().__new__(cls)
 
     def __init__(self, uri: str | None = None, database_url: str | None = None):
         uri = uri or default_uri()
-        if uri.startswith(("http://", "https://")):
-            raise ZooError(f"'{uri}' is a server URL; this release talks to embedded registries only "
-                           "(a local folder, e.g. ZOO_REGISTRY=~/.zoo)")
         self.root = Path(uri).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         url = database_url or os.environ.get("ZOO_DATABASE_URL") or f"sqlite:///{self.root / 'registry.db'}"

@@ -34,35 +34,17 @@ class LocalBlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
+    def writer(self, name: str = "file", limit: int | None = None) -> BlobWriter:
+        """A blob being written chunk by chunk (for async streams); `commit` verifies and stores it."""
+        return BlobWriter(self, name, limit)
+
     def put(self, stream: BinaryIO | Iterable[bytes], size: int | None = None, sha256: str | None = None,
             limit: int | None = None, name: str = "file") -> tuple[str, int]:
         """Store a stream; verify it against `size`/`sha256` when given. Returns (sha256, size)."""
-        digest, written = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in _chunks(stream):
-                    written += len(chunk)
-                    if limit is not None and written > limit:
-                        raise IntegrityError(f"{name}: larger than the upload limit of {limit} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-            actual = digest.hexdigest()
-            if size is not None and written != size:
-                raise IntegrityError(f"{name}: expected {size} bytes, received {written} (truncated or corrupt)")
-            if sha256 is not None and actual != sha256.lower():
-                raise IntegrityError(f"{name}: sha256 mismatch (declared {sha256}, received {actual})")
-            target = self.path(actual)
-            if target.exists():
-                os.unlink(tmp)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, target)
-            return actual, written
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with self.writer(name, limit) as writer:
+            for chunk in _chunks(stream):
+                writer.write(chunk)
+            return writer.commit(size, sha256)
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
@@ -96,6 +78,46 @@ class LocalBlobStore:
     def clear_tmp(self) -> None:
         shutil.rmtree(self.root / "tmp", ignore_errors=True)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+
+
+class BlobWriter:
+    """Writes into a temporary file beside the store while hashing; nothing is visible before `commit`."""
+
+    def __init__(self, store: LocalBlobStore, name: str, limit: int | None):
+        self.store, self.name, self.limit = store, name, limit
+        self.digest, self.size = hashlib.sha256(), 0
+        fd, self.tmp = tempfile.mkstemp(dir=store.root / "tmp")
+        self.handle = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            raise IntegrityError(f"{self.name}: larger than the upload limit of {self.limit} bytes")
+        self.digest.update(chunk)
+        self.handle.write(chunk)
+
+    def commit(self, size: int | None = None, sha256: str | None = None) -> tuple[str, int]:
+        self.handle.close()
+        actual = self.digest.hexdigest()
+        if size is not None and self.size != size:
+            raise IntegrityError(f"{self.name}: expected {size} bytes, received {self.size} (truncated or corrupt)")
+        if sha256 is not None and actual != sha256.lower():
+            raise IntegrityError(f"{self.name}: sha256 mismatch (declared {sha256}, received {actual})")
+        target = self.store.path(actual)
+        if target.exists():
+            os.unlink(self.tmp)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp, target)
+        return actual, self.size
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
 
 
 def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:

@@ -385,7 +385,7 @@ class RegistryService:
         if info.status == "yanked":
             raise NotFoundError(f"{info.model_id}@{info.number} was yanked: {info.status_reason or 'no reason given'}")
         target = Path(dest) if dest else Path(cache or self.blobs.root.parent / "cache") / info.commit
-        if _complete(target, info.files):
+        if folder_complete(target, info.files):
             return target
         tmp = target.with_name(f".{target.name}.partial")
         tmp.mkdir(parents=True, exist_ok=True)
@@ -669,13 +669,18 @@ def _first_paragraph(card: str) -> str:
     return ""
 
 
-def _complete(folder: Path, files: list[dict[str, Any]]) -> bool:
-    if not folder.is_dir():
+def file_matches(path: Path, entry: dict[str, Any]) -> bool:
+    """Whether a local file has the size and sha256 the registry lists for it."""
+    if not path.is_file() or path.stat().st_size != entry["size"]:
         return False
-    for f in files:
-        path = folder / f["path"]
-        if not path.is_file() or path.stat().st_size != f["size"]:
-            return False
-    return True
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest() == entry["sha256"]
+
+
+def folder_complete(folder: Path, files: list[dict[str, Any]]) -> bool:
+    return folder.is_dir() and all(file_matches(folder / f["path"], f) for f in files)
 
 
