@@ -4,13 +4,16 @@
 2. Transfer it to paediatric chest X-rays with only 20 labels a class, with every strategy, and compare with
    training from scratch (examples/recipes/pneumonia-*.yaml).
 3. Fine-tune the real all-MiniLM-L6-v2 sentence encoder on 400 movie-review sentences (sst2-minilm.yaml).
-4. Load a checkpoint and predict.
+4. Publish everything into an embedded registry (.zoo-demo/registry) with its lineage, load a model back from it
+   and predict.
+5. Serve the registry (`zoo serve`) until Ctrl-C; `--no-serve` skips this.
 
 Checkpoints go to .zoo-demo/runs/ (each a folder with model.safetensors, config.json, README.md card, recipe.yaml).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -26,6 +29,8 @@ from zoo_core.run import run_recipe
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "examples" / "recipes"
 OUT = ROOT / ".zoo-demo" / "runs"
+REGISTRY = ROOT / ".zoo-demo" / "registry"
+os.environ["ZOO_REGISTRY"] = str(REGISTRY)  # the demo's own embedded registry, not ~/.zoo
 STRATEGIES = ["linear-probe", "freeze", "finetune", "gradual-unfreeze", "bitfit", "lora", "scratch"]
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -48,6 +53,7 @@ def minilm_folder() -> Path | None:
 
 def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
+    shutil.rmtree(REGISTRY, ignore_errors=True)
     catalog = zoo_core.get_catalog()
     console.rule("Transfer Zoo demo")
     console.print(f"{len(zoo_core.list_backbones())} backbones from "
@@ -55,16 +61,16 @@ def main() -> None:
                   f"strategies: {', '.join(zoo_core.list_strategies())}")
 
     console.rule("1. Source model: ResNet-18 from scratch on MNIST digits")
-    source, seconds = train("mnist-source.yaml", output=str(OUT / "mnist-resnet18"))
+    source, seconds = train("mnist-source.yaml", output=str(OUT / "mnist-resnet18"), publish="demo/mnist-resnet18")
     console.print(f"  held-out digits: accuracy {source.history[-1]['val_accuracy']:.3f} ({seconds:.0f} s)")
 
     console.rule("2. Transfer to chest X-rays, 20 labels a class")
     table = Table("recipe", "strategy", "base", "test accuracy", "macro-F1", "AUROC", "seconds")
     results = {}
     for strategy in STRATEGIES:
-        overrides = {"output": str(OUT / f"pneumonia-{strategy}")}
+        overrides = {"output": str(OUT / f"pneumonia-{strategy}"), "publish": f"demo/pneumonia-{strategy}"}
         if strategy != "scratch":
-            overrides["base"] = f"file:{OUT / 'mnist-resnet18'}"
+            overrides["base"] = "zoo:demo/mnist-resnet18@latest"  # resolved through the registry: real lineage
         console.print(f"  {strategy} ...")
         result, seconds = train(f"pneumonia-{strategy}.yaml", **overrides)
         results[strategy] = result
@@ -75,7 +81,8 @@ def main() -> None:
     minilm = minilm_folder()
     if minilm is not None:
         console.rule("3. Text: fine-tune the real all-MiniLM-L6-v2 on SST-2 sentences")
-        result, seconds = train("sst2-minilm.yaml", base=f"hf:{minilm}", output=str(OUT / "sst2-minilm"))
+        result, seconds = train("sst2-minilm.yaml", base=f"hf:{minilm}", output=str(OUT / "sst2-minilm"),
+                                publish="demo/sst2-minilm")
         m = result.metrics
         table.add_row("sst2-minilm.yaml", "finetune", "all-MiniLM-L6-v2", f"{m['accuracy']:.3f}",
                       f"{m['macro_f1']:.3f}", f"{m['auroc']:.3f}", f"{seconds:.0f}")
@@ -85,16 +92,31 @@ def main() -> None:
     gain = results[best].metrics["accuracy"] - results["scratch"].metrics["accuracy"]
     console.print(f"best transfer: {best}, {gain:+.3f} accuracy over scratch with 20 labels a class")
 
-    console.rule("4. Use a checkpoint")
-    checkpoint = OUT / f"pneumonia-{best}"
-    model = zoo_core.load(checkpoint)
+    console.rule("4. The registry: search, lineage, load by reference")
+    registry = zoo_core.Registry()
+    found = registry.search(metric=("accuracy", ">=", 0.8), sort="accuracy")
+    console.print(f"  {found['total']} models with accuracy >= 0.8: "
+                  + ", ".join(f"{r['id']} ({r['metrics']['accuracy']:.3f})" for r in found["results"][:5]))
+    family = registry.lineage("demo/mnist-resnet18@1", "descendants")
+    console.print(f"  descendants of demo/mnist-resnet18@1: {len(family['nodes']) - 1} versions")
+    registry.set_alias(f"demo/pneumonia-{best}", "production", 1)
+    model = zoo_core.load(f"demo/pneumonia-{best}@production")
     images = zoo_core.get_reader("npz")(path=str(ROOT / "examples/data/pneumoniamnist_sample.npz")).read()
     test = images.splits["test"]
+    console.print(f"  zoo_core.load('demo/pneumonia-{best}@production').predict(...):")
     for (label, probability), truth in zip([p[0] for p in model.predict(test.inputs[:4])], test.labels[:4],
                                            strict=True):
-        console.print(f"  predicted {label:<10} {probability:.2f}   (truth: {model.labels[truth]})")
-    console.print(f"\nCheckpoints: {OUT}\nTry: .venv/bin/zoo predict {checkpoint} some-xray.png   ·   "
-                  f"cat {checkpoint}/README.md")
+        console.print(f"    predicted {label:<10} {probability:.2f}   (truth: {model.labels[truth]})")
+    console.print(f"\nCheckpoints: {OUT}\nRegistry:    {REGISTRY}\nTry: ZOO_REGISTRY={REGISTRY} .venv/bin/zoo search"
+                  f"   ·   ZOO_REGISTRY={REGISTRY} .venv/bin/zoo lineage demo/pneumonia-{best}")
+    if "--no-serve" not in sys.argv:
+        console.rule("5. Serving the registry (Ctrl-C to stop)")
+        import uvicorn
+
+        from registry_server.app import create_app
+
+        console.print("  http://127.0.0.1:8000/api/models  ·  API docs: http://127.0.0.1:8000/docs")
+        uvicorn.run(create_app(REGISTRY), host="127.0.0.1", port=8000, log_level="warning")
 
 
 if __name__ == "__main__":
