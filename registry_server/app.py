@@ -157,7 +157,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
         for f in files:
             if not service.blobs.exists(f.sha256):
                 raise ZooError(f"file '{f.path}' ({f.sha256}) was not uploaded: PUT /api/blobs/{f.sha256} first")
-            actual = service.blobs.path(f.sha256).stat().st_size
+            actual = service.blobs.size(f.sha256)
             if actual != f.size:
                 raise IntegrityError(f"file '{f.path}': declared {f.size} bytes, stored blob has {actual}")
         info = service.publish(f"{namespace}/{name}", files, viewer=who, status=body.status, parent=body.parent,

@@ -37,6 +37,19 @@ def register(app: typer.Typer, console) -> None:
         console.print(f"{info.model_id}@{info.number} {info.status} (commit {info.commit[:12]}, "
                       f"{len(info.files)} files, aliases: {', '.join(info.aliases) or '-'})")
 
+    @app.command("import")
+    def import_(source: str = typer.Argument(..., help="A Hugging Face-layout folder, or hf:ORG/NAME[@REVISION]."),
+                model: str = typer.Argument(..., help="NAMESPACE/NAME"),
+                draft: bool = typer.Option(False, "--draft", help="Register as a draft (card not checked)."),
+                private: bool = typer.Option(False, "--private"),
+                registry: str = REGISTRY, as_json: bool = JSON) -> None:
+        """Register an existing Hugging Face model as a root of lineage, keeping its card."""
+        info = Registry(registry).import_model(source, model, draft=draft,
+                                               visibility="private" if private else None)
+        if as_json:
+            return out(info.as_dict())
+        console.print(f"{info.model_id}@{info.number} {info.status}, imported from {info.parents[0]['ref']}")
+
     @app.command()
     def pull(ref: str = typer.Argument(..., help="NAMESPACE/NAME[@VERSION|@ALIAS]"),
              dest: Path = typer.Argument(None, help="Folder to write (default: the registry's cache)."),

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from zoo_core.errors import ZooError
 from zoo_core.registry.service import ADMIN, RegistryService, VersionInfo
 
 
@@ -44,6 +45,26 @@ class Registry:
 
     def push(self, folder: str | Path, model: str, **options: Any) -> VersionInfo:
         return self.service.push_folder(folder, model, viewer=self.viewer, **options)
+
+    def import_model(self, source: str, model: str, draft: bool = False, visibility: str | None = None) -> VersionInfo:
+        """Register a model in Hugging Face layout as a root of lineage: `source` is a folder or
+        `hf:ORG/NAME[@REVISION]` (through huggingface_hub: its cache, HF_HUB_OFFLINE); it becomes the parent."""
+        if source.startswith("hf:"):
+            from huggingface_hub import snapshot_download
+
+            repo, _, revision = source[3:].partition("@")
+            try:
+                folder = Path(snapshot_download(repo, revision=revision or None))
+            except Exception as exc:  # huggingface_hub raises many kinds; the user needs the one line
+                raise ZooError(f"cannot get {source}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+            parent = f"hf:{repo}@{folder.name}"  # snapshot folders are named by commit
+        else:
+            folder = Path(source).expanduser().resolve()
+            if not (folder / "config.json").is_file():
+                raise ZooError(f"'{source}' is not a model folder in Hugging Face layout (no config.json)")
+            parent = f"file:{folder}"
+        return self.push(folder, model, status="draft" if draft else "published", parent=parent,
+                         relation="import", visibility=visibility)
 
     def pull(self, ref: str, dest: str | Path | None = None) -> Path:
         return self.service.pull(ref, dest, viewer=self.viewer, cache=self.root / "cache")

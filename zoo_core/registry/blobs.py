@@ -1,7 +1,9 @@
 """Content-addressed blob storage: a file is stored once under its sha256, whoever uploads it.
 
-`put` streams into a temporary file beside the store while hashing, checks the declared size and sha256, and
-only then renames it into place, so a blob that exists is always complete and correct.
+Two backends with one interface: a local directory (the default) and an S3-compatible bucket
+(`s3://bucket/prefix`, through boto3; `ZOO_S3_ENDPOINT_URL` for MinIO, moto or other S3-compatible servers).
+Writes stream into a local temporary file while hashing, are checked against the declared size and sha256, and
+only then become the blob (a rename, or an upload), so a blob that exists is always complete and correct.
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ class LocalBlobStore:
                 writer.write(chunk)
             return writer.commit(size, sha256)
 
+    def size(self, sha256: str) -> int:
+        return self.path(sha256).stat().st_size
+
+    def _store(self, tmp: str, sha256: str) -> None:
+        """Make a verified temporary file the blob `sha256`."""
+        target = self.path(sha256)
+        if target.exists():
+            os.unlink(tmp)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
 
@@ -80,10 +94,71 @@ class LocalBlobStore:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
 
 
+class S3BlobStore(LocalBlobStore):
+    """Blobs in an S3-compatible bucket under `prefix/sha256/ab/cdef...`; `tmp_root` holds uploads in flight."""
+
+    def __init__(self, url: str, tmp_root: str | Path, endpoint_url: str | None = None):
+        import boto3
+
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.client = boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("ZOO_S3_ENDPOINT_URL"))
+        self.root = Path(tmp_root)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def key(self, sha256: str) -> str:
+        return "/".join(p for p in (self.prefix, "sha256", sha256[:2], sha256[2:]) if p)
+
+    def exists(self, sha256: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))
+            return True
+        except ClientError:
+            return False
+
+    def size(self, sha256: str) -> int:
+        return self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))["ContentLength"]
+
+    def _store(self, tmp: str, sha256: str) -> None:
+        try:
+            if not self.exists(sha256):
+                self.client.upload_file(tmp, self.bucket, self.key(sha256))  # multipart for large files
+        finally:
+            os.unlink(tmp)
+
+    def open(self, sha256: str) -> BinaryIO:
+        return self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))["Body"]
+
+    def read_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        byte_range = f"bytes={start}-{'' if end is None else end}"
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key(sha256), Range=byte_range)["Body"]
+        yield from body.iter_chunks(CHUNK)
+
+    def all(self) -> Iterator[str]:
+        prefix = "/".join(p for p in (self.prefix, "sha256") if p) + "/"
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"][len(prefix):].replace("/", "")
+
+    def delete(self, sha256: str) -> int:
+        size = self.size(sha256)
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
+        return size
+
+
+def open_blob_store(location: str | Path, tmp_root: str | Path) -> LocalBlobStore:
+    """`s3://bucket/prefix` or a local folder."""
+    if str(location).startswith("s3://"):
+        return S3BlobStore(str(location), tmp_root)
+    return LocalBlobStore(location)
+
+
 class BlobWriter:
     """Writes into a temporary file beside the store while hashing; nothing is visible before `commit`."""
 
-    def __init__(self, store: LocalBlobStore, name: str, limit: int | None):
+    def __init__(self, store: LocalBlobStore | S3BlobStore, name: str, limit: int | None):
         self.store, self.name, self.limit = store, name, limit
         self.digest, self.size = hashlib.sha256(), 0
         fd, self.tmp = tempfile.mkstemp(dir=store.root / "tmp")
@@ -103,12 +178,7 @@ class BlobWriter:
             raise IntegrityError(f"{self.name}: expected {size} bytes, received {self.size} (truncated or corrupt)")
         if sha256 is not None and actual != sha256.lower():
             raise IntegrityError(f"{self.name}: sha256 mismatch (declared {sha256}, received {actual})")
-        target = self.store.path(actual)
-        if target.exists():
-            os.unlink(self.tmp)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.tmp, target)
+        self.store._store(self.tmp, actual)
         return actual, self.size
 
     def __enter__(self) -> BlobWriter:

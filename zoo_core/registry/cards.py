@@ -25,7 +25,7 @@ def parse_card(text: str) -> tuple[dict, str]:
 def sections(body: str) -> dict[str, str]:
     found, current = {}, None
     for line in body.splitlines():
-        match = re.match(r"^#{2,3}\s+(.*?)\s*$", line)
+        match = re.match(r"^#{2,6}\s+(.*?)\s*$", line)
         if match:
             current = match.group(1).strip().lower()
             found[current] = ""

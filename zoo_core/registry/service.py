@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
 from zoo_core.errors import UnknownNameError, ZooError
-from zoo_core.registry.blobs import LocalBlobStore
+from zoo_core.registry.blobs import open_blob_store
 from zoo_core.registry.cards import missing_for_publication, parse_card
 from zoo_core.registry.db import create_db_engine
 from zoo_core.registry.models import (
@@ -40,7 +41,8 @@ from zoo_core.registry.models import (
 from zoo_core.registry.refs import ModelRef, check_alias, check_name, parse_ref
 
 STATUSES = ("draft", "published", "deprecated", "yanked")
-RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge")
+# `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
+RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
 MAX_PATH = 255
 
 
@@ -123,9 +125,11 @@ class VersionInfo:
 
 
 class RegistryService:
-    def __init__(self, database_url: str, blob_root: str | Path):
+    def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):
+        """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
+        e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
         self.engine = create_db_engine(database_url)
-        self.blobs = LocalBlobStore(blob_root)
+        self.blobs = open_blob_store(blob_url or os.environ.get("ZOO_BLOB_URL") or blob_root, blob_root)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _model(self, session: Session, ref: ModelRef, viewer: Viewer) -> tuple[Model, Namespace]:
@@ -233,8 +237,7 @@ class RegistryService:
         spec = specs.get(name)
         if spec is None or spec.size > 10 * 1024 * 1024:
             return None
-        with self.blobs.open(spec.sha256) as handle:
-            return handle.read().decode("utf-8", errors="replace")
+        return b"".join(self.blobs.read_range(spec.sha256)).decode("utf-8", errors="replace")
 
     def publish(self, model_ref: str, files: list[FileSpec], *, viewer: Viewer = ADMIN, status: str = "published",
                 parent: str | None = None, relation: str | None = None, visibility: str | None = None,
@@ -298,6 +301,8 @@ class RegistryService:
                 session.add(model)
             model.task = meta.get("pipeline_tag") or model.task
             model.modality = backbone.get("modality") or model.modality
+            if not backbone and config.get("model_type"):  # a Hugging Face config (zoo import)
+                backbone = {"family": config["model_type"], "name": None}
             model.license = meta.get("license") or model.license
             if description is not None:
                 model.description = description
@@ -384,7 +389,7 @@ class RegistryService:
         info = self.resolve(model_ref, viewer)
         if info.status == "yanked":
             raise NotFoundError(f"{info.model_id}@{info.number} was yanked: {info.status_reason or 'no reason given'}")
-        target = Path(dest) if dest else Path(cache or self.blobs.root.parent / "cache") / info.commit
+        target = Path(dest) if dest else Path(cache or Path(self.blobs.root).parent / "cache") / info.commit
         if folder_complete(target, info.files):
             return target
         tmp = target.with_name(f".{target.name}.partial")
