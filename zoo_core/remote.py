@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import httpx
 from zoo_core.client import Registry
 from zoo_core.errors import ZooError
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.service import AuthError, CardError, NotFoundError, VersionInfo, folder_complete
+from zoo_core.registry.service import AuthError, CardError, NotFoundError, VersionInfo, materialise
 
 ERRORS = {404: NotFoundError, 401: AuthError, 403: AuthError, 422: CardError}
 
@@ -73,28 +72,14 @@ class RemoteRegistry(Registry):
         info = self.resolve(ref)
         model_path, _ = self._path(ref)
         target = Path(dest) if dest else self.root / info.commit
-        if folder_complete(target, info.files):
-            return target
-        tmp = target.with_name(f".{target.name}.partial")
-        tmp.mkdir(parents=True, exist_ok=True)
-        for f in info.files:
-            out = tmp / f["path"]
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with self.http.stream("GET", f"{model_path}/versions/{info.number}/files/{f['path']}") as response:
+
+        def fetch(entry: dict[str, Any]):
+            with self.http.stream("GET", f"{model_path}/versions/{info.number}/files/{entry['path']}") as response:
                 if response.status_code != 200:
                     raise ERRORS.get(response.status_code, ZooError)(response.read().decode(errors="replace"))
-                digest = hashlib.sha256()
-                with out.open("wb") as handle:
-                    for chunk in response.iter_bytes():
-                        digest.update(chunk)
-                        handle.write(chunk)
-            if digest.hexdigest() != f["sha256"]:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise ZooError(f"download of '{f['path']}' is corrupt (sha256 mismatch)")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.replace(target)
-        return target
+                yield from response.iter_bytes()
+
+        return materialise(target, info.files, fetch)
 
     def resolve(self, ref: str) -> VersionInfo:
         model_path, revision = self._path(ref)

@@ -12,7 +12,8 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable
+import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -390,26 +391,7 @@ class RegistryService:
         if info.status == "yanked":
             raise NotFoundError(f"{info.model_id}@{info.number} was yanked: {info.status_reason or 'no reason given'}")
         target = Path(dest) if dest else Path(cache or Path(self.blobs.root).parent / "cache") / info.commit
-        if folder_complete(target, info.files):
-            return target
-        tmp = target.with_name(f".{target.name}.partial")
-        tmp.mkdir(parents=True, exist_ok=True)
-        for f in info.files:
-            out = tmp / f["path"]
-            out.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
-            with out.open("wb") as handle:
-                for chunk in self.blobs.read_range(f["sha256"]):
-                    digest.update(chunk)
-                    handle.write(chunk)
-            if digest.hexdigest() != f["sha256"]:
-                raise ZooError(f"stored blob of '{f['path']}' is corrupt (sha256 mismatch)")
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        tmp.replace(target)
-        return target
+        return materialise(target, info.files, lambda entry: self.blobs.read_range(entry["sha256"]))
 
     # -- changing ----------------------------------------------------------------------------------------
     def set_alias(self, model_ref: str, alias: str, version: int, viewer: Viewer = ADMIN) -> VersionInfo:
@@ -683,6 +665,35 @@ def file_matches(path: Path, entry: dict[str, Any]) -> bool:
         while chunk := handle.read(1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest() == entry["sha256"]
+
+
+def materialise(target: Path, files: list[dict[str, Any]], fetch: Callable[[dict[str, Any]], Iterable[bytes]]
+                ) -> Path:
+    """Write a version's files into `target` (reused when already complete), each checked by sha256; written
+    aside and renamed, so an interrupted or corrupt download leaves nothing at `target`."""
+    if folder_complete(target, files):
+        return target
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for entry in files:
+            out = tmp / entry["path"]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            with out.open("wb") as handle:
+                for chunk in fetch(entry):
+                    digest.update(chunk)
+                    handle.write(chunk)
+            if digest.hexdigest() != entry["sha256"]:
+                raise ZooError(f"'{entry['path']}' arrived corrupt (sha256 mismatch)")
+        tmp.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.replace(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
 
 
 def folder_complete(folder: Path, files: list[dict[str, Any]]) -> bool:
