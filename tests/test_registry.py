@@ -296,3 +296,20 @@ def test_import_a_hugging_face_folder_as_a_lineage_root(tmp_path):
     assert "model.safetensors" in {f["path"] for f in info.files}
     card = registry.resolve("sbert/all-minilm-l6-v2@1").card
     assert card.startswith("---") and "all-MiniLM-L6-v2" in card  # the original card, kept as is
+
+
+def test_registry_cli_errors_are_one_line(tmp_path, zoo, checkpoint):
+    env = {"ZOO_REGISTRY": str(tmp_path / "zoo")}
+    bad = zoo("push", str(checkpoint(card="# nothing")), "acme/bad", env=env)
+    assert bad.returncode == 2 and "the model card lacks" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    ok = zoo("push", str(checkpoint("good")), "acme/good", "--json", env=env, check=True)
+    assert json.loads(ok.stdout)["number"] == 1
+    for args, message in ((("show", "acme/nothing"), "model 'acme/nothing' not found"),
+                          (("show", "acme/good@prod"), "unknown alias of acme/good 'prod'"),
+                          (("alias", "acme/good", "staging", "7"), "version '7' of 'acme/good' not found"),
+                          (("pull", "acme"), "must look like NAMESPACE/NAME"),
+                          (("search", "--metric", "accuracy>>1"), "must look like NAME>=VALUE")):
+        result = zoo(*args, env=env)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert "acme/good@1" in zoo("lineage", "acme/good", env=env, check=True).stdout

@@ -18,6 +18,8 @@ REQUIRED_SECTIONS = {
 
 def parse_card(text: str) -> tuple[dict, str]:
     """(metadata, markdown body); a card without front matter has empty metadata."""
+    if not text.lstrip().startswith("---"):
+        return {}, text  # (huggingface_hub would log a warning for each such card)
     card = ModelCard(text, ignore_metadata_errors=True)
     return card.data.to_dict(), card.text
 
