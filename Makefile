@@ -32,6 +32,7 @@ bench: $(BIN)/.installed
 	cd bench && ../$(BIN)/python startup.py
 	cd bench && ../$(BIN)/python overhead.py
 	cd bench && ../$(BIN)/python cache.py
+	cd bench && ../$(BIN)/python stream.py
 	cd bench && ../$(BIN)/python transfer.py
 
 clean:

@@ -1,0 +1,123 @@
+"""Uploads and downloads stream: push and pull a large file through `zoo serve` and measure the server's peak
+memory against its resident memory before the transfer, in the same run.
+
+Default 2 GiB (--quick: 256 MiB). Prints a table; --json adds {"file_mib", "server_rss_before_mib",
+"server_peak_mib", "growth_mib", "upload_mib_s", "download_mib_s"} on the last line. Bounded memory means the
+growth stays far below the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from _common import emit
+
+import zoo_core
+
+CARD = """---
+license: mit
+---
+# big
+
+## Intended use
+
+Benchmarks.
+
+## Training data
+
+None.
+
+## Evaluation
+
+| accuracy | 0.0 |
+
+## Limitations
+
+Not a model.
+"""
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    size_mib = 256 if "--quick" in sys.argv else 2048
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = tmp / "big"
+        folder.mkdir()
+        chunk = os.urandom(1024 * 1024)
+        with (folder / "model.safetensors").open("wb") as handle:
+            for _ in range(size_mib):
+                handle.write(chunk)
+        (folder / "README.md").write_text(CARD)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        registry = tmp / "registry"
+        zoo = Path(sys.executable).parent / "zoo"
+        server = subprocess.Popen([str(zoo), "serve", "--registry", str(registry), "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                httpx.get(f"{url}/api/models", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        token = zoo_core.Registry(str(registry)).create_token("bench")
+        before = rss_mib(server.pid)
+        peak, done = [before], threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                peak.append(rss_mib(server.pid))
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        start = time.perf_counter()
+        zoo_core.Registry(url, token=token).push(folder, "bench/big")
+        upload_s = time.perf_counter() - start
+        start = time.perf_counter()
+        os.environ["ZOO_CACHE"] = str(tmp / "cache")
+        pulled = zoo_core.Registry(url).pull("bench/big@1")
+        download_s = time.perf_counter() - start
+        done.set()
+        watcher.join()
+        server.terminate()
+        server.wait()
+        same = _sha(pulled / "model.safetensors") == _sha(folder / "model.safetensors")
+    result = {"file_mib": size_mib, "server_rss_before_mib": round(before, 1), "server_peak_mib": round(max(peak), 1),
+              "growth_mib": round(max(peak) - before, 1), "upload_mib_s": round(size_mib / upload_s, 1),
+              "download_mib_s": round(size_mib / download_s, 1), "identical": same}
+    print(f"file {size_mib} MiB through zoo serve (push, then pull), server memory sampled every 50 ms")
+    print(f"server RSS before {before:8.1f} MiB   peak {max(peak):8.1f} MiB   growth {result['growth_mib']:.1f} MiB "
+          f"({100 * result['growth_mib'] / size_mib:.1f}% of the file)")
+    print(f"upload {result['upload_mib_s']} MiB/s, download {result['download_mib_s']} MiB/s, bytes identical: {same}")
+    emit(result)
+
+
+def _sha(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+if __name__ == "__main__":
+    main()
