@@ -17,14 +17,17 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from registry_server.hf import HubError, create_router, list_models_response, model_info, resolve_version
 from zoo_core.errors import UnknownNameError, ZooError
 from zoo_core.registry.blobs import IntegrityError
 from zoo_core.registry.service import (
     AuthError,
     CardError,
     FileSpec,
+    ModelNotFoundError,
     NotFoundError,
     RegistryService,
+    RevisionNotFoundError,
     Viewer,
     check_path,
 )
@@ -79,7 +82,12 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
             status = 422
         elif isinstance(exc, IntegrityError) and "upload limit" in str(exc):
             status = 413
-        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status)
+        # huggingface_hub picks its exception by X-Error-Code; the zoo's clients read the JSON body
+        code = ("RepoNotFound" if isinstance(exc, ModelNotFoundError) else
+                "RevisionNotFound" if isinstance(exc, RevisionNotFoundError) else
+                "EntryNotFound" if isinstance(exc, NotFoundError) else None)
+        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status,
+                            headers={"X-Error-Code": code} if code else None)
 
     def viewer(authorization: str | None = Header(None)) -> Viewer:
         token = None
@@ -94,7 +102,19 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
             raise AuthError("writing needs a token: Authorization: Bearer <token> (zoo token create NAMESPACE)")
         return who
 
-    @app.get("/api/models")
+    @app.exception_handler(HubError)
+    async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
+        return exc.response()
+
+    app.include_router(create_router(service, viewer))
+
+    @app.get("/api/models", summary="List models (Hugging Face Hub format)")
+    def list_models(request: Request, search: str | None = None, author: str | None = None,
+                    filter: list[str] = Query([]), sort: str | None = None, limit: int | None = None, page: int = 1,
+                    who: Viewer = Depends(viewer)) -> JSONResponse:
+        return list_models_response(service, request, who, search, author, filter, sort, limit, max(1, page))
+
+    @app.get("/api/search", summary="Search models with filters, metrics and lineage (zoo format)")
     def search(q: str | None = None, task: str | None = None, modality: str | None = None,
                backbone: str | None = None, family: str | None = None, strategy: str | None = None,
                license: str | None = None, tag: str | None = None, library: str | None = None,
@@ -108,9 +128,14 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
 
     @app.get("/api/models/{namespace}/{name}")
     def model(namespace: str, name: str, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+        """The model: the Hub's ModelInfo at `latest` (when published) plus the zoo's summary and versions."""
         summary = service.model_summary(f"{namespace}/{name}", who)
-        summary["versions"] = [v.as_dict() for v in service.versions(f"{namespace}/{name}", who)]
-        return summary
+        versions = [v.as_dict() for v in service.versions(f"{namespace}/{name}", who)]
+        try:
+            hub = model_info(service, namespace, name, resolve_version(service, namespace, name, "main", who), who)
+        except HubError:  # nothing published yet: drafts only
+            hub = {"id": f"{namespace}/{name}", "author": namespace}
+        return {**hub, **summary, "versions": versions}
 
     @app.get("/api/models/{namespace}/{name}/versions/{revision}")
     def version(namespace: str, name: str, revision: str, who: Viewer = Depends(viewer)) -> dict[str, Any]:

@@ -103,7 +103,7 @@ def test_tokens_namespaces_and_private_models(server, tmp_path):
     with pytest.raises(NotFoundError):
         zoo_core.Registry(url).resolve("acme/secret")
     response = httpx.get(f"{url}/api/models/acme/secret/versions/1/files/README.md")
-    assert response.status_code == 404 and response.json()["error"] == "NotFoundError"
+    assert response.status_code == 404 and response.json()["error"] == "ModelNotFoundError"
     assert acme.resolve("acme/secret").number == 1
     assert zoo_core.Registry(url).search()["total"] == 0
 

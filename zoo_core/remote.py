@@ -98,7 +98,7 @@ class RemoteRegistry(Registry):
             params["metric"] = f"{name}{op}{value}"
         if query:
             params["q"] = query
-        return self._call("GET", "/api/models", params=params)
+        return self._call("GET", "/api/search", params=params)
 
     def lineage(self, ref: str, direction: str = "both") -> dict[str, Any]:
         model_path, revision = self._path(ref)

