@@ -86,8 +86,10 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
         code = ("RepoNotFound" if isinstance(exc, ModelNotFoundError) else
                 "RevisionNotFound" if isinstance(exc, RevisionNotFoundError) else
                 "EntryNotFound" if isinstance(exc, NotFoundError) else None)
-        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status,
-                            headers={"X-Error-Code": code} if code else None)
+        headers = {"X-Error-Message": str(exc).encode("ascii", "replace").decode()}  # huggingface_hub shows it
+        if code:
+            headers["X-Error-Code"] = code
+        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status, headers=headers)
 
     def viewer(authorization: str | None = Header(None)) -> Viewer:
         token = None
@@ -106,7 +108,8 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
         return exc.response()
 
-    app.include_router(create_router(service, viewer))
+
+    app.include_router(create_router(service, viewer, writer))
 
     @app.get("/api/models", summary="List models (Hugging Face Hub format)")
     def list_models(request: Request, search: str | None = None, author: str | None = None,

@@ -9,6 +9,9 @@ here ever mentions Xet, so clients stay on plain HTTP.
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from zoo_core.errors import ZooError
 from zoo_core.registry.cards import parse_card
 from zoo_core.registry.service import (
+    FileSpec,
     ModelNotFoundError,
     NotFoundError,
     RegistryService,
@@ -83,7 +87,7 @@ def model_info(service: RegistryService, namespace: str, name: str, info: Versio
     }
 
 
-def create_router(service: RegistryService, viewer_dependency) -> APIRouter:
+def create_router(service: RegistryService, viewer_dependency, writer_dependency) -> APIRouter:
     router = APIRouter()
 
     def resolve(namespace: str, name: str, revision: str, who: Viewer) -> VersionInfo:
@@ -141,11 +145,82 @@ def create_router(service: RegistryService, viewer_dependency) -> APIRouter:
         entry = next((f for f in info.files if f["path"] == path), None)
         if entry is None:
             raise HubError(404, "EntryNotFound", f"{path} not found in {info.model_id}@{info.number}", info.commit)
-        from zoo_core.registry.service import FileSpec
-
         response = file_response(service, FileSpec(path, entry["sha256"], entry["size"]), request)
         response.headers["X-Repo-Commit"] = info.commit
         return response
+
+    # -- the small-commit write path: create_repo, upload_file / upload_folder ---------------------------------
+    @router.post("/api/repos/create")
+    async def create_repo(request: Request, who: Viewer = Depends(writer_dependency)) -> JSONResponse:
+        body = await request.json()
+        if body.get("type", "model") not in (None, "model"):
+            raise HubError(400, None, "the zoo holds models only (no datasets or spaces)")
+        namespace, name = body.get("organization"), body.get("name")
+        if not namespace:
+            raise HubError(400, None, "create the repository under a namespace: HfApi().create_repo('NAMESPACE/NAME')")
+        try:
+            created = service.create_model(f"{namespace}/{name}", who, "private" if body.get("private") else None)
+        except ZooError as exc:
+            raise HubError(403 if "token" in str(exc) else 400, None, str(exc)) from None
+        url = f"{str(request.base_url).rstrip('/')}/{namespace}/{name}"
+        if not created:
+            return JSONResponse({"error": "You already created this model repo", "url": url}, status_code=409)
+        return JSONResponse({"url": url, "name": f"{namespace}/{name}"})
+
+    @router.post("/api/validate-yaml")
+    async def validate_yaml(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        try:
+            parse_card(body.get("content") or "")
+        except Exception as exc:  # the client shows these to the user
+            return {"errors": [{"message": str(exc)}], "warnings": []}
+        return {"errors": [], "warnings": []}
+
+    @router.post("/api/models/{namespace}/{name}/preupload/{revision}")
+    async def preupload(namespace: str, name: str, revision: str, request: Request,
+                        who: Viewer = Depends(writer_dependency)) -> dict[str, Any]:
+        body = await request.json()
+        # "regular" for every file keeps every client version off Git LFS and Xet: content comes in the commit
+        return {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
+                          for f in body.get("files", [])]}
+
+    @router.post("/api/models/{namespace}/{name}/commit/{revision}")
+    async def commit(namespace: str, name: str, revision: str, request: Request, create_pr: str | None = None,
+                     who: Viewer = Depends(writer_dependency)) -> dict[str, Any]:
+        """A commit becomes the next version: the parent revision's files, changed as the commit says, published
+        atomically with the same card and token rules as `zoo push`."""
+        if create_pr and create_pr.lower() in ("1", "true"):
+            raise HubError(400, None, "the zoo has no pull requests; commit to main")
+        lines = [json.loads(line) for line in (await request.body()).splitlines() if line.strip()]
+        try:
+            files = {f["path"]: FileSpec(f["path"], f["sha256"], f["size"])
+                     for f in service.resolve(f"{namespace}/{name}@{zoo_revision(revision)}", who).files}
+        except NotFoundError:
+            files = {}
+        header = {}
+        for line in lines:
+            key, value = line.get("key"), line.get("value", {})
+            if key == "header":
+                header = value
+            elif key == "file":
+                data = base64.b64decode(value["content"]) if value.get("encoding") == "base64" else \
+                    value["content"].encode()
+                files[value["path"]] = service.store_file(io.BytesIO(data), value["path"], size=len(data))
+            elif key == "deletedFile":
+                files.pop(value["path"], None)
+            elif key == "deletedFolder":
+                folder = value["path"].rstrip("/") + "/"
+                files = {p: f for p, f in files.items() if not p.startswith(folder)}
+            elif key == "lfsFile":
+                raise HubError(400, None, "large files go through `zoo push`: this endpoint takes regular uploads")
+        try:
+            info = service.publish(f"{namespace}/{name}", list(files.values()), viewer=who,
+                                   description=header.get("description") or None)
+        except ModelNotFoundError as exc:
+            raise HubError(404, "RepoNotFound", str(exc)) from None
+        base = str(request.base_url).rstrip("/")
+        return {"commitUrl": f"{base}/{namespace}/{name}/commit/{info.commit}", "commitOid": info.commit,
+                "commitMessage": header.get("summary", ""), "pullRequestUrl": None}
 
     return router
 

@@ -237,3 +237,45 @@ def test_transformers_loads_imported_minilm_with_the_same_embeddings(hub):
         print(json.dumps({"diff": float((remote - local).abs().max()), "hidden": config.hidden_size}))
     """, cache="cache-transformers")
     assert out["hidden"] == 384 and out["diff"] < 1e-5
+
+
+def test_push_with_the_hub_client_publishes_zoo_versions(hub):
+    folder = hub["tmp"] / "to-push"
+    folder.mkdir(exist_ok=True)
+    (folder / "README.md").write_text(CARD)
+    (folder / "config.json").write_text('{"library_name": "transfer-zoo", "version": 1}')
+    (folder / "model.safetensors").write_bytes(b"pushed weights" * 100)
+    out = run_client(hub, """
+        import json, os
+        from huggingface_hub import HfApi, hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError
+        folder = os.path.join(os.environ["TMP"], "to-push")
+        api = HfApi(token=os.environ["TOKEN"])
+        api.create_repo("acme/hub-pushed", exist_ok=True)
+        api.create_repo("acme/hub-pushed", exist_ok=True)   # the 409 is accepted
+        first = api.upload_folder(folder_path=folder, repo_id="acme/hub-pushed", commit_message="first")
+        second = api.upload_file(path_or_fileobj=b'{"library_name": "transfer-zoo", "version": 2}',
+                                 path_in_repo="config.json", repo_id="acme/hub-pushed")
+        def refused(call):
+            try:
+                call()
+                return None
+            except HfHubHTTPError as exc:
+                return str(exc)
+        no_card = refused(lambda: api.upload_file(path_or_fileobj=b"# nothing", path_in_repo="README.md",
+                                                  repo_id="acme/hub-pushed"))
+        anonymous = refused(lambda: HfApi(token=False).upload_file(path_or_fileobj=b"x", path_in_repo="x.bin",
+                                                                   repo_id="acme/hub-pushed"))
+        other = refused(lambda: api.create_repo("other/x"))
+        weights = open(hf_hub_download("acme/hub-pushed", "model.safetensors", revision="1"), "rb").read()
+        print(json.dumps({"first": first.oid, "second": second.oid, "no_card": no_card, "anonymous": anonymous,
+                          "other": other, "files": sorted(api.list_repo_files("acme/hub-pushed")),
+                          "config": json.load(open(hf_hub_download("acme/hub-pushed", "config.json")))["version"],
+                          "weights_ok": weights == b"pushed weights" * 100}))
+    """, cache="cache-push")
+    assert len(out["first"]) == 40 and out["first"] != out["second"]
+    assert out["files"] == ["README.md", "config.json", "model.safetensors"] and out["config"] == 2
+    assert out["weights_ok"]
+    assert "model card lacks" in out["no_card"] and out["anonymous"] and "namespace 'other'" in out["other"]
+    versions = httpx.get(f"{hub['url']}/api/models/acme/hub-pushed").json()["versions"]
+    assert [(v["number"], v["status"]) for v in versions] == [(1, "published"), (2, "published")]

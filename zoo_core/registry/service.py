@@ -246,6 +246,22 @@ class RegistryService:
         return self.publish(model_ref, specs, viewer=viewer, status=status, parent=parent, relation=relation,
                             visibility=visibility, description=description, tags=tags)
 
+    def create_model(self, model_ref: str, viewer: Viewer = ADMIN, visibility: str | None = None) -> bool:
+        """Create an empty model (the Hub client's create_repo); False when it already exists."""
+        ref = parse_ref(model_ref)
+        if not viewer.can_write(ref.namespace):
+            raise AuthError(f"a token for namespace '{ref.namespace}' is needed to create {ref.model_id}")
+        with Session(self.engine) as session:
+            ns = self._namespace(session, ref.namespace)
+            if session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first():
+                return False
+            session.add(Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public"))
+            try:
+                session.commit()
+            except DbIntegrityError:
+                return False
+            return True
+
     def _read_small(self, specs: dict[str, FileSpec], name: str) -> str | None:
         spec = specs.get(name)
         if spec is None or spec.size > 10 * 1024 * 1024:
