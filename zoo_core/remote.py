@@ -11,8 +11,9 @@ import httpx
 
 from zoo_core.client import Registry
 from zoo_core.errors import ZooError
+from zoo_core.registry.files import materialise
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.service import AuthError, CardError, NotFoundError, VersionInfo, materialise
+from zoo_core.registry.types import AuthError, CardError, NotFoundError, VersionInfo
 
 ERRORS = {404: NotFoundError, 401: AuthError, 403: AuthError, 422: CardError}
 

@@ -12,21 +12,20 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
-from sqlalchemy import func, or_, text
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
-from zoo_core.errors import UnknownNameError, ZooError
+from zoo_core.errors import ZooError
 from zoo_core.registry.blobs import open_blob_store
 from zoo_core.registry.cards import missing_for_publication, parse_card
 from zoo_core.registry.db import create_db_engine
+from zoo_core.registry.files import file_matches, folder_complete, materialise
 from zoo_core.registry.models import (
     Alias,
     AliasEvent,
@@ -39,105 +38,34 @@ from zoo_core.registry.models import (
     VersionMetric,
     utcnow,
 )
+from zoo_core.registry.queries import QueriesMixin
 from zoo_core.registry.refs import ModelRef, check_alias, check_name, parse_ref
+from zoo_core.registry.types import (
+    ADMIN,
+    ANONYMOUS,
+    AuthError,
+    CardError,
+    FileSpec,
+    ModelNotFoundError,
+    NotFoundError,
+    RevisionNotFoundError,
+    UnknownAliasError,
+    VersionInfo,
+    Viewer,
+    check_path,
+    manifest_commit,
+)
 
 STATUSES = ("draft", "published", "deprecated", "yanked")
 # `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
 RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
-MAX_PATH = 255
+# the registry's public names, importable from here as before the split into types/queries/files
+__all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "FileSpec", "ModelNotFoundError", "NotFoundError",
+           "RegistryService", "RevisionNotFoundError", "UnknownAliasError", "VersionInfo", "Viewer", "check_path",
+           "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
 
-class NotFoundError(ZooError, LookupError):
-    """A model, version, alias or file that does not exist (or is private to someone else)."""
-
-
-class ModelNotFoundError(NotFoundError):
-    """No such model (or it is private to someone else)."""
-
-
-class RevisionNotFoundError(NotFoundError):
-    """The model exists, the version, alias or commit does not (or was yanked)."""
-
-
-class UnknownAliasError(UnknownNameError, RevisionNotFoundError):
-    """An alias the model does not have; the message suggests the close ones."""
-
-
-class AuthError(ZooError):
-    """A missing or wrong token, or a token for another namespace."""
-
-
-class CardError(ZooError):
-    """A card that lacks what publication requires."""
-
-
-@dataclass
-class FileSpec:
-    """A file of a version about to be published: its path inside the version, and its verified blob."""
-
-    path: str
-    sha256: str
-    size: int
-
-
-@dataclass
-class Viewer:
-    """Who is asking: `admin` (embedded use, all visible) or the namespaces a token grants."""
-
-    namespaces: frozenset[str] = frozenset()
-    admin: bool = False
-    name: str | None = None
-
-    def can_read(self, model: Model, namespace: str) -> bool:
-        return self.admin or model.visibility == "public" or namespace in self.namespaces
-
-    def can_write(self, namespace: str) -> bool:
-        return self.admin or namespace in self.namespaces
-
-
-ADMIN = Viewer(admin=True, name="local")
-ANONYMOUS = Viewer()
-
-
-def check_path(path: str) -> str:
-    """A file name inside a version: relative, no `..`, no control characters, no backslashes."""
-    if not path or len(path) > MAX_PATH or any(ord(c) < 32 or ord(c) == 127 for c in path) or "\\" in path:
-        raise ZooError(f"file name {path!r} is not allowed (empty, too long, or with control characters)")
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or ".." in pure.parts or path.startswith("/") or str(pure) != path:
-        raise ZooError(f"file name {path!r} is not allowed: it must stay inside the version folder")
-    return path
-
-
-def manifest_commit(model_id: str, number: int, files: Iterable[FileSpec]) -> str:
-    """A version's stable 40-hex commit id: sha1 of its model, number and file manifest."""
-    lines = [f"{model_id}@{number}"] + sorted(f"{f.path}\t{f.sha256}\t{f.size}" for f in files)
-    return hashlib.sha1("\n".join(lines).encode()).hexdigest()
-
-
-@dataclass
-class VersionInfo:
-    model_id: str
-    number: int
-    status: str
-    commit: str
-    created_at: str
-    created_by: str | None
-    backbone: str | None
-    family: str | None
-    strategy: str | None
-    metrics: dict[str, float]
-    aliases: list[str]
-    files: list[dict[str, Any]] = field(default_factory=list)
-    parents: list[dict[str, Any]] = field(default_factory=list)
-    card: str | None = None
-    status_reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-class RegistryService:
+class RegistryService(QueriesMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
         e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
@@ -489,137 +417,6 @@ class RegistryService:
             session.add(AliasEvent(model_id=model.id, alias=alias.name, from_version=yanked.number, to_version=None,
                                    actor=actor))
 
-    # -- lineage -----------------------------------------------------------------------------------------
-    LINEAGE_SQL = {
-        "ancestors": """
-            WITH RECURSIVE walk(version_id, depth) AS (
-                SELECT CAST(:start AS INTEGER), CAST(0 AS INTEGER)
-                UNION
-                SELECT e.parent_id, w.depth + 1 FROM lineageedge e JOIN walk w ON e.child_id = w.version_id
-                WHERE e.parent_id IS NOT NULL AND w.depth < 1000)
-            SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
-        "descendants": """
-            WITH RECURSIVE walk(version_id, depth) AS (
-                SELECT CAST(:start AS INTEGER), CAST(0 AS INTEGER)
-                UNION
-                SELECT e.child_id, w.depth + 1 FROM lineageedge e JOIN walk w ON e.parent_id = w.version_id
-                WHERE w.depth < 1000)
-            SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
-    }
-
-    def lineage(self, model_ref: str, direction: str = "both", viewer: Viewer = ADMIN) -> dict[str, Any]:
-        """The family graph of a version in one recursive query per direction: nodes and edges."""
-        ref = parse_ref(model_ref)
-        with Session(self.engine) as session:
-            model, _ = self._model(session, ref, viewer)
-            start = self._version(session, model, ref)
-            ids: dict[int, int] = {}
-            for way in (("ancestors", "descendants") if direction == "both" else (direction,)):
-                for version_id, depth in session.execute(text(self.LINEAGE_SQL[way]), {"start": start.id}):
-                    ids[version_id] = -depth if way == "ancestors" else depth
-            rows = session.exec(select(Version, Model, Namespace).join(Model, Version.model_id == Model.id)
-                                .join(Namespace).where(Version.id.in_(list(ids)))).all()
-            nodes, visible = [], set()
-            for version, m, ns in rows:
-                if not viewer.can_read(m, ns.name):
-                    continue
-                visible.add(version.id)
-                nodes.append({"id": f"{ns.name}/{m.name}@{version.number}", "version_id": version.id,
-                              "depth": ids[version.id], "status": version.status, "strategy": version.strategy,
-                              "backbone": version.backbone})
-            by_id = {n["version_id"]: n["id"] for n in nodes}
-            edges, externals = [], {}
-            for edge in session.exec(select(LineageEdge).where(LineageEdge.child_id.in_(list(visible)))):
-                if edge.parent_id is not None:
-                    if edge.parent_id not in by_id:
-                        continue  # a parent outside the walk (another branch) or invisible to the viewer
-                    parent = by_id[edge.parent_id]
-                elif direction == "descendants":
-                    continue  # external sources are ancestors
-                else:
-                    parent = edge.parent_external
-                    externals.setdefault(parent, ids[edge.child_id] - 1)
-                edges.append({"child": by_id[edge.child_id], "parent": parent, "relation": edge.relation})
-            nodes += [{"id": ref, "external": True, "depth": depth} for ref, depth in externals.items()]
-            nodes.sort(key=lambda n: (n["depth"], n["id"]))
-            return {"root": f"{ref.model_id}@{start.number}", "nodes": nodes, "edges": edges}
-
-    # -- search ------------------------------------------------------------------------------------------
-    def search(self, query: str | None = None, *, viewer: Viewer = ADMIN, task: str | None = None,
-               modality: str | None = None, backbone: str | None = None, family: str | None = None,
-               strategy: str | None = None, license: str | None = None, tag: str | None = None,
-               library: str | None = None, namespace: str | None = None,
-               metric: tuple[str, str, float] | None = None, descendant_of: str | None = None,
-               relation: str | None = None, sort: str = "updated", page: int = 1,
-               per_page: int = 20) -> dict[str, Any]:
-        """Models whose latest version matches, with every version's aliases and metrics in the same answer."""
-        with Session(self.engine) as session:
-            latest = select(Alias.model_id, Alias.version_id).where(Alias.name == "latest").subquery()
-            stmt = (select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
-                    .join(latest, latest.c.model_id == Model.id).join(Version, Version.id == latest.c.version_id))
-            if not viewer.admin:
-                stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
-            if query:
-                like = f"%{query.lower()}%"
-                stmt = stmt.where(or_(func.lower(Model.name).like(like), func.lower(Namespace.name).like(like),
-                                      func.lower(Model.description).like(like), func.lower(Version.card).like(like)))
-            for column, value in ((Model.task, task), (Model.modality, modality), (Version.backbone, backbone),
-                                  (Version.family, family), (Version.strategy, strategy), (Model.license, license),
-                                  (Version.library, library), (Namespace.name, namespace)):
-                if value:
-                    stmt = stmt.where(column == value)
-            if tag:
-                stmt = stmt.where(func.lower(_tags_text(Model)).like(f'%"{tag.lower()}"%'))
-            if metric:
-                name, op, value = metric
-                ops = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__"}
-                if op not in ops:
-                    raise ZooError(f"metric filter operator must be one of {', '.join(ops)}")
-                sub = select(VersionMetric.version_id).where(VersionMetric.name == name,
-                                                             getattr(VersionMetric.value, ops[op])(value))
-                stmt = stmt.where(Version.id.in_(sub))
-            if descendant_of or relation:
-                edges = select(LineageEdge.child_id)
-                if relation:
-                    edges = edges.where(LineageEdge.relation == relation)
-                if descendant_of:
-                    root = self.resolve(descendant_of, viewer)
-                    graph = self.lineage(f"{root.model_id}@{root.number}", "descendants", viewer)
-                    ids = [n["version_id"] for n in graph["nodes"] if n.get("depth", 0) > 0 and "version_id" in n]
-                    edges = edges.where(LineageEdge.child_id.in_(ids))
-                stmt = stmt.where(Version.id.in_(edges))
-            total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
-            if sort == "name":
-                stmt = stmt.order_by(Namespace.name, Model.name)
-            elif sort == "updated":
-                stmt = stmt.order_by(Model.updated_at.desc(), Model.id.desc())
-            else:  # a metric, best first
-                value = (select(VersionMetric.value).where(VersionMetric.version_id == Version.id,
-                                                           VersionMetric.name == sort).scalar_subquery())
-                stmt = stmt.order_by(value.desc().nulls_last(), Model.name)
-            page, per_page = max(1, page), max(1, min(per_page, 200))
-            rows = session.exec(stmt.offset((page - 1) * per_page).limit(per_page)).all()
-            model_ids = [m.id for m, _, _ in rows]
-            aliases = self._aliases_by_version(session, model_ids)
-            all_versions = session.exec(select(Version).where(Version.model_id.in_(model_ids))
-                                        .order_by(Version.number)).all() if model_ids else []
-            metrics = self._metrics_by_version(session, [v.id for v in all_versions])
-            by_model: dict[int, list[Version]] = {}
-            for v in all_versions:
-                by_model.setdefault(v.model_id, []).append(v)
-            results = []
-            for model, ns, version in rows:
-                results.append({
-                    "id": f"{ns.name}/{model.name}", "task": model.task, "modality": model.modality,
-                    "description": model.description, "license": model.license, "tags": model.tags,
-                    "visibility": model.visibility, "updated_at": model.updated_at.isoformat(),
-                    "latest": version.number, "backbone": version.backbone, "family": version.family,
-                    "strategy": version.strategy, "metrics": metrics.get(version.id, {}),
-                    "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
-                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])],
-                })
-            return {"total": total, "page": page, "per_page": per_page, "results": results}
-
     # -- tokens and maintenance --------------------------------------------------------------------------
     def create_token(self, namespace: str, name: str = "default") -> str:
         token = "zoo_" + secrets.token_urlsafe(32)
@@ -656,12 +453,6 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _tags_text(model):
-    from sqlalchemy import String, cast
-
-    return cast(model.tags, String)
-
-
 def _json_or_empty(text_value: str | None) -> dict:
     try:
         data = json.loads(text_value) if text_value else {}
@@ -684,49 +475,3 @@ def _first_paragraph(card: str) -> str:
         if block and not block.startswith(("#", "|", "-", "_")):
             return block[:300]
     return ""
-
-
-def file_matches(path: Path, entry: dict[str, Any]) -> bool:
-    """Whether a local file has the size and sha256 the registry lists for it."""
-    if not path.is_file() or path.stat().st_size != entry["size"]:
-        return False
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest() == entry["sha256"]
-
-
-def materialise(target: Path, files: list[dict[str, Any]], fetch: Callable[[dict[str, Any]], Iterable[bytes]]
-                ) -> Path:
-    """Write a version's files into `target` (reused when already complete), each checked by sha256; written
-    aside and renamed, so an interrupted or corrupt download leaves nothing at `target`."""
-    if folder_complete(target, files):
-        return target
-    tmp = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        for entry in files:
-            out = tmp / entry["path"]
-            out.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
-            with out.open("wb") as handle:
-                for chunk in fetch(entry):
-                    digest.update(chunk)
-                    handle.write(chunk)
-            if digest.hexdigest() != entry["sha256"]:
-                raise ZooError(f"'{entry['path']}' arrived corrupt (sha256 mismatch)")
-        tmp.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.replace(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def folder_complete(folder: Path, files: list[dict[str, Any]]) -> bool:
-    return folder.is_dir() and all(file_matches(folder / f["path"], f) for f in files)
-
-

@@ -1,0 +1,152 @@
+"""Lineage (one recursive query per direction) and search (filters, metrics, lineage; no N+1) over the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import String, cast, func, or_, text
+from sqlmodel import Session, select
+
+from zoo_core.errors import ZooError
+from zoo_core.registry.models import Alias, LineageEdge, Model, Namespace, Version, VersionMetric
+from zoo_core.registry.refs import parse_ref
+from zoo_core.registry.types import ADMIN, Viewer
+
+
+class QueriesMixin:
+    """Read-side queries of `RegistryService` (which provides `engine`, `resolve` and the row helpers)."""
+
+    # -- lineage -----------------------------------------------------------------------------------------
+    LINEAGE_SQL = {
+        "ancestors": """
+            WITH RECURSIVE walk(version_id, depth) AS (
+                SELECT CAST(:start AS INTEGER), CAST(0 AS INTEGER)
+                UNION
+                SELECT e.parent_id, w.depth + 1 FROM lineageedge e JOIN walk w ON e.child_id = w.version_id
+                WHERE e.parent_id IS NOT NULL AND w.depth < 1000)
+            SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
+        "descendants": """
+            WITH RECURSIVE walk(version_id, depth) AS (
+                SELECT CAST(:start AS INTEGER), CAST(0 AS INTEGER)
+                UNION
+                SELECT e.child_id, w.depth + 1 FROM lineageedge e JOIN walk w ON e.parent_id = w.version_id
+                WHERE w.depth < 1000)
+            SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
+    }
+
+    def lineage(self, model_ref: str, direction: str = "both", viewer: Viewer = ADMIN) -> dict[str, Any]:
+        """The family graph of a version in one recursive query per direction: nodes and edges."""
+        ref = parse_ref(model_ref)
+        with Session(self.engine) as session:
+            model, _ = self._model(session, ref, viewer)
+            start = self._version(session, model, ref)
+            ids: dict[int, int] = {}
+            for way in (("ancestors", "descendants") if direction == "both" else (direction,)):
+                for version_id, depth in session.execute(text(self.LINEAGE_SQL[way]), {"start": start.id}):
+                    ids[version_id] = -depth if way == "ancestors" else depth
+            rows = session.exec(select(Version, Model, Namespace).join(Model, Version.model_id == Model.id)
+                                .join(Namespace).where(Version.id.in_(list(ids)))).all()
+            nodes, visible = [], set()
+            for version, m, ns in rows:
+                if not viewer.can_read(m, ns.name):
+                    continue
+                visible.add(version.id)
+                nodes.append({"id": f"{ns.name}/{m.name}@{version.number}", "version_id": version.id,
+                              "depth": ids[version.id], "status": version.status, "strategy": version.strategy,
+                              "backbone": version.backbone})
+            by_id = {n["version_id"]: n["id"] for n in nodes}
+            edges, externals = [], {}
+            for edge in session.exec(select(LineageEdge).where(LineageEdge.child_id.in_(list(visible)))):
+                if edge.parent_id is not None:
+                    if edge.parent_id not in by_id:
+                        continue  # a parent outside the walk (another branch) or invisible to the viewer
+                    parent = by_id[edge.parent_id]
+                elif direction == "descendants":
+                    continue  # external sources are ancestors
+                else:
+                    parent = edge.parent_external
+                    externals.setdefault(parent, ids[edge.child_id] - 1)
+                edges.append({"child": by_id[edge.child_id], "parent": parent, "relation": edge.relation})
+            nodes += [{"id": ref, "external": True, "depth": depth} for ref, depth in externals.items()]
+            nodes.sort(key=lambda n: (n["depth"], n["id"]))
+            return {"root": f"{ref.model_id}@{start.number}", "nodes": nodes, "edges": edges}
+
+    # -- search ------------------------------------------------------------------------------------------
+    def search(self, query: str | None = None, *, viewer: Viewer = ADMIN, task: str | None = None,
+               modality: str | None = None, backbone: str | None = None, family: str | None = None,
+               strategy: str | None = None, license: str | None = None, tag: str | None = None,
+               library: str | None = None, namespace: str | None = None,
+               metric: tuple[str, str, float] | None = None, descendant_of: str | None = None,
+               relation: str | None = None, sort: str = "updated", page: int = 1,
+               per_page: int = 20) -> dict[str, Any]:
+        """Models whose latest version matches, with every version's aliases and metrics in the same answer."""
+        with Session(self.engine) as session:
+            latest = select(Alias.model_id, Alias.version_id).where(Alias.name == "latest").subquery()
+            stmt = (select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
+                    .join(latest, latest.c.model_id == Model.id).join(Version, Version.id == latest.c.version_id))
+            if not viewer.admin:
+                stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
+            if query:
+                like = f"%{query.lower()}%"
+                stmt = stmt.where(or_(func.lower(Model.name).like(like), func.lower(Namespace.name).like(like),
+                                      func.lower(Model.description).like(like), func.lower(Version.card).like(like)))
+            for column, value in ((Model.task, task), (Model.modality, modality), (Version.backbone, backbone),
+                                  (Version.family, family), (Version.strategy, strategy), (Model.license, license),
+                                  (Version.library, library), (Namespace.name, namespace)):
+                if value:
+                    stmt = stmt.where(column == value)
+            if tag:
+                stmt = stmt.where(func.lower(_tags_text(Model)).like(f'%"{tag.lower()}"%'))
+            if metric:
+                name, op, value = metric
+                ops = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__"}
+                if op not in ops:
+                    raise ZooError(f"metric filter operator must be one of {', '.join(ops)}")
+                sub = select(VersionMetric.version_id).where(VersionMetric.name == name,
+                                                             getattr(VersionMetric.value, ops[op])(value))
+                stmt = stmt.where(Version.id.in_(sub))
+            if descendant_of or relation:
+                edges = select(LineageEdge.child_id)
+                if relation:
+                    edges = edges.where(LineageEdge.relation == relation)
+                if descendant_of:
+                    root = self.resolve(descendant_of, viewer)
+                    graph = self.lineage(f"{root.model_id}@{root.number}", "descendants", viewer)
+                    ids = [n["version_id"] for n in graph["nodes"] if n.get("depth", 0) > 0 and "version_id" in n]
+                    edges = edges.where(LineageEdge.child_id.in_(ids))
+                stmt = stmt.where(Version.id.in_(edges))
+            total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+            if sort == "name":
+                stmt = stmt.order_by(Namespace.name, Model.name)
+            elif sort == "updated":
+                stmt = stmt.order_by(Model.updated_at.desc(), Model.id.desc())
+            else:  # a metric, best first
+                value = (select(VersionMetric.value).where(VersionMetric.version_id == Version.id,
+                                                           VersionMetric.name == sort).scalar_subquery())
+                stmt = stmt.order_by(value.desc().nulls_last(), Model.name)
+            page, per_page = max(1, page), max(1, min(per_page, 200))
+            rows = session.exec(stmt.offset((page - 1) * per_page).limit(per_page)).all()
+            model_ids = [m.id for m, _, _ in rows]
+            aliases = self._aliases_by_version(session, model_ids)
+            all_versions = session.exec(select(Version).where(Version.model_id.in_(model_ids))
+                                        .order_by(Version.number)).all() if model_ids else []
+            metrics = self._metrics_by_version(session, [v.id for v in all_versions])
+            by_model: dict[int, list[Version]] = {}
+            for v in all_versions:
+                by_model.setdefault(v.model_id, []).append(v)
+            results = []
+            for model, ns, version in rows:
+                results.append({
+                    "id": f"{ns.name}/{model.name}", "task": model.task, "modality": model.modality,
+                    "description": model.description, "license": model.license, "tags": model.tags,
+                    "visibility": model.visibility, "updated_at": model.updated_at.isoformat(),
+                    "latest": version.number, "backbone": version.backbone, "family": version.family,
+                    "strategy": version.strategy, "metrics": metrics.get(version.id, {}),
+                    "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
+                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])],
+                })
+            return {"total": total, "page": page, "per_page": per_page, "results": results}
+
+
+def _tags_text(model):
+    return cast(model.tags, String)
