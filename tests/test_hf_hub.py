@@ -83,7 +83,7 @@ def hub(tmp_path_factory):
             break
         except httpx.HTTPError:
             time.sleep(0.2)
-    yield {"url": url, "token": token, "tmp": tmp, "minilm": gt.get_model_path(),
+    yield {"url": url, "token": token, "tmp": tmp, "minilm": gt.get_model_path(), "root": root,
            "v1": registry_commit(root, "acme/xray@1"), "v2": registry_commit(root, "acme/xray@2")}
     process.terminate()
     process.wait(timeout=20)
@@ -279,3 +279,42 @@ def test_push_with_the_hub_client_publishes_zoo_versions(hub):
     assert "model card lacks" in out["no_card"] and out["anonymous"] and "namespace 'other'" in out["other"]
     versions = httpx.get(f"{hub['url']}/api/models/acme/hub-pushed").json()["versions"]
     assert [(v["number"], v["status"]) for v in versions] == [(1, "published"), (2, "published")]
+
+
+def test_a_zoo_bert_checkpoint_loads_with_auto_model_for_sequence_classification(hub):
+    """A BERT checkpoint with `pooling: pooler` is in transformers' layout: from_pretrained through the zoo server
+    predicts what zoo_core.load predicts."""
+    import shutil
+
+    import torch
+
+    weights = zoo_core.load_weights(f"hf:{hub['minilm']}")
+    spec = weights.spec.for_options({**weights.spec.options, "pooling": "pooler"})
+    torch.manual_seed(0)
+    model = spec.create_model(2)
+    model.load_backbone_state(weights.state_dict, weights.origin)
+
+    def extras(folder):
+        (folder / "README.md").write_text(CARD)
+        for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            shutil.copy(hub["minilm"] / name, folder / name)
+
+    out = zoo_core.write_checkpoint(hub["tmp"] / "bert-ckpt", model, ["negative", "positive"], extra=extras)
+    registry = zoo_core.Registry(str(hub["root"]))
+    registry.push(out, "acme/sentiment-bert")
+    registry.service.engine.dispose()
+    texts = ["a gorgeous, witty, seductive movie.", "boilerplate clichés"]
+    expected = [dict(p) for p in zoo_core.load(out).predict(texts, top_k=2)]
+    got = run_client(hub, """
+        import json, torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        model = AutoModelForSequenceClassification.from_pretrained("acme/sentiment-bert").eval()
+        tokenizer = AutoTokenizer.from_pretrained("acme/sentiment-bert")
+        texts = ["a gorgeous, witty, seductive movie.", "boilerplate clichés"]
+        with torch.no_grad():
+            probs = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.softmax(-1)
+        print(json.dumps([{model.config.id2label[i]: float(p[i]) for i in range(2)} for p in probs]))
+    """, cache="cache-bert")
+    for zoo_p, hf_p in zip(expected, got, strict=True):
+        assert zoo_p.keys() == hf_p.keys()
+        assert all(abs(zoo_p[k] - hf_p[k]) < 1e-4 for k in zoo_p)

@@ -88,6 +88,11 @@ class BackboneSpec:
         options: architecture options needed to rebuild this exact variant (saved in checkpoints).
         variant: given saved `options`, the spec of that variant (for families configured by a config file,
             such as BERT); None when the name alone fixes the architecture.
+        unused_keys: prefixes of pretrained weights this variant does not use (BERT's pooler when features are
+            mean-pooled); they are skipped instead of refused.
+        hub_export: `(model, labels) -> (config, state_dict)` in a Hugging Face library's own layout, for
+            checkpoints that library can load directly (BERT with its pooler -> BertForSequenceClassification).
+        hub_import: maps such a state dict back to the zoo's names.
         description: one line for listings.
     """
 
@@ -102,6 +107,11 @@ class BackboneSpec:
     options: Mapping[str, Any] = field(default_factory=dict, compare=False)
     variant: Callable[[Mapping[str, Any]], BackboneSpec] | None = field(default=None, repr=False, compare=False)
     description: str = ""
+    unused_keys: tuple[str, ...] = ()
+    hub_export: Callable[..., tuple[dict[str, Any], dict[str, torch.Tensor]]] | None = field(
+        default=None, repr=False, compare=False)
+    hub_import: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] | None = field(
+        default=None, repr=False, compare=False)
 
     @cached_property
     def num_params(self) -> int:
@@ -245,8 +255,9 @@ class TransferModel(nn.Module):
 
     def load_backbone_state(self, state_dict: Mapping[str, torch.Tensor], origin: str) -> None:
         """Load pretrained backbone weights, refusing any mismatch with a message naming the keys."""
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(self.spec.unused_keys)}
         try:
-            result = self.backbone.load_state_dict(dict(state_dict), strict=False)
+            result = self.backbone.load_state_dict(state_dict, strict=False)
         except RuntimeError as exc:  # shape mismatches are raised even when strict=False
             first = str(exc).strip().splitlines()[-1].strip()
             raise WeightsError(f"weights from {origin} do not fit backbone '{self.spec.name}': {first}") from None

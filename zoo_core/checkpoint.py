@@ -86,12 +86,19 @@ def write_checkpoint(path: str | Path, model: TransferModel, labels: list[str],
         "standardize": model.head.standardize,
         "preprocessing": (preprocessing or spec.preprocessing).as_dict(),
     }
+    state = model.state_dict()
+    if spec.hub_export is not None:
+        # Loadable by the Hugging Face library as is: its config.json (the zoo's under "transfer_zoo") and its
+        # weight names; the head is folded into a plain linear classifier.
+        hub_config, state = spec.hub_export(model, list(labels))
+        config.update(weights_layout="hub", standardize=False)
+        config = {**hub_config, "transfer_zoo": config}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "library": "transfer-zoo"})
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
         if extra is not None:
             extra(tmp)
         if path.exists():
@@ -119,6 +126,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as exc:
         raise ZooError(f"'{config_file}' is not valid JSON: {exc}") from None
+    config = config.get("transfer_zoo", config)  # checkpoints in a Hub library's layout nest the zoo's config
     if config.get("library_name") != "transfer-zoo":
         raise ZooError(f"'{path}' is not a Transfer Zoo checkpoint (its config.json has no "
                        "library_name: transfer-zoo)")
@@ -139,6 +147,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         state = load_file(path / WEIGHTS_FILE)
     except (FileNotFoundError, SafetensorError, OSError) as exc:
         raise WeightsError(f"cannot read '{path / WEIGHTS_FILE}': {exc}") from None
+    if config.get("weights_layout") == "hub":
+        if spec.hub_import is None:
+            raise WeightsError(f"'{path}' is in a Hub library's layout that backbone '{spec.name}' cannot read")
+        state = spec.hub_import(state)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise WeightsError(f"'{path / WEIGHTS_FILE}' does not match backbone '{spec.name}': "

@@ -84,6 +84,9 @@ class CardConfig(_Section):
 class Recipe(_Section):
     base: str = Field(description="weight reference: torchvision:..., hf:..., file:PATH, or scratch")
     backbone: str | None = Field(None, description="inferred from the base; required with base: scratch")
+    backbone_options: dict[str, Any] = Field(
+        default_factory=dict, description="variant options, e.g. {pooling: pooler} for BERT (the layout "
+                                          "transformers' BertForSequenceClassification loads)")
     strategy: StrategyConfig
     head: HeadConfig = Field(default_factory=HeadConfig)
     data: DataConfig

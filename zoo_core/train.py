@@ -116,6 +116,8 @@ class Engine:
         self.generator = seed_everything(cfg.seed)
         self.strategy = build_strategy(recipe)
         base, self.spec = resolve_base(recipe)
+        if recipe.backbone_options:
+            self.spec = self.spec.for_options({**self.spec.options, **recipe.backbone_options})
         # the scratch strategy keeps the base's architecture and tokenizer, not its weights
         self.weights = base if self.strategy.uses_pretrained else None
         dataset = read_data(recipe)

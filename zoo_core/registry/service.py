@@ -223,6 +223,7 @@ class RegistryService(QueriesMixin):
                                 + " (push as a draft to keep it unpublished)")
         meta = parse_card(card)[0] if card else {}
         config = _json_or_empty(self._read_small(by_path, "config.json"))
+        config = config.get("transfer_zoo", config)  # a zoo checkpoint in a Hub library's layout
         recipe = _yaml_or_none(self._read_small(by_path, "recipe.yaml"))
         metrics = {k: float(v) for k, v in _json_or_empty(self._read_small(by_path, "metrics.json")).items()
                    if isinstance(v, int | float)}

@@ -131,3 +131,47 @@ def test_finetune_real_minilm_on_sst2_sample_then_predict(tmp_path):
     rows = json.loads(cli.stdout)
     assert [r["input"] for r in rows] == ["an utterly boring mess", "a triumph"]
     assert abs(sum(p["probability"] for p in rows[0]["predictions"]) - 1) < 1e-4
+
+
+def test_pooler_checkpoint_loads_in_transformers_with_the_same_predictions(tmp_path):
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification
+
+    from zoo_core.recipe import recipe_from_dict
+    from zoo_core.run import run_recipe
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "data"
+    recipe = recipe_from_dict({
+        "base": f"hf:{MINILM}", "backbone_options": {"pooling": "pooler"},
+        "strategy": {"name": "finetune", "backbone_lr_scale": 0.1},
+        "data": {"reader": "csv", "args": {"files": {"train": str(examples / "sst2_train_sample.tsv"),
+                                                     "test": str(examples / "sst2_dev_sample.tsv")},
+                                           "text": 1, "label": 0, "classes": ["negative", "positive"]},
+                 "labels_per_class": 16, "limit": {"val": 16, "test": 16}, "max_length": 48},
+        "train": {"epochs": 1, "batch_size": 16, "lr": 0.002},
+        "output": str(tmp_path / "sst2-pooler"),
+    })
+    result = run_recipe(recipe, progress=False, log=lambda m: None)
+    out = result.checkpoint
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"] and config["id2label"]["1"] == "positive"
+    assert config["transfer_zoo"]["backbone"]["options"]["pooling"] == "pooler"
+    texts = ["a gorgeous, witty, seductive movie.", "the plot is nothing but boilerplate clichés", "fine"]
+    zoo_probs = [dict(p) for p in zoo_core.load(out).predict(texts, top_k=2)]
+    hf_model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        hf_probs = hf_model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.softmax(-1)
+    for zoo_p, hf_p in zip(zoo_probs, hf_probs, strict=True):
+        for index, label in hf_model.config.id2label.items():
+            assert abs(zoo_p[label] - float(hf_p[int(index)])) < 1e-4
+
+
+def test_pooling_variants_keep_their_groups_and_refuse_unknown_pooling():
+    spec = zoo_core.get_backbone("bert-tiny").for_options({**zoo_core.get_backbone("bert-tiny").options,
+                                                           "pooling": "pooler"})
+    assert spec.name == "bert-tiny" and spec.group_names[-1] == "pooler"
+    assert spec.hub_export is not None and zoo_core.get_backbone("bert-tiny").hub_export is None
+    with pytest.raises(WeightsError, match="pooling 'max'"):
+        zoo_core.get_backbone("bert-tiny").for_options({"pooling": "max"})

@@ -57,59 +57,108 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+POOLINGS = ("mean", "pooler")
+
+
 class BertBackbone(nn.Module):
-    """BertModel without its pooler; returns the attention-masked mean of the last hidden states."""
+    """BertModel returning, per `pooling`, the attention-masked mean of the last hidden states (`mean`), or
+    BERT's pooler output, tanh(dense([CLS])) (`pooler`: what BertForSequenceClassification classifies)."""
 
     def __init__(self, options: Mapping[str, Any]):
         from transformers import BertConfig, BertModel
 
         super().__init__()
-        self.bert = BertModel(BertConfig(**options), add_pooling_layer=False)
+        self.pooling = options.get("pooling", "mean")
+        self.bert = BertModel(BertConfig(**_arch(options)), add_pooling_layer=self.pooling == "pooler")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                           token_type_ids=token_type_ids).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        if self.pooling == "pooler":
+            return out.pooler_output
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 def _groups(m: BertBackbone):
-    return [("embeddings", m.bert.embeddings),
-            *[(f"layer{i}", layer) for i, layer in enumerate(m.bert.encoder.layer)]]
+    layers = [(f"layer{i}", layer) for i, layer in enumerate(m.bert.encoder.layer)]
+    groups = [("embeddings", m.bert.embeddings), *layers]
+    return groups + ([("pooler", m.bert.pooler)] if m.bert.pooler is not None else [])
 
 
 def _arch(config: Mapping[str, Any]) -> dict[str, Any]:
     return {key: config.get(key, default) for key, default in ARCH_DEFAULTS.items()}
 
 
+def _options(config: Mapping[str, Any]) -> dict[str, Any]:
+    pooling = config.get("pooling", "mean")
+    if pooling not in POOLINGS:
+        raise WeightsError(f"BERT pooling '{pooling}' is not one of {', '.join(POOLINGS)}")
+    return {**_arch(config), "pooling": pooling}
+
+
 def bert_spec(name: str, options: Mapping[str, Any], tokenizer: str, weights: tuple[str, ...] = (),
               description: str = "") -> BackboneSpec:
-    options = dict(options)
+    options = _options(options)
 
     def build() -> nn.Module:
         return BertBackbone(options)
 
+    pooler = options["pooling"] == "pooler"
     return BackboneSpec(name=name, family="bert", modality="text", feature_dim=options["hidden_size"],
                         build=build, groups=_groups, preprocessing=TextPreprocessing(tokenizer=tokenizer),
-                        weights=weights, options=options, variant=variant_for, description=description)
+                        weights=weights, options=options, variant=variant_for, description=description,
+                        unused_keys=() if pooler else ("bert.pooler.",),
+                        hub_export=export_sequence_classification if pooler else None,
+                        hub_import=import_sequence_classification if pooler else None)
 
 
 def variant_for(options: Mapping[str, Any]) -> BackboneSpec:
-    """The preset with this architecture, else a generic `bert` spec carrying it."""
-    arch = _arch(options)
+    """The preset with this architecture (and pooling), else a generic `bert` spec carrying it."""
+    options = _options(options)
     for name, preset in PRESETS.items():
-        if _arch(preset["config"]) == arch:
-            return preset_spec(name)
-    return bert_spec("bert", arch, tokenizer="", description="BERT with a custom configuration")
+        if _arch(preset["config"]) == _arch(options):
+            spec = preset_spec(name)
+            return spec if options["pooling"] == "mean" else bert_spec(
+                name, options, spec.preprocessing.tokenizer, spec.weights, spec.description)
+    return bert_spec("bert", options, tokenizer="", description="BERT with a custom configuration")
 
 
 def preset_spec(name: str) -> BackboneSpec:
     preset = PRESETS[name]
     return bert_spec(name, _arch(preset["config"]), tokenizer=f"hf:{preset['hub']}",
                      weights=(f"hf:{preset['hub']}",), description=preset["description"])
+
+
+def export_sequence_classification(model, labels: list[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The checkpoint as transformers' BertForSequenceClassification: its config and its weight names. A
+    standardising head is folded into the classifier (W/std, b - W·mean/std), which computes the same logits."""
+    from transformers import BertConfig
+
+    head = model.head
+    weight, bias = head.linear.weight.detach(), head.linear.bias.detach()
+    if head.standardize:
+        weight = weight / head.std
+        bias = bias - weight @ head.mean
+    config = BertConfig(**_arch(model.spec.options), architectures=["BertForSequenceClassification"],
+                        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+                        classifier_dropout=float(head.dropout.p)).to_dict()
+    state = {k.removeprefix("backbone."): v for k, v in model.state_dict().items() if k.startswith("backbone.")}
+    state.update({"classifier.weight": weight.contiguous(), "classifier.bias": bias.contiguous()})
+    return config, state
+
+
+def import_sequence_classification(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights saved by `export_sequence_classification`, back under the zoo's names (plain head)."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("classifier."):
+            out["head.linear." + key.removeprefix("classifier.")] = value
+        else:
+            out["backbone." + key] = value
+    return out
 
 
 WEIGHT_PATTERNS = ["config.json", "model.safetensors", "*.txt", "tokenizer*", "special_tokens_map.json",
@@ -136,7 +185,7 @@ class HuggingFaceSource(WeightSource):
         raw = load_file(weights_file)
         spec = variant_for(_arch(config))
         spec = bert_spec(spec.name, spec.options, tokenizer=str(folder), weights=spec.weights,
-                         description=spec.description)
+                         description=spec.description)  # its tokenizer is the one beside the weights
         return PretrainedWeights(spec=spec, state_dict=_to_backbone_keys(raw), origin=origin, files=folder,
                                  metadata={"hf_config": config})
 
@@ -157,11 +206,12 @@ class HuggingFaceSource(WeightSource):
 
 
 def _to_backbone_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map BertModel / BertFor* checkpoint keys to BertBackbone's (`bert.` prefix, no pooler or task head)."""
+    """Map BertModel / BertFor* checkpoint keys to BertBackbone's (`bert.` prefix, no task head; the pooler is
+    kept for `pooling: pooler` and ignored otherwise)."""
     out = {}
     for key, value in state.items():
         key = key.removeprefix("bert.")
-        if key.startswith(("pooler.", "cls.", "classifier.")) or key.endswith("position_ids"):
+        if key.startswith(("cls.", "classifier.")) or key.endswith("position_ids"):
             continue
         out[f"bert.{key}"] = value
     return out
