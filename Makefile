@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 TEST_PLUGINS := $(wildcard tests/plugins/*)
 # Re-install when any project file that declares dependencies changes.
+HF_CLIENTS := 0.36.2 1.33.0
 SETUP_INPUTS := pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml tests/plugins/*/pyproject.toml)
 
 .PHONY: demo test lint bench clean
@@ -14,6 +15,9 @@ $(BIN)/.installed: $(SETUP_INPUTS)
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch torchvision
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' \
 		$(foreach p,$(PLUGINS),-e '$(p)[test]') $(foreach p,$(TEST_PLUGINS),-e '$(p)')
+	# earlier major versions of the Hugging Face client, which the tests also point at the zoo server
+	$(foreach v,$(HF_CLIENTS),$(BIN)/python -m pip install --quiet --upgrade --target $(VENV)/hf-clients/$(v) \
+		'huggingface_hub==$(v)' &&) true
 	touch $@
 
 demo: $(BIN)/.installed

@@ -96,8 +96,9 @@ def registry_commit(root: Path, ref: str) -> str:
     return commit
 
 
-def run_client(hub, code: str, cache: str = "cache") -> dict:
+def run_client(hub, code: str, cache: str = "cache", extra_env: dict[str, str] | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(extra_env or {})
     env.update({"HF_ENDPOINT": hub["url"], "HF_HUB_CACHE": str(hub["tmp"] / cache), "HF_HUB_DISABLE_TELEMETRY": "1",
                 "HF_HOME": str(hub["tmp"] / "hf-home"), "TOKEN": hub["token"], "ENDPOINT": hub["url"],
                 "TMP": str(hub["tmp"]), "V1": hub["v1"], "V2": hub["v2"], "MINILM": str(hub["minilm"])})
@@ -318,3 +319,65 @@ def test_a_zoo_bert_checkpoint_loads_with_auto_model_for_sequence_classification
     for zoo_p, hf_p in zip(expected, got, strict=True):
         assert zoo_p.keys() == hf_p.keys()
         assert all(abs(zoo_p[k] - hf_p[k]) < 1e-4 for k in zoo_p)
+
+
+OLDER_CLIENTS = sorted(p.name for p in (VENV_BIN.parent / "hf-clients").glob("*") if p.is_dir())
+
+
+@pytest.mark.parametrize("version", ["0.36.2", "1.33.0"])
+def test_earlier_major_versions_of_the_client(hub, version):
+    """huggingface_hub 0.x (requests, `siblings`) and 1.x (httpx) against the same server; make test installs
+    them under .venv/hf-clients."""
+    if version not in OLDER_CLIENTS:
+        pytest.skip(f"huggingface_hub {version} is not installed under .venv/hf-clients (make test installs it)")
+    # PYTHONPATH puts the older client in front of the installed one
+    out = run_client(hub, """
+        import json, os
+        import huggingface_hub
+        from huggingface_hub import HfApi, file_exists, hf_hub_download, snapshot_download
+        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+        read = lambda p: json.load(open(p))["version"]
+        def kind(call):
+            try:
+                call()
+                return "ok"
+            except (RevisionNotFoundError, EntryNotFoundError, RepositoryNotFoundError) as exc:
+                for cls in (RevisionNotFoundError, EntryNotFoundError, RepositoryNotFoundError):
+                    if isinstance(exc, cls):
+                        return cls.__name__
+        api = HfApi()
+        snapshot = snapshot_download("acme/xray", revision="production")
+        print(json.dumps({
+            "version": huggingface_hub.__version__,
+            "main": read(hf_hub_download("acme/xray", "config.json")),
+            "alias": read(hf_hub_download("acme/xray", "config.json", revision="production")),
+            "commit": read(hf_hub_download("acme/xray", "config.json", revision=os.environ["V1"])),
+            "snapshot": sorted(os.listdir(snapshot)), "snapshot_version": read(os.path.join(snapshot, "config.json")),
+            "sha": api.model_info("acme/xray").sha, "files": api.list_repo_files("acme/xray"),
+            "models": [m.id for m in api.list_models(search="xray")],
+            "exists": file_exists("acme/xray", "config.json"), "missing": file_exists("acme/xray", "nope"),
+            "errors": [kind(lambda: hf_hub_download("acme/nothing", "config.json")),
+                       kind(lambda: hf_hub_download("acme/xray", "config.json", revision="99")),
+                       kind(lambda: hf_hub_download("acme/xray", "nope.bin")),
+                       kind(lambda: hf_hub_download("acme/secret", "config.json", token=os.environ["TOKEN"]))],
+        }))
+    """, cache=f"cache-{version}", extra_env={"PYTHONPATH": str(VENV_BIN.parent / "hf-clients" / version)})
+    assert out["version"] == version
+    assert (out["main"], out["alias"], out["commit"], out["snapshot_version"]) == (2, 1, 1, 1)
+    assert out["snapshot"] == ["README.md", "config.json", "extra", "model.safetensors"]
+    assert out["sha"] == hub["v2"] and "extra/notes.txt" in out["files"] and out["models"] == ["acme/xray"]
+    assert out["exists"] is True and out["missing"] is False
+    assert out["errors"] == ["RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError", "ok"]
+
+
+def test_zoo_import_from_a_hub_endpoint(hub, tmp_path):
+    """`zoo import hf:ORG/NAME@REV` goes through huggingface_hub (here pointed at the zoo server itself)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update({"HF_ENDPOINT": hub["url"], "HF_HUB_CACHE": str(tmp_path / "cache"),
+                "ZOO_REGISTRY": str(tmp_path / "z")})
+    result = subprocess.run([str(VENV_BIN / "zoo"), "import", "hf:acme/xray@production", "mirror/xray", "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["parents"] == [{"ref": f"hf:acme/xray@{hub['v1']}", "relation": "import"}]
+    assert info["status"] == "published" and "extra/notes.txt" in {f["path"] for f in info["files"]}
