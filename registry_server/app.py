@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from registry_server.hf import HubError, create_router, list_models_response, model_info, resolve_version
 from zoo_core.errors import UnknownNameError, ZooError
 from zoo_core.registry.blobs import IntegrityError
+from zoo_core.registry.queries import parse_metric
 from zoo_core.registry.service import (
     AuthError,
     CardError,
@@ -107,7 +108,6 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
         return exc.response()
-
 
     app.include_router(create_router(service, viewer, writer))
 
@@ -202,15 +202,6 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
         return service.set_status(f"{namespace}/{name}@{revision}", body.status, body.reason, who).as_dict()
 
     return app
-
-
-def parse_metric(metric: str | None) -> tuple[str, str, float] | None:
-    if not metric:
-        return None
-    match = re.fullmatch(r"\s*([\w-]+)\s*(>=|<=|=|>|<)\s*([0-9.eE+-]+)\s*", metric)
-    if not match:
-        raise ZooError(f"metric filter '{metric}' must look like NAME>=VALUE (operators >=, <=, >, <, =)")
-    return match.group(1), match.group(2), float(match.group(3))
 
 
 def file_response(service: RegistryService, spec: FileSpec, request: Request) -> Response:

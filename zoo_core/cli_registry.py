@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import typer
@@ -12,6 +11,7 @@ from rich.tree import Tree
 
 from zoo_core.client import Registry
 from zoo_core.errors import ZooError
+from zoo_core.registry.queries import parse_metric
 
 REGISTRY = typer.Option(None, "--registry", "-r", help="Registry folder (default: $ZOO_REGISTRY or ~/.zoo).")
 JSON = typer.Option(False, "--json", help="Print JSON.")
@@ -65,14 +65,8 @@ def register(app: typer.Typer, console) -> None:
                relation: str = None, sort: str = typer.Option("updated", help="updated, name or a metric"),
                page: int = 1, per_page: int = 20, registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Search models: free text, filters, metric and lineage filters."""
-        parsed = None
-        if metric:
-            match = re.fullmatch(r"\s*([\w-]+)\s*(>=|<=|=|>|<)\s*([0-9.eE+-]+)\s*", metric)
-            if not match:
-                raise ZooError(f"--metric '{metric}' must look like NAME>=VALUE (operators >=, <=, >, <, =)")
-            parsed = (match.group(1), match.group(2), float(match.group(3)))
         found = Registry(registry).search(query, task=task, modality=modality, backbone=backbone, family=family,
-                                          strategy=strategy, license=license, tag=tag, metric=parsed,
+                                          strategy=strategy, license=license, tag=tag, metric=parse_metric(metric),
                                           descendant_of=descendant_of, relation=relation, sort=sort, page=page,
                                           per_page=per_page)
         if as_json:

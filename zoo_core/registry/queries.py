@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, text
@@ -150,3 +151,13 @@ class QueriesMixin:
 
 def _tags_text(model):
     return cast(model.tags, String)
+
+
+def parse_metric(metric: str | None) -> tuple[str, str, float] | None:
+    """`accuracy>=0.9` -> ("accuracy", ">=", 0.9), for search's metric filter."""
+    if not metric:
+        return None
+    match = re.fullmatch(r"\s*([\w-]+)\s*(>=|<=|=|>|<)\s*([0-9.eE+-]+)\s*", metric)
+    if not match:
+        raise ZooError(f"metric filter '{metric}' must look like NAME>=VALUE (operators >=, <=, >, <, =)")
+    return match.group(1), match.group(2), float(match.group(3))
