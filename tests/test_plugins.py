@@ -21,7 +21,7 @@ def test_builtins_and_installed_plugins_contribute_through_the_hooks():
     assert set(plugins["zoo_core.builtin.strategies"].contributions["strategy"]) >= {
         "linear-probe", "freeze", "finetune", "gradual-unfreeze", "bitfit", "lora", "scratch"}
     assert set(plugins["zoo_core.builtin.readers"].contributions["reader"]) == {"imagefolder", "npz", "idx", "csv"}
-    assert set(plugins["zoo_core.builtin.sources"].contributions["source"]) == {"file", "scratch"}
+    assert set(plugins["zoo_core.builtin.sources"].contributions["source"]) == {"file", "scratch", "zoo"}
     assert "resnet50" in plugins["torchvision"].contributions["backbone"]
     assert "torchvision" in plugins["torchvision"].contributions["source"]
     assert "all-minilm-l6-v2" in plugins["transformers"].contributions["backbone"]
