@@ -155,7 +155,9 @@ def test_api_calls_model_info_files_refs_list_and_exists(hub):
     assert out["license"] == "cc-by-4.0" and out["modified"] >= 2024
     assert ["main", hub["v2"]] in out["branches"] and ["production", hub["v1"]] in out["branches"]
     assert out["tags"] == ["v1", "v2"]
-    assert out["search"] == ["acme/xray"] and out["author"] == [] and out["limited"] == 1
+    # other tests in this module push more models whose cards mention xray: check membership, not the whole list
+    assert "acme/xray" in out["search"] and "acme/secret" not in out["search"]
+    assert out["author"] == [] and out["limited"] == 1
     assert out["exists"] is True and out["missing"] is False
 
 
@@ -365,7 +367,8 @@ def test_earlier_major_versions_of_the_client(hub, version):
     assert out["version"] == version
     assert (out["main"], out["alias"], out["commit"], out["snapshot_version"]) == (2, 1, 1, 1)
     assert out["snapshot"] == ["README.md", "config.json", "extra", "model.safetensors"]
-    assert out["sha"] == hub["v2"] and "extra/notes.txt" in out["files"] and out["models"] == ["acme/xray"]
+    assert out["sha"] == hub["v2"] and "extra/notes.txt" in out["files"]
+    assert "acme/xray" in out["models"] and "acme/secret" not in out["models"]
     assert out["exists"] is True and out["missing"] is False
     assert out["errors"] == ["RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError", "ok"]
 
