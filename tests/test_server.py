@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,36 +19,13 @@ VENV_BIN = Path(sys.executable).parent
 CARD = Path(__file__).with_name("test_registry.py")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(tmp_path, database_url):
-    """`zoo serve` on a free loopback port over a fresh registry; yields (url, admin registry folder)."""
+def server(tmp_path, database_url, serve):
+    """`zoo serve` over a fresh registry; yields (url, the same registry opened embedded, for admin work)."""
     root = tmp_path / "registry"
-    port = free_port()
-    env = {**os.environ, "ZOO_DATABASE_URL": database_url}
-    process = subprocess.Popen([str(VENV_BIN / "zoo"), "serve", "--registry", str(root), "--port", str(port),
-                                "--max-upload", "200000"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        raise AssertionError(f"zoo serve did not start: {process.stdout.read()}")
+    url = serve(root, "--max-upload", "200000", env={"ZOO_DATABASE_URL": database_url})
     admin = zoo_core.Registry(str(root), database_url=database_url)
     yield url, admin
-    process.terminate()
-    process.wait(timeout=20)
     admin.service.engine.dispose()
 
 
@@ -161,4 +134,4 @@ def test_downloads_support_range_and_etag(server, tmp_path):
 
 def test_remote_registry_reports_unreachable_server():
     with pytest.raises(ZooError, match="cannot reach the registry"):
-        zoo_core.Registry(f"http://127.0.0.1:{free_port()}").resolve("acme/x")
+        zoo_core.Registry("http://127.0.0.1:9").resolve("acme/x")  # the discard port: nothing listens
