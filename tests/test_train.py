@@ -166,3 +166,13 @@ def test_linear_probe_on_pooled_mid_level_groups_roundtrips(tmp_path):
     assert torch.allclose(loaded.model(x), result.model(x), atol=1e-6)
     with pytest.raises(zoo_core.UnknownNameError, match="unknown layer group 'block3'"):
         run(tiny_recipe(tmp_path / "x", {"name": "linear-probe", "feature_groups": ["block3"]}, base=base))
+
+
+def test_finetune_can_keep_the_base_norm_statistics(tmp_path):
+    base, before = base_checkpoint(tmp_path)
+    kept = run(tiny_recipe(tmp_path / "k", {"name": "finetune", "freeze_norm_stats": True}, base=base))
+    moved = changed(before, kept.model)
+    assert "0.0.weight" in moved and "0.1.weight" in moved  # convolutions and BatchNorm affine still train
+    assert not any(k.endswith(("running_mean", "running_var")) for k in moved)
+    default = run(tiny_recipe(tmp_path / "d", "finetune", base=base))
+    assert any(k.endswith("running_mean") for k in changed(before, default.model))

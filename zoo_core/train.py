@@ -31,7 +31,7 @@ from zoo_core.pipeline import ImageEncoder, PreparedData, TextEncoder, batches, 
 from zoo_core.plugins import get_backbone, get_reader, get_strategy
 from zoo_core.recipe import Recipe, format_validation_error
 from zoo_core.sources import PretrainedWeights, load_weights
-from zoo_core.strategy import Strategy
+from zoo_core.strategy import NORM_TYPES, Strategy
 
 
 @dataclass
@@ -177,6 +177,10 @@ class Engine:
             if scale == 0:
                 for module in group.modules:
                     module.eval()  # frozen BatchNorm keeps its running statistics
+        if getattr(self.strategy, "freeze_norm_stats", False):
+            for module in self.model.backbone.modules():
+                if isinstance(module, NORM_TYPES):
+                    module.eval()  # normalise with the base's statistics; affine parameters still train
         by_name = dict(zip(self.group_names, scales, strict=True))
         for param_group in optimizer.param_groups:
             param_group["scale"] = by_name[param_group["name"]]

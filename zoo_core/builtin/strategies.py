@@ -55,6 +55,8 @@ class Finetune(Strategy):
     backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="backbone learning rate relative to the head's")
     layer_decay: float = Field(1.0, gt=0, le=1, description="each group toward the input gets lr x decay")
     warmup_epochs: float = Field(1.0, ge=0, description="linear learning-rate warm-up, in epochs")
+    freeze_norm_stats: bool = Field(
+        False, description="keep BatchNorm running statistics from the base (helps with small batches)")
 
     def lr_scales(self, groups, epoch):
         return decayed(groups, self.layer_decay, self.backbone_lr_scale)
