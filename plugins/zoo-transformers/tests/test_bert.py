@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,24 +99,30 @@ def test_custom_configuration_becomes_a_generic_bert_variant(tmp_path):
     assert zoo_core.load_checkpoint(out).model.spec.options["hidden_size"] == 32
 
 
-def test_finetune_real_minilm_on_sst2_sample_then_predict(tmp_path):
-    from pathlib import Path
-
+def train_on_sst2(output, labels_per_class: int, epochs: int, **recipe_fields):
+    """Fine-tune the real MiniLM on the SST-2 sample shipped in examples/data (a few dozen sentences)."""
     from zoo_core.recipe import recipe_from_dict
     from zoo_core.run import run_recipe
 
     examples = Path(__file__).resolve().parents[3] / "examples" / "data"
+    limit = min(32, labels_per_class)
     recipe = recipe_from_dict({
         "base": f"hf:{MINILM}",
         "strategy": {"name": "finetune", "backbone_lr_scale": 0.1},
         "data": {"reader": "csv", "args": {"files": {"train": str(examples / "sst2_train_sample.tsv"),
                                                      "test": str(examples / "sst2_dev_sample.tsv")},
                                            "text": 1, "label": 0, "classes": ["negative", "positive"]},
-                 "labels_per_class": 48, "limit": {"val": 32, "test": 64}, "max_length": 48},
-        "train": {"epochs": 2, "batch_size": 16, "lr": 0.002},
-        "output": str(tmp_path / "sst2"),
+                 "labels_per_class": labels_per_class, "limit": {"val": limit, "test": 2 * limit},
+                 "max_length": 48},
+        "train": {"epochs": epochs, "batch_size": 16, "lr": 0.002},
+        "output": str(output),
+        **recipe_fields,
     })
-    result = run_recipe(recipe, progress=False, log=lambda m: None)
+    return run_recipe(recipe, progress=False, log=lambda m: None)
+
+
+def test_finetune_real_minilm_on_sst2_sample_then_predict(tmp_path):
+    result = train_on_sst2(tmp_path / "sst2", labels_per_class=48, epochs=2)
     assert result.metrics["accuracy"] > 0.6, result.metrics  # pretrained sentence features carry sentiment
     out = result.checkpoint
     assert (out / "tokenizer.json").is_file() or (out / "vocab.txt").is_file()
@@ -134,25 +141,10 @@ def test_finetune_real_minilm_on_sst2_sample_then_predict(tmp_path):
 
 
 def test_pooler_checkpoint_loads_in_transformers_with_the_same_predictions(tmp_path):
-    from pathlib import Path
-
     from transformers import AutoModelForSequenceClassification
 
-    from zoo_core.recipe import recipe_from_dict
-    from zoo_core.run import run_recipe
-
-    examples = Path(__file__).resolve().parents[3] / "examples" / "data"
-    recipe = recipe_from_dict({
-        "base": f"hf:{MINILM}", "backbone_options": {"pooling": "pooler"},
-        "strategy": {"name": "finetune", "backbone_lr_scale": 0.1},
-        "data": {"reader": "csv", "args": {"files": {"train": str(examples / "sst2_train_sample.tsv"),
-                                                     "test": str(examples / "sst2_dev_sample.tsv")},
-                                           "text": 1, "label": 0, "classes": ["negative", "positive"]},
-                 "labels_per_class": 16, "limit": {"val": 16, "test": 16}, "max_length": 48},
-        "train": {"epochs": 1, "batch_size": 16, "lr": 0.002},
-        "output": str(tmp_path / "sst2-pooler"),
-    })
-    result = run_recipe(recipe, progress=False, log=lambda m: None)
+    result = train_on_sst2(tmp_path / "sst2-pooler", labels_per_class=16, epochs=1,
+                           backbone_options={"pooling": "pooler"})
     out = result.checkpoint
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"] and config["id2label"]["1"] == "positive"
