@@ -58,11 +58,16 @@ def zoo_revision(revision: str) -> str:
     return "latest" if revision in ("main", "HEAD") else revision
 
 
+def repo_not_found(exc: Exception, who: Viewer) -> HubError:
+    """The Hub answers 401 to anonymous callers and 404 to others; both carry RepoNotFound."""
+    return HubError(401 if not who.namespaces and not who.admin else 404, "RepoNotFound", str(exc))
+
+
 def resolve_version(service: RegistryService, namespace: str, name: str, revision: str, who: Viewer) -> VersionInfo:
     try:
         return service.resolve(f"{namespace}/{name}@{zoo_revision(revision)}", who)
     except ModelNotFoundError as exc:
-        raise HubError(401 if not who.namespaces and not who.admin else 404, "RepoNotFound", str(exc)) from None
+        raise repo_not_found(exc, who) from None
     except RevisionNotFoundError as exc:
         raise HubError(404, "RevisionNotFound", str(exc)) from None
     except ZooError as exc:
@@ -251,4 +256,4 @@ def _versions(service: RegistryService, namespace: str, name: str, who: Viewer) 
     try:
         return service.versions(f"{namespace}/{name}", who)
     except NotFoundError as exc:
-        raise HubError(401 if not who.namespaces and not who.admin else 404, "RepoNotFound", str(exc)) from None
+        raise repo_not_found(exc, who) from None

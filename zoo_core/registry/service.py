@@ -56,7 +56,6 @@ from zoo_core.registry.types import (
     manifest_commit,
 )
 
-STATUSES = ("draft", "published", "deprecated", "yanked")
 # `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
 RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
 # the registry's public names, importable from here as before the split into types/queries/files
