@@ -37,6 +37,17 @@ def test_finetune_layerwise_decay_towards_the_input():
     assert scales == [0.5 * 0.5**4, 0.5 * 0.5**3, 0.5 * 0.5**2, 0.5 * 0.5, 0.5, 1.0]
 
 
+def test_finetune_on_mid_level_groups_freezes_the_groups_above_them():
+    s = strategy("finetune", backbone_lr_scale=0.5, layer_decay=0.5, feature_groups=["layer2", "layer3"])
+    s.check_groups(GROUPS)
+    assert s.head_options() == {"feature_groups": ["layer2", "layer3"]}
+    assert s.lr_scales(GROUPS, 0) == [0.5 * 0.5**4, 0.5 * 0.5**3, 0.5 * 0.5**2, 0.5 * 0.5, 0.0, 1.0]
+    with pytest.raises(UnknownNameError, match="unknown layer group 'layer5'"):
+        strategy("finetune", feature_groups=["layer5"]).check_groups(GROUPS)
+    with pytest.raises(ZooError, match="cannot include the head"):
+        strategy("finetune", feature_groups=["head"]).check_groups(GROUPS)
+
+
 def test_gradual_unfreeze_adds_one_group_from_the_top():
     s = strategy("gradual-unfreeze", every=2)
     trained = [[bool(x) for x in s.lr_scales(GROUPS, epoch)] for epoch in range(12)]

@@ -178,6 +178,18 @@ def test_finetune_can_keep_the_base_norm_statistics(tmp_path):
     assert any(k.endswith("running_mean") for k in changed(before, default.model))
 
 
+def test_finetune_on_mid_level_groups_roundtrips(tmp_path):
+    base, before = base_checkpoint(tmp_path)
+    result = run(tiny_recipe(tmp_path, {"name": "finetune", "feature_groups": ["block1"]}, base=base))
+    assert result.model.head.linear.in_features == 8  # block1's channels, pooled
+    assert {k.split(".")[0] for k in changed(before, result.model)} == {"0"}  # block2 never reaches the head
+    loaded = zoo_core.load(result.checkpoint)
+    assert loaded.model.feature_groups == ("block1",) and not loaded.model.head.standardize
+    x = torch.randn(3, 3, 32, 32)
+    result.model.eval()
+    assert torch.allclose(loaded.model(x), result.model(x), atol=1e-6)
+
+
 def test_augmentation_flips_and_crops_7_8_to_all_of_the_side():
     from zoo_core.pipeline import _augment
 

@@ -57,9 +57,25 @@ class Finetune(Strategy):
     warmup_epochs: float = Field(1.0, ge=0, description="linear learning-rate warm-up, in epochs")
     freeze_norm_stats: bool = Field(
         False, description="keep BatchNorm running statistics from the base (helps with small batches)")
+    feature_groups: list[str] | None = Field(
+        None, description="the head reads the pooled, concatenated outputs of these layer groups; groups above "
+                          "the highest of them stay frozen")
+
+    def check_groups(self, groups):
+        for name in self.feature_groups or ():
+            if name == groups[-1]:
+                raise ZooError("finetune: feature_groups cannot include the head")
+            resolve_group(name, groups)
+
+    def head_options(self):
+        return {"feature_groups": self.feature_groups} if self.feature_groups else {}
 
     def lr_scales(self, groups, epoch):
-        return decayed(groups, self.layer_decay, self.backbone_lr_scale)
+        scales = decayed(groups, self.layer_decay, self.backbone_lr_scale)
+        if self.feature_groups:  # groups above the highest tapped one do not reach the head: keep them frozen
+            top = max(resolve_group(name, groups) for name in self.feature_groups)
+            scales = [0.0 if top < i < len(groups) - 1 else s for i, s in enumerate(scales)]
+        return scales
 
 
 class GradualUnfreeze(Strategy):
