@@ -2,8 +2,9 @@
 
 A layered layout, left to right: one column per generation (ancestors to the left of the version asked for,
 descendants to the right), each column ordered by the mean row of its neighbours in the column before (the
-barycentre heuristic of Sugiyama-style layouts), which keeps branches together and crossings few. A family of 50
-versions is a few columns of boxes of fixed, legible size; the page scrolls rather than shrinking the text.
+barycentre heuristic of Sugiyama-style layouts), which keeps branches together and crossings few. Boxes keep a
+fixed, legible size; a generation of more than MAX_ROWS versions wraps into sub-columns, so a family of 50 is a
+compact block and the page scrolls sideways rather than shrinking the text.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 NODE_W, NODE_H = 250, 52
-COL_GAP, ROW_GAP, MARGIN = 72, 14, 12
+COL_GAP, SUB_GAP, ROW_GAP, MARGIN = 72, 24, 14, 12
+MAX_ROWS = 12
 MAX_LABEL, MAX_DETAIL = 28, 36  # characters that fit a box at 13px bold / 12px
 
 
@@ -82,20 +84,28 @@ def layout(graph: dict[str, Any], href) -> Layout:
         columns[d] = sorted(columns[d], key=lambda n: (_barycentre(n, neighbours, row), n))
         for i, n in enumerate(columns[d]):
             row[n] = i
-    tallest = max(len(c) for c in columns.values())
+    # a generation taller than MAX_ROWS wraps into side-by-side sub-columns, so a fan-out of 60 fine-tunes of one
+    # base stays a compact block next to its parent instead of a strip thousands of pixels tall
+    rows_per = {d: min(len(columns[d]), MAX_ROWS) for d in depths}
+    tallest = max(rows_per.values())
     height = MARGIN * 2 + tallest * NODE_H + (tallest - 1) * ROW_GAP
     placed_nodes: dict[str, PlacedNode] = {}
-    for ci, d in enumerate(depths):
-        column = columns[d]
-        offset = (tallest - len(column)) * (NODE_H + ROW_GAP) / 2  # centre short columns
+    x = MARGIN
+    for d in depths:
+        column, rows = columns[d], rows_per[d]
         for i, n in enumerate(column):
+            sub, r = divmod(i, rows)
+            in_sub = min(rows, len(column) - sub * rows)
+            offset = (tallest - in_sub) * (NODE_H + ROW_GAP) / 2  # centre short columns
             node = nodes[n]
             label, detail = _texts(node, relation_of.get(n))
             placed_nodes[n] = PlacedNode(
-                id=n, x=MARGIN + ci * (NODE_W + COL_GAP), y=int(MARGIN + offset + i * (NODE_H + ROW_GAP)),
+                id=n, x=x + sub * (NODE_W + SUB_GAP), y=int(MARGIN + offset + r * (NODE_H + ROW_GAP)),
                 label=_short(label, MAX_LABEL), detail=_short(detail, MAX_DETAIL),
                 href=None if node.get("external") else href(n), external=bool(node.get("external")),
                 current=n == graph["root"], status=node.get("status"))
+        subs = -(-len(column) // rows)
+        x += subs * NODE_W + (subs - 1) * SUB_GAP + COL_GAP
     edges = []
     for e in graph["edges"]:
         child, parent = placed_nodes.get(e["child"]), placed_nodes.get(e["parent"])
@@ -105,7 +115,7 @@ def layout(graph: dict[str, Any], href) -> Layout:
         x2, y2 = child.x, child.y + NODE_H // 2
         bend = (x2 - x1) / 2
         edges.append(PlacedEdge(f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}", e["relation"]))
-    width = MARGIN * 2 + len(depths) * NODE_W + (len(depths) - 1) * COL_GAP
+    width = x - COL_GAP + MARGIN
     return Layout(width, height, list(placed_nodes.values()), edges)
 
 
