@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -124,13 +126,24 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.2f}"
         return response
 
+    def wants_html(request: Request) -> bool:
+        return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/api/")
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        """A person's browser gets the catalog's 404 page; API clients get JSON."""
-        if exc.status_code == 404 and "text/html" in request.headers.get("accept", ""):
-            return web_templates.TemplateResponse(request, "404.html", {"message": f"There is no page at "
+        """A person's browser gets the catalog's error page; API clients get JSON."""
+        if exc.status_code == 404 and wants_html(request):
+            return web_templates.TemplateResponse(request, "error.html", {"message": f"There is no page at "
                                                   f"{request.url.path}."}, status_code=404)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if wants_html(request):  # e.g. /?page=abc typed by hand
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+            return web_templates.TemplateResponse(request, "error.html", {"title": "Bad request",
+                                                  "message": problems}, status_code=400)
+        return await request_validation_exception_handler(request, exc)
 
     @app.get("/api/models", summary="List models (Hugging Face Hub format)")
     def list_models(request: Request, search: str | None = None, author: str | None = None,

@@ -97,19 +97,19 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
     router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
     templates = create_templates()
 
-    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     def not_found(request: Request, message: str) -> HTMLResponse:
-        return page(request, "404.html", status=404, message=message)
+        return render(request, "error.html", status=404, message=message,
+                      search_for=request.url.path.strip("/").split("/")[-1] or None)
 
     @router.get("/")
     def home(request: Request, q: str | None = None, task: str | None = None, modality: str | None = None,
              family: str | None = None, strategy: str | None = None, license: str | None = None,
-             tag: str | None = None, sort: str = "updated", page_number: int = 1, per_page: int = PER_PAGE,
+             tag: str | None = None, sort: str = "updated", page: int = 1, per_page: int = PER_PAGE,
              who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
-        # `page` in the query string; the parameter is renamed so it does not shadow the helper above
-        page_number = max(1, int(request.query_params.get("page", page_number) or 1))
+        page_number = max(1, page)
         per_page = max(1, min(per_page, 100))
         filters = {"task": task, "modality": modality, "family": family, "strategy": strategy,
                    "license": license, "tag": tag}
@@ -120,7 +120,7 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
             found = service.search(q or None, viewer=who, sort=sort, page=page_number, per_page=per_page,
                                    facets=True, **filters)
         except ZooError as exc:
-            return page(request, "home.html", status=400, error=str(exc), found=None, filters=filters, q=q,
+            return render(request, "home.html", status=400, error=str(exc), found=None, filters=filters, q=q,
                         sort=sort, metrics=metrics, url_with=lambda **_: "/", titles=FACET_TITLES)
         current = {k: v for k, v in {"q": q, **filters, "sort": sort if sort != "updated" else None,
                                      "per_page": per_page if per_page != PER_PAGE else None}.items() if v}
@@ -137,19 +137,19 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
             result["headline"] = best_metric(result["metrics"])
             result["aliases"] = sorted(a for v in result["versions"] for a in v["aliases"] if a != "latest")
         pages = max(1, -(-found["total"] // per_page))
-        return page(request, "home.html", found=found, filters=filters, q=q or "", sort=sort, metrics=metrics,
+        return render(request, "home.html", found=found, filters=filters, q=q or "", sort=sort, metrics=metrics,
                     url_with=url_with, titles=FACET_TITLES, pages=pages, page_number=page_number, error=None,
                     per_page=per_page)
 
     @router.get("/plugins")
     def plugins(request: Request) -> HTMLResponse:
-        return page(request, "plugins.html", **plugin_listing())
+        return render(request, "plugins.html", **plugin_listing())
 
     @router.get("/compare")
     def compare(request: Request, a: str | None = None, b: str | None = None,
                 who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
         if not a or not b:
-            return page(request, "compare.html", a=a or "", b=b or "", sides=None, error=None)
+            return render(request, "compare.html", a=a or "", b=b or "", sides=None, error=None)
         sides = []
         try:
             for ref in (a, b):
@@ -159,12 +159,12 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
         except NotFoundError as exc:
             return not_found(request, str(exc))
         except ZooError as exc:
-            return page(request, "compare.html", status=400, a=a, b=b, sides=None, error=str(exc))
+            return render(request, "compare.html", status=400, a=a, b=b, sides=None, error=str(exc))
         left, right = sides[0]["recipe"], sides[1]["recipe"]
         keys = sorted(set(left) | set(right))
         rows = [{"key": k, "a": left.get(k), "b": right.get(k), "differs": left.get(k) != right.get(k)} for k in keys]
         metric_names = sorted(set(sides[0]["info"].metrics) | set(sides[1]["info"].metrics))
-        return page(request, "compare.html", a=a, b=b, sides=sides, error=None, metric_names=metric_names,
+        return render(request, "compare.html", a=a, b=b, sides=sides, error=None, metric_names=metric_names,
                     differing=[r for r in rows if r["differs"]], same=[r for r in rows if not r["differs"]])
 
     @router.get("/{namespace}/{name}")
@@ -197,7 +197,7 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
         metadata, body = card_html(info.card or "")
         base = str(request.base_url).rstrip("/")
         previous = max((v.number for v in versions if v.number < info.number), default=None)
-        return page(request, "model.html", model=summary, info=info, versions=versions, card=body,
+        return render(request, "model.html", model=summary, info=info, versions=versions, card=body,
                     metadata=side_panel(metadata), results=model_index(metadata), base=base,
                     snippets=snippets(base, info, summary.get("modality")), previous=previous)
 
@@ -210,7 +210,7 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
             return not_found(request, str(exc))
         placed = layout(graph, href=version_url)
         relation_of = {e["child"]: e["relation"] for e in graph["edges"]}
-        return page(request, "lineage.html", graph=graph, layout=placed, relation_of=relation_of,
+        return render(request, "lineage.html", graph=graph, layout=placed, relation_of=relation_of,
                     root=graph["root"], version_url=version_url)
 
     @router.get("/{namespace}/{name}/v")

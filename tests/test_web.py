@@ -151,6 +151,13 @@ def test_not_found_pages_and_private_models(sample_catalog):
     service.engine.dispose()
 
 
+def test_a_malformed_query_gets_a_page_that_names_the_field(sample_catalog):
+    page = get(sample_catalog, "/?page=second")
+    assert page.status_code == 400 and "<h1>Bad request</h1>" in page.text and "page:" in page.text
+    api = httpx.get(sample_catalog.url + "/api/search?page=second")
+    assert api.status_code == 422 and api.json()["detail"][0]["loc"] == ["query", "page"]
+
+
 def test_every_page_reports_its_server_time(sample_catalog):
     timing = get(sample_catalog, "/").headers["server-timing"]
     assert re.fullmatch(r"app;dur=\d+\.\d+", timing)
