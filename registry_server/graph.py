@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-NODE_W, NODE_H = 250, 52
+NODE_W, NODE_H = 264, 52
 COL_GAP, SUB_GAP, ROW_GAP, MARGIN = 72, 24, 14, 12
 MAX_ROWS = 12
 MAX_LABEL, MAX_DETAIL = 28, 36  # characters that fit a box at 13px bold / 12px
