@@ -12,7 +12,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _common import PNEUMONIA, emit, require_shared_data
+from _common import PNEUMONIA, emit, require_shared_data, set_threads
 
 from zoo_core.recipe import recipe_from_dict
 from zoo_core.train import Engine
@@ -21,7 +21,7 @@ from zoo_core.train import Engine
 def main() -> None:
     require_shared_data()
     quick = "--quick" in sys.argv
-    torch.set_num_threads(2)
+    set_threads()
     recipe = {
         "base": "scratch:resnet18", "strategy": "linear-probe",
         "data": {"reader": "npz", "args": {"path": str(PNEUMONIA)}, "image_size": 32 if quick else 64,
