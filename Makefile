@@ -24,19 +24,24 @@ demo: $(BIN)/.installed
 	$(BIN)/python examples/demo.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check zoo_core registry_server plugins tests bench examples
+	$(BIN)/ruff check zoo_core registry_server plugins tests bench examples scripts
 
 # The registry tests also run against a real PostgreSQL (started on loopback by scripts/pg-test-server.sh,
 # installed from Debian's packages when missing); ZOO_SKIP_POSTGRES=1 runs them on SQLite only.
+# The web catalog's browser tests drive Debian's Chromium (scripts/chromium.sh installs it when missing) through
+# Playwright; ZOO_SKIP_BROWSER=1 leaves them out.
 test: lint
 	if [ -n "$$ZOO_SKIP_POSTGRES" ]; then url=; else url=$$(bash scripts/pg-test-server.sh); fi; \
-	ZOO_TEST_POSTGRES_URL=$$url $(BIN)/python -m pytest tests $(foreach p,$(PLUGINS),$(p)/tests)
+	if [ -n "$$ZOO_SKIP_BROWSER" ]; then chromium=; else chromium=$$(bash scripts/chromium.sh); fi; \
+	ZOO_TEST_POSTGRES_URL=$$url ZOO_CHROMIUM=$$chromium \
+		$(BIN)/python -m pytest tests $(foreach p,$(PLUGINS),$(p)/tests)
 
 bench: $(BIN)/.installed
 	cd bench && ../$(BIN)/python startup.py
 	cd bench && ../$(BIN)/python overhead.py
 	cd bench && ../$(BIN)/python cache.py
 	cd bench && ../$(BIN)/python stream.py
+	cd bench && ../$(BIN)/python catalog.py
 	cd bench && ../$(BIN)/python transfer.py
 
 clean:

@@ -14,6 +14,16 @@ MNIST = {"images": str(SHARED / "mnist-test" / "t10k-images-idx3-ubyte.gz"),
          "labels": str(SHARED / "mnist-test" / "t10k-labels-idx1-ubyte.gz")}
 
 
+def set_threads() -> None:
+    """Two threads (this project's 2-core machine) unless ZOO_BENCH_THREADS says otherwise, e.g. 1 when another
+    job holds the other core: oversubscribed torch threads slow both sides of a comparison unevenly."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("ZOO_BENCH_THREADS", "2")))
+
+
 def require_shared_data() -> None:
     if not PNEUMONIA.is_file():
         sys.exit(f"benchmarks read ../shared/data ({PNEUMONIA} is missing)")

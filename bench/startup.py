@@ -26,7 +26,7 @@ def timed(code: str) -> float:
 def main() -> None:
     baseline = timed("import torch")
     catalog = timed("import zoo_core; zoo_core.get_catalog()")
-    listing = timed("from zoo_core.cli import backbone_summaries; backbone_summaries()")
+    listing = timed("from zoo_core.plugins import summaries; summaries(\"backbone\")")
     result = {"baseline_s": round(baseline, 3), "catalog_s": round(catalog, 3), "listing_s": round(listing, 3),
               "ratio": round(listing / baseline, 2)}
     print(f"{'import torch (baseline)':<40}{baseline:8.2f} s")

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "examples" / "recipes"
 OUT = ROOT / ".zoo-demo" / "runs"
 REGISTRY = ROOT / ".zoo-demo" / "registry"
+PORT = int(os.environ.get("ZOO_DEMO_PORT", "8000"))
 os.environ["ZOO_REGISTRY"] = str(REGISTRY)  # the demo's own embedded registry, not ~/.zoo
 STRATEGIES = ["linear-probe", "freeze", "finetune", "gradual-unfreeze", "bitfit", "lora", "scratch"]
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -109,14 +110,20 @@ def main() -> None:
         console.print(f"    predicted {label:<10} {probability:.2f}   (truth: {model.labels[truth]})")
     console.print(f"\nCheckpoints: {OUT}\nRegistry:    {REGISTRY}\nTry: ZOO_REGISTRY={REGISTRY} .venv/bin/zoo search"
                   f"   ·   ZOO_REGISTRY={REGISTRY} .venv/bin/zoo lineage demo/pneumonia-{best}")
-    if "--no-serve" not in sys.argv:
-        console.rule("5. Serving the registry (Ctrl-C to stop)")
-        import uvicorn
+    catalog = f"http://127.0.0.1:{PORT}/"
+    if "--no-serve" in sys.argv:
+        console.print(f"\nWeb catalog: ZOO_REGISTRY={REGISTRY} .venv/bin/zoo serve --port {PORT}, then open {catalog}")
+        return
+    console.rule("5. The web catalog (Ctrl-C to stop)")
+    import uvicorn
 
-        from registry_server.app import create_app
+    from registry_server.app import create_app
 
-        console.print("  http://127.0.0.1:8000/api/models  ·  API docs: http://127.0.0.1:8000/docs")
-        uvicorn.run(create_app(REGISTRY), host="127.0.0.1", port=8000, log_level="warning")
+    console.print(f"  JSON API: {catalog}api/search  ·  API docs: {catalog}docs")
+    console.print(f"  [bold]Web catalog with the {registry.search(per_page=1)['total']} models trained above: "
+                  f"{catalog}[/bold]  "
+                  f"(e.g. {catalog}demo/pneumonia-{best}/v/1/lineage)")
+    uvicorn.run(create_app(REGISTRY), host="127.0.0.1", port=PORT, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry_server.hf import HubError, create_router, list_models_response, model_info, resolve_version
+from registry_server.web import create_templates, create_web_router, templates_dir
 from zoo_core.errors import UnknownNameError, ZooError
 from zoo_core.registry.blobs import IntegrityError
 from zoo_core.registry.queries import parse_metric
@@ -71,6 +77,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     app = FastAPI(title="Transfer Zoo registry", version="0.1.0",
                   description="Versioned, documented checkpoints with lineage.")
     app.state.service = service
+    web_templates = create_templates()
 
     @app.exception_handler(ZooError)
     async def zoo_error(_request: Request, exc: ZooError) -> JSONResponse:
@@ -110,6 +117,33 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
         return exc.response()
 
     app.include_router(create_router(service, viewer, writer))
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next):
+        """Server-Timing: app;dur=MS on every answer (the catalog benchmark reads it; so do browser dev tools)."""
+        start = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.2f}"
+        return response
+
+    def wants_html(request: Request) -> bool:
+        return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/api/")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """A person's browser gets the catalog's error page; API clients get JSON."""
+        if exc.status_code == 404 and wants_html(request):
+            return web_templates.TemplateResponse(request, "error.html", {"message": f"There is no page at "
+                                                  f"{request.url.path}."}, status_code=404)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if wants_html(request):  # e.g. /?page=abc typed by hand
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+            return web_templates.TemplateResponse(request, "error.html", {"title": "Bad request",
+                                                  "message": problems}, status_code=400)
+        return await request_validation_exception_handler(request, exc)
 
     @app.get("/api/models", summary="List models (Hugging Face Hub format)")
     def list_models(request: Request, search: str | None = None, author: str | None = None,
@@ -201,6 +235,9 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
                    who: Viewer = Depends(writer)) -> dict[str, Any]:
         return service.set_status(f"{namespace}/{name}@{revision}", body.status, body.reason, who).as_dict()
 
+    # the catalog's pages come last: /{namespace}/{name} must not shadow an API route
+    app.mount("/static", StaticFiles(directory=templates_dir() / "static"), name="static")
+    app.include_router(create_web_router(service, viewer))
     return app
 
 

@@ -142,3 +142,22 @@ def serve():
     for process in processes:
         process.terminate()
         process.wait(timeout=20)
+
+
+SCREENSHOTS = ROOT / "test-output" / "web"
+
+
+@pytest.fixture(scope="session")
+def sample_catalog(tmp_path_factory, serve):
+    """scripts/sample_catalog.py's catalog (every backbone family, a 4-generation lineage with a branch, aliases,
+    a yanked version, a private model, a hostile card) published into a registry and served by `zoo serve`.
+    Attributes: url, root, and the names the seed returns (chain_root, chain_leaf, yanked, private, hostile)."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("sample_catalog", ROOT / "scripts" / "sample_catalog.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = tmp_path_factory.mktemp("catalog")
+    names = module.seed(root)
+    return SimpleNamespace(url=serve(root), root=root, **names)

@@ -41,5 +41,6 @@ def test_core_wheel_ships_templates(tmp_path):
                    check=True, timeout=600)
     (wheel,) = tmp_path.glob("transfer_zoo-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(n.startswith("registry_server/templates/") for n in names)
+    pages = [p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*") if p.is_file()]
+    assert len(pages) >= 9 and all(f"registry_server/{p}" in names for p in pages)  # every page, CSS and icon
     assert any(n.startswith("zoo_core/builtin/") for n in names)

@@ -207,6 +207,15 @@ def test_search_filters_metrics_lineage_and_pagination(service, checkpoint):
     top = service.search("resnet")["results"][0]
     assert top["versions"] == [{"number": 1, "status": "published", "aliases": ["latest", "production"],
                                 "metrics": {"accuracy": 0.95, "macro_f1": pytest.approx(0.94)}}]
+    facets = service.search(facets=True)["facets"]
+    assert facets["family"] == [("bert", 1), ("resnet", 1), ("vgg", 1)]
+    assert facets["strategy"] == [("finetune", 1), ("freeze", 1), ("lora", 1)]
+    assert dict(facets["tag"])["xray"] == 2 and dict(facets["tag"])["text"] == 1
+    narrowed = service.search("xray", facets=True)["facets"]  # counts follow the current matches
+    assert narrowed["family"] == [("resnet", 1), ("vgg", 1)] and "text" not in dict(narrowed["tag"])
+    assert service.search(facets=True, family="vgg")["facets"]["strategy"] == [("freeze", 1)]
+    assert [v.size for v in service.versions("acme/xray-vgg")] == [service.resolve("acme/xray-vgg@1").size]
+    assert service.metric_names() == ["accuracy", "macro_f1"]
 
 
 def test_concurrent_pushes_get_distinct_consecutive_numbers(service, checkpoint):

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zoo_core.errors import UnknownNameError, ZooError
-from zoo_core.plugins import get_catalog
+from zoo_core.plugins import get_catalog, summaries
 
 app = typer.Typer(help="Transfer Zoo: pretrained backbones, transfer recipes and a checkpoint registry.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -28,17 +28,6 @@ def _print_json(data: Any) -> None:
 
 def _millions(n: int) -> str:
     return f"{n / 1e6:.1f}M"
-
-
-def backbone_summaries(pattern: str | None = None) -> list[dict[str, Any]]:
-    catalog = get_catalog()
-    return [catalog.get("backbone", name).summary(catalog.plugin_of("backbone", name))
-            for name in catalog.names("backbone", pattern)]
-
-
-def summaries(kind: str) -> list[dict[str, Any]]:
-    catalog = get_catalog()
-    return [catalog.get(kind, name).summary(catalog.plugin_of(kind, name)) for name in catalog.names(kind)]
 
 
 @app.command()
@@ -63,7 +52,7 @@ def _short(names: list[str], limit: int = 6) -> str:
 def backbones(pattern: str = typer.Argument(None, help="Wildcard filter, e.g. 'resnet*'."),
               as_json: bool = JSON_OPTION) -> None:
     """Registered backbones, optionally filtered by a wildcard pattern."""
-    rows = backbone_summaries(pattern)
+    rows = summaries("backbone", pattern)
     if pattern and not rows:
         raise UnknownNameError("backbone pattern", pattern, get_catalog().names("backbone"))
     if as_json:

@@ -209,6 +209,12 @@ def unregister_plugin(name: str) -> None:
 
 
 # Lookups in timm's style; the public API re-exports them.
+def summaries(kind: str, pattern: str | None = None) -> list[dict[str, Any]]:
+    """What `zoo backbones|strategies|readers|sources` and the catalog's plugins page show: one dict a name."""
+    catalog = get_catalog()
+    return [catalog.get(kind, name).summary(catalog.plugin_of(kind, name)) for name in catalog.names(kind, pattern)]
+
+
 def list_backbones(pattern: str | None = None) -> list[str]:
     return get_catalog().names("backbone", pattern)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, text
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from zoo_core.errors import ZooError
@@ -79,8 +82,10 @@ class QueriesMixin:
                library: str | None = None, namespace: str | None = None,
                metric: tuple[str, str, float] | None = None, descendant_of: str | None = None,
                relation: str | None = None, sort: str = "updated", page: int = 1,
-               per_page: int = 20) -> dict[str, Any]:
-        """Models whose latest version matches, with every version's aliases and metrics in the same answer."""
+               per_page: int = 20, facets: bool = False) -> dict[str, Any]:
+        """Models whose latest version matches, with every version's aliases and metrics in the same answer;
+        `facets` adds, per facet (task, modality, family, strategy, license, tag), each value's count among the
+        matches."""
         with Session(self.engine) as session:
             latest = select(Alias.model_id, Alias.version_id).where(Alias.name == "latest").subquery()
             stmt = (select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
@@ -117,6 +122,7 @@ class QueriesMixin:
                     edges = edges.where(LineageEdge.child_id.in_(ids))
                 stmt = stmt.where(Version.id.in_(edges))
             total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+            counts = _facet_counts(session, stmt) if facets else None
             if sort == "name":
                 stmt = stmt.order_by(Namespace.name, Model.name)
             elif sort == "updated":
@@ -126,10 +132,12 @@ class QueriesMixin:
                                                            VersionMetric.name == sort).scalar_subquery())
                 stmt = stmt.order_by(value.desc().nulls_last(), Model.name)
             page, per_page = max(1, page), max(1, min(per_page, 200))
-            rows = session.exec(stmt.offset((page - 1) * per_page).limit(per_page)).all()
+            # a result card needs none of a version's card text or JSON documents: leave them in the database
+            light = [defer(Version.card), defer(Version.card_data), defer(Version.config)]
+            rows = session.exec(stmt.options(*light).offset((page - 1) * per_page).limit(per_page)).all()
             model_ids = [m.id for m, _, _ in rows]
             aliases = self._aliases_by_version(session, model_ids)
-            all_versions = session.exec(select(Version).where(Version.model_id.in_(model_ids))
+            all_versions = session.exec(select(Version).options(*light).where(Version.model_id.in_(model_ids))
                                         .order_by(Version.number)).all() if model_ids else []
             metrics = self._metrics_by_version(session, [v.id for v in all_versions])
             by_model: dict[int, list[Version]] = {}
@@ -146,7 +154,33 @@ class QueriesMixin:
                     "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
                                   "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])],
                 })
-            return {"total": total, "page": page, "per_page": per_page, "results": results}
+            answer = {"total": total, "page": page, "per_page": per_page, "results": results}
+            if counts is not None:
+                answer["facets"] = counts
+            return answer
+
+    def metric_names(self) -> list[str]:
+        """Every metric name versions report, for sort menus."""
+        with Session(self.engine) as session:
+            return sorted(session.exec(select(VersionMetric.name).distinct()).all())
+
+
+FACETS = ("task", "modality", "family", "strategy", "license", "tag")
+
+
+def _facet_counts(session: Session, stmt) -> dict[str, list[tuple[str, int]]]:
+    """Per facet, (value, count) over all matches, most common first: one narrow query of the matching rows
+    (tags are a JSON list per model, so they are counted here rather than in SQL)."""
+    # tags as their raw JSON text: json.loads is several times faster than the ORM's JSON type per row
+    narrow = stmt.with_only_columns(Model.task, Model.modality, Version.family, Version.strategy, Model.license,
+                                    _tags_text(Model))
+    counters: dict[str, Counter] = {facet: Counter() for facet in FACETS}
+    for *values, tags in session.exec(narrow).all():
+        for facet, value in zip(FACETS, values, strict=False):
+            if value:
+                counters[facet][value] += 1
+        counters["tag"].update(set(json.loads(tags) if tags else ()))
+    return {facet: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) for facet, counter in counters.items()}
 
 
 def _tags_text(model):

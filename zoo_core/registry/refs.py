@@ -32,6 +32,17 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+# the web catalog's own top-level pages: a namespace of that name would hide them (or be hidden by them)
+RESERVED_NAMESPACES = frozenset({"api", "static", "docs", "redoc", "plugins", "compare", "search", "models"})
+
+
+def check_namespace(value: str) -> str:
+    check_name(value, "namespace")
+    if value.lower() in RESERVED_NAMESPACES:
+        raise ZooError(f"namespace '{value}' is reserved for the catalog's pages; choose another name")
+    return value
+
+
 def check_alias(value: str) -> str:
     if not ALIAS.match(value) or value.isdigit() or re.fullmatch(r"v\d+", value):
         raise ZooError(f"alias '{value}' is not valid: start with a letter; it must not look like a version "

@@ -39,7 +39,7 @@ from zoo_core.registry.models import (
     utcnow,
 )
 from zoo_core.registry.queries import QueriesMixin
-from zoo_core.registry.refs import ModelRef, check_alias, check_name, parse_ref
+from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref
 from zoo_core.registry.types import (
     ADMIN,
     ANONYMOUS,
@@ -100,7 +100,7 @@ class RegistryService(QueriesMixin):
     def _namespace(self, session: Session, name: str) -> Namespace:
         ns = session.exec(select(Namespace).where(Namespace.name == name)).first()
         if ns is None:
-            ns = Namespace(name=check_name(name, "namespace"))
+            ns = Namespace(name=check_namespace(name))
             session.add(ns)
             session.flush()
         return ns
@@ -132,6 +132,7 @@ class RegistryService(QueriesMixin):
             files = session.exec(select(FileEntry).where(FileEntry.version_id == version.id)
                                  .order_by(FileEntry.path)).all()
             info.files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
+            info.size = sum(f.size for f in files)
             info.parents = self._parents(session, version.id)
             info.card = version.card
         return info
@@ -320,8 +321,14 @@ class RegistryService(QueriesMixin):
             rows = session.exec(select(Version).where(Version.model_id == model.id).order_by(Version.number)).all()
             aliases = self._aliases_by_version(session, [model.id])
             metrics = self._metrics_by_version(session, [v.id for v in rows])
-            return [self._info(session, ref.model_id, v, aliases=aliases.get(v.id, []), metrics=metrics.get(v.id, {}))
-                    for v in rows]
+            sizes = dict(session.exec(select(FileEntry.version_id, func.sum(FileEntry.size))
+                                      .where(FileEntry.version_id.in_([v.id for v in rows]))
+                                      .group_by(FileEntry.version_id)).all()) if rows else {}
+            infos = [self._info(session, ref.model_id, v, aliases=aliases.get(v.id, []), metrics=metrics.get(v.id, {}))
+                     for v in rows]
+            for info, v in zip(infos, rows, strict=True):
+                info.size = int(sizes.get(v.id) or 0)
+            return infos
 
     def model_summary(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any]:
         ref = parse_ref(model_ref)
@@ -330,6 +337,13 @@ class RegistryService(QueriesMixin):
             return {"id": ref.model_id, "task": model.task, "modality": model.modality, "license": model.license,
                     "description": model.description, "tags": model.tags, "visibility": model.visibility,
                     "created_at": model.created_at.isoformat(), "updated_at": model.updated_at.isoformat()}
+
+    def version_recipe(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any] | None:
+        """The resolved recipe a version was trained by (its recipe.yaml), or None when it has none."""
+        info = self.resolve(model_ref, viewer)
+        specs = {f["path"]: FileSpec(f["path"], f["sha256"], f["size"]) for f in info.files}
+        recipe = _yaml_or_none(self._read_small(specs, "recipe.yaml"))
+        return recipe if isinstance(recipe, dict) else None
 
     def open_file(self, model_ref: str, path: str, viewer: Viewer = ADMIN) -> tuple[FileSpec, VersionInfo]:
         info = self.resolve(model_ref, viewer)

@@ -99,6 +99,7 @@ class VersionInfo:
     parents: list[dict[str, Any]] = field(default_factory=list)
     card: str | None = None
     status_reason: str | None = None
+    size: int | None = None  # bytes, all files together
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

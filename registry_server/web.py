@@ -1,0 +1,265 @@
+"""The web catalog: server-rendered Jinja2 pages over the same registry service as the JSON API.
+
+Pages: `/` (search with facets, sort, pagination), `/{ns}/{name}` and `/{ns}/{name}/v/{rev}` (model card, metadata,
+versions, files, snippets), `/{ns}/{name}/v/{rev}/lineage` (family graph as SVG), `/compare?a=REF&b=REF` and
+`/plugins`. Every page works without JavaScript; templates live in the top-level `templates/` folder (shipped inside
+the wheel as registry_server/templates).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from registry_server.graph import layout
+from registry_server.render import card_html
+from zoo_core.errors import ZooError
+from zoo_core.registry.queries import FACETS
+from zoo_core.registry.refs import RESERVED_NAMESPACES
+from zoo_core.registry.service import NotFoundError, RegistryService, VersionInfo, Viewer
+
+FACET_TITLES = {"task": "Task", "modality": "Modality", "family": "Backbone family", "strategy": "Strategy",
+                "license": "License", "tag": "Tags"}
+SEARCH_PARAMS = ("q", *FACETS, "sort", "per_page")
+PER_PAGE = 20
+
+
+def templates_dir() -> Path:
+    """Inside the wheel the templates sit next to this module; in a source checkout, at the top level."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "templates"
+
+
+def create_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(templates_dir()))
+    templates.env.filters.update(filesize=filesize, day=lambda iso: (iso or "")[:10], metric=format_metric)
+    return templates
+
+
+def filesize(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return ""
+
+
+def format_metric(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}".rstrip("0").rstrip(".") if value != int(value) else str(value)
+
+
+def best_metric(metrics: dict[str, float]) -> tuple[str, float] | None:
+    """The headline metric of a result card: accuracy when reported, else the first that is not a loss."""
+    if "accuracy" in metrics:
+        return "accuracy", metrics["accuracy"]
+    named = sorted((k, v) for k, v in metrics.items() if "loss" not in k)
+    return named[0] if named else None
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """A recipe as `data.args.path -> value` rows, so two recipes can be compared line by line."""
+    if isinstance(data, dict):
+        out: dict[str, str] = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(data, list) and any(isinstance(x, dict | list) for x in data):
+        out = {}
+        for i, value in enumerate(data):
+            out.update(flatten(value, f"{prefix}[{i}]"))
+        return out
+    return {prefix: json.dumps(data) if not isinstance(data, str) else data}
+
+
+@functools.cache
+def plugin_listing() -> dict[str, Any]:
+    """What the installed plugins contribute; computed once (parameter counts build each backbone on the meta
+    device), as plugins cannot change while the server runs."""
+    from zoo_core.plugins import get_catalog, summaries
+
+    catalog = get_catalog()
+    return {"plugins": [info.as_dict() for info in catalog.plugins.values()],
+            "backbones": summaries("backbone"), "strategies": summaries("strategy"),
+            "readers": summaries("reader"), "sources": summaries("source")}
+
+
+def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
+    router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+    templates = create_templates()
+
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def not_found(request: Request, message: str) -> HTMLResponse:
+        return render(request, "error.html", status=404, message=message,
+                      search_for=request.url.path.strip("/").split("/")[-1] or None)
+
+    @router.get("/")
+    def home(request: Request, q: str | None = None, task: str | None = None, modality: str | None = None,
+             family: str | None = None, strategy: str | None = None, license: str | None = None,
+             tag: str | None = None, sort: str = "updated", page: int = 1, per_page: int = PER_PAGE,
+             who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
+        page_number = max(1, page)
+        per_page = max(1, min(per_page, 100))
+        filters = {"task": task, "modality": modality, "family": family, "strategy": strategy,
+                   "license": license, "tag": tag}
+        metrics = [m for m in service.metric_names() if "loss" not in m]
+        if sort not in ("updated", "name", *metrics):
+            sort = "updated"
+        try:
+            found = service.search(q or None, viewer=who, sort=sort, page=page_number, per_page=per_page,
+                                   facets=True, **filters)
+        except ZooError as exc:
+            return render(request, "home.html", status=400, error=str(exc), found=None, filters=filters, q=q,
+                        sort=sort, metrics=metrics, url_with=lambda **_: "/", titles=FACET_TITLES)
+        current = {k: v for k, v in {"q": q, **filters, "sort": sort if sort != "updated" else None,
+                                     "per_page": per_page if per_page != PER_PAGE else None}.items() if v}
+
+        def url_with(**changes: Any) -> str:
+            params = {**current, **changes}
+            if "page" not in changes:
+                params.pop("page", None)
+            if params.get("page") == 1:
+                del params["page"]
+            return "/?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+        for result in found["results"]:
+            result["headline"] = best_metric(result["metrics"])
+            result["aliases"] = sorted(a for v in result["versions"] for a in v["aliases"] if a != "latest")
+        pages = max(1, -(-found["total"] // per_page))
+        return render(request, "home.html", found=found, filters=filters, q=q or "", sort=sort, metrics=metrics,
+                    url_with=url_with, titles=FACET_TITLES, pages=pages, page_number=page_number, error=None,
+                    per_page=per_page)
+
+    @router.get("/plugins")
+    def plugins(request: Request) -> HTMLResponse:
+        return render(request, "plugins.html", **plugin_listing())
+
+    @router.get("/compare")
+    def compare(request: Request, a: str | None = None, b: str | None = None,
+                who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
+        if not a or not b:
+            return render(request, "compare.html", a=a or "", b=b or "", sides=None, error=None)
+        sides = []
+        try:
+            for ref in (a, b):
+                info = service.resolve(ref.strip(), who)
+                sides.append({"ref": f"{info.model_id}@{info.number}", "info": info,
+                              "recipe": flatten(service.version_recipe(f"{info.model_id}@{info.number}", who) or {})})
+        except NotFoundError as exc:
+            return not_found(request, str(exc))
+        except ZooError as exc:
+            return render(request, "compare.html", status=400, a=a, b=b, sides=None, error=str(exc))
+        left, right = sides[0]["recipe"], sides[1]["recipe"]
+        keys = sorted(set(left) | set(right))
+        rows = [{"key": k, "a": left.get(k), "b": right.get(k), "differs": left.get(k) != right.get(k)} for k in keys]
+        metric_names = sorted(set(sides[0]["info"].metrics) | set(sides[1]["info"].metrics))
+        return render(request, "compare.html", a=a, b=b, sides=sides, error=None, metric_names=metric_names,
+                    differing=[r for r in rows if r["differs"]], same=[r for r in rows if not r["differs"]])
+
+    @router.get("/{namespace}/{name}")
+    def model_latest(request: Request, namespace: str, name: str,
+                     who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
+        return model_page(request, namespace, name, None, who)
+
+    @router.get("/{namespace}/{name}/v/{revision}")
+    def model_version(request: Request, namespace: str, name: str, revision: str,
+                      who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
+        return model_page(request, namespace, name, revision, who)
+
+    def model_page(request: Request, namespace: str, name: str, revision: str | None, who: Viewer) -> HTMLResponse:
+        if namespace.lower() in RESERVED_NAMESPACES:  # /api/<unknown>: the app's 404, JSON for API clients
+            raise HTTPException(404)
+        model_id = f"{namespace}/{name}"
+        try:
+            summary = service.model_summary(model_id, who)
+            versions = service.versions(model_id, who)
+            if not versions:
+                return not_found(request, f"{model_id} has no versions yet")
+            if revision is None:  # latest published, else the newest draft
+                latest = next((v for v in versions if "latest" in v.aliases), versions[-1])
+                revision = str(latest.number)
+            info = service.resolve(f"{model_id}@{revision}", who)
+        except NotFoundError as exc:
+            return not_found(request, str(exc))
+        except ZooError as exc:
+            return not_found(request, str(exc))
+        metadata, body = card_html(info.card or "")
+        base = str(request.base_url).rstrip("/")
+        previous = max((v.number for v in versions if v.number < info.number), default=None)
+        return render(request, "model.html", model=summary, info=info, versions=versions, card=body,
+                    metadata=side_panel(metadata), results=model_index(metadata), base=base,
+                    snippets=snippets(base, info, summary.get("modality")), previous=previous)
+
+    @router.get("/{namespace}/{name}/v/{revision}/lineage")
+    def lineage(request: Request, namespace: str, name: str, revision: str,
+                who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
+        try:
+            graph = service.lineage(f"{namespace}/{name}@{revision}", "both", who)
+        except ZooError as exc:
+            return not_found(request, str(exc))
+        placed = layout(graph, href=version_url)
+        relation_of = {e["child"]: e["relation"] for e in graph["edges"]}
+        return render(request, "lineage.html", graph=graph, layout=placed, relation_of=relation_of,
+                    root=graph["root"], version_url=version_url)
+
+    @router.get("/{namespace}/{name}/v")
+    def versions_redirect(namespace: str, name: str) -> RedirectResponse:
+        return RedirectResponse(f"/{namespace}/{name}", status_code=307)
+
+    return router
+
+
+def version_url(ref: str) -> str:
+    model_id, _, number = ref.partition("@")
+    return f"/{model_id}/v/{number}" if number else f"/{model_id}"
+
+
+def side_panel(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """The card's YAML metadata as label/value rows (model-index is shown as the results table instead)."""
+    rows = []
+    for key, value in metadata.items():
+        if key == "model-index" or value in (None, "", [], {}):
+            continue
+        if isinstance(value, list):
+            value = ", ".join(str(v) if not isinstance(v, dict | list) else json.dumps(v) for v in value)
+        elif isinstance(value, dict):
+            value = json.dumps(value)
+        rows.append((key, str(value)))
+    return rows
+
+
+def model_index(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """The card's model-index results, flattened to one row per metric."""
+    rows = []
+    for entry in metadata.get("model-index") or []:
+        for result in (entry or {}).get("results") or []:
+            dataset = (result.get("dataset") or {})
+            for metric in result.get("metrics") or []:
+                rows.append({"dataset": dataset.get("name"), "split": dataset.get("split"),
+                             "metric": metric.get("type"), "value": metric.get("value")})
+    return rows
+
+
+def snippets(base: str, info: VersionInfo, modality: str | None) -> dict[str, str]:
+    ref = f"{info.model_id}@{info.number}"
+    example = '"A moving, beautifully acted film."' if modality == "text" else '"chest-xray.png"'
+    return {
+        "Python": f'import zoo_core\n\nmodel = zoo_core.load("{ref}", registry="{base}")\n'
+                  f"print(model.predict([{example}]))",
+        "CLI": f"zoo pull {ref} ./{info.model_id.split('/')[1]} --registry {base}\n"
+               f"zoo predict ./{info.model_id.split('/')[1]} {example if modality != 'text' else 'reviews.txt'}",
+        "huggingface_hub": f"from huggingface_hub import snapshot_download\n\n"
+                           f'path = snapshot_download("{info.model_id}", revision="v{info.number}",\n'
+                           f'                         endpoint="{base}")',
+    }
