@@ -11,15 +11,13 @@ shows the spread. Prints a table; --json adds {"rows": [...]} on the last line; 
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-from _common import MNIST, PNEUMONIA, emit, require_shared_data, run
+from _common import MNIST, PNEUMONIA, emit, require_shared_data, run, set_threads
 
 REFERENCE = {("scratch", 20): 0.73, ("linear-probe", 20): 0.83, ("finetune", 20): 0.85,
              ("scratch", 100): 0.84, ("linear-probe", 100): 0.83, ("finetune", 100): 0.86}
@@ -78,7 +76,7 @@ def target_recipe(source: Path, strategy: str, labels_per_class: int, epochs: in
 def main() -> None:
     require_shared_data()
     quick = "--quick" in sys.argv
-    torch.set_num_threads(int(os.environ.get("ZOO_BENCH_THREADS", "2")))  # 1 on a shared machine
+    set_threads()
     regimes = [20] if quick else [20, 100]
     epochs = 8 if quick else 30
     strategies = ["linear-probe", "finetune", "scratch"] if quick else list(STRATEGIES)
