@@ -1,10 +1,14 @@
-"""Shared pieces of the benchmarks: where the data lives, and running a recipe quietly."""
+"""Shared pieces of the benchmarks: where the data lives, running a recipe quietly, and a `zoo serve` to measure."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +26,35 @@ def set_threads() -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("ZOO_BENCH_THREADS", "2")))
+
+
+@contextlib.contextmanager
+def zoo_serve(registry: str | Path):
+    """`zoo serve` (real uvicorn) over `registry` on a free loopback port, answering and warmed up; yields
+    (process, url) and stops the server on the way out."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    zoo = Path(sys.executable).parent / "zoo"
+    server = subprocess.Popen([str(zoo), "serve", "--registry", str(registry), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{url}/api/models?limit=1", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        # `zoo serve` imports every plugin in a background thread at start (for /plugins): let that finish, so
+        # its memory and CPU are not counted against what a benchmark measures
+        httpx.get(f"{url}/plugins", timeout=120)
+        yield server, url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def require_shared_data() -> None:

@@ -11,16 +11,13 @@ out). Prints a table; --json adds {"models", "html_ms_median", "html_ms_p95", "j
 from __future__ import annotations
 
 import importlib.util
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
-from _common import ROOT, emit
+from _common import ROOT, emit, zoo_serve
 
 TARGET_MS = 100
 QUERIES = ["", "sort=name", "sort=accuracy", "family=resnet", "q=pneumonia", "modality=text&sort=accuracy",
@@ -48,35 +45,17 @@ def main() -> None:
         start = time.perf_counter()
         sample.seed(tmp, extra=models)
         print(f"seeded {models + 12} models in {time.perf_counter() - start:.0f} s")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        zoo = Path(sys.executable).parent / "zoo"
-        server = subprocess.Popen([str(zoo), "serve", "--registry", tmp, "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            with httpx.Client(base_url=url, timeout=30) as client:
-                for _ in range(100):
-                    try:
-                        client.get("/api/models?limit=1")
-                        break
-                    except httpx.HTTPError:
-                        time.sleep(0.2)
-                client.get("/plugins")  # the server imports every plugin once at start: let it finish first
-                for query in QUERIES:  # warm-up: first-use imports and the database's caches
-                    client.get(f"/?per_page=50&{query}")
-                html, json = [], []
-                for _ in range(rounds):
-                    for query in QUERIES:
-                        page = client.get(f"/?per_page=50&{query}", headers={"Accept": "text/html"})
-                        assert page.text.count('class="card result"') == 50 or "page=3" in query or "q=" in query \
-                            or "text" in query or "tag=" in query, query
-                        html.append(server_ms(page))
-                        json.append(server_ms(client.get(f"/api/search?per_page=50&{query}")))
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+        with zoo_serve(tmp) as (_, url), httpx.Client(base_url=url, timeout=30) as client:
+            for query in QUERIES:  # warm-up: first-use imports and the database's caches
+                client.get(f"/?per_page=50&{query}")
+            html, json = [], []
+            for _ in range(rounds):
+                for query in QUERIES:
+                    page = client.get(f"/?per_page=50&{query}", headers={"Accept": "text/html"})
+                    assert page.text.count('class="card result"') == 50 or "page=3" in query or "q=" in query \
+                        or "text" in query or "tag=" in query, query
+                    html.append(server_ms(page))
+                    json.append(server_ms(client.get(f"/api/search?per_page=50&{query}")))
     result = {"models": models + 12, "html_ms_median": round(statistics.median(html), 2),
               "html_ms_p95": round(percentile(html, 0.95), 2), "json_ms_median": round(statistics.median(json), 2),
               "json_ms_p95": round(percentile(json, 0.95), 2), "target_ms": TARGET_MS}

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import httpx
-from _common import emit
+from _common import emit, zoo_serve
 
 import zoo_core
 
@@ -64,42 +61,28 @@ def main() -> None:
             for _ in range(size_mib):
                 handle.write(chunk)
         (folder / "README.md").write_text(CARD)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         registry = tmp / "registry"
-        zoo = Path(sys.executable).parent / "zoo"
-        server = subprocess.Popen([str(zoo), "serve", "--registry", str(registry), "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                httpx.get(f"{url}/api/models", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        token = zoo_core.Registry(str(registry)).create_token("bench")
-        before = rss_mib(server.pid)
-        peak, done = [before], threading.Event()
+        with zoo_serve(registry) as (server, url):
+            token = zoo_core.Registry(str(registry)).create_token("bench")
+            before = rss_mib(server.pid)
+            peak, done = [before], threading.Event()
 
-        def watch() -> None:
-            while not done.is_set():
-                peak.append(rss_mib(server.pid))
-                time.sleep(0.05)
+            def watch() -> None:
+                while not done.is_set():
+                    peak.append(rss_mib(server.pid))
+                    time.sleep(0.05)
 
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        start = time.perf_counter()
-        zoo_core.Registry(url, token=token).push(folder, "bench/big")
-        upload_s = time.perf_counter() - start
-        start = time.perf_counter()
-        os.environ["ZOO_CACHE"] = str(tmp / "cache")
-        pulled = zoo_core.Registry(url).pull("bench/big@1")
-        download_s = time.perf_counter() - start
-        done.set()
-        watcher.join()
-        server.terminate()
-        server.wait()
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            start = time.perf_counter()
+            zoo_core.Registry(url, token=token).push(folder, "bench/big")
+            upload_s = time.perf_counter() - start
+            start = time.perf_counter()
+            os.environ["ZOO_CACHE"] = str(tmp / "cache")
+            pulled = zoo_core.Registry(url).pull("bench/big@1")
+            download_s = time.perf_counter() - start
+            done.set()
+            watcher.join()
         same = _sha(pulled / "model.safetensors") == _sha(folder / "model.safetensors")
     result = {"file_mib": size_mib, "server_rss_before_mib": round(before, 1), "server_peak_mib": round(max(peak), 1),
               "growth_mib": round(max(peak) - before, 1), "upload_mib_s": round(size_mib / upload_s, 1),
