@@ -237,7 +237,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
 
     # the catalog's pages come last: /{namespace}/{name} must not shadow an API route
     app.mount("/static", StaticFiles(directory=templates_dir() / "static"), name="static")
-    app.include_router(create_web_router(service, viewer))
+    app.include_router(create_web_router(service, viewer, web_templates))
     return app
 
 

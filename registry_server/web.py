@@ -21,13 +21,11 @@ from fastapi.templating import Jinja2Templates
 from registry_server.graph import layout
 from registry_server.render import card_html
 from zoo_core.errors import ZooError
-from zoo_core.registry.queries import FACETS
 from zoo_core.registry.refs import RESERVED_NAMESPACES
 from zoo_core.registry.service import NotFoundError, RegistryService, VersionInfo, Viewer
 
 FACET_TITLES = {"task": "Task", "modality": "Modality", "family": "Backbone family", "strategy": "Strategy",
                 "license": "License", "tag": "Tags"}
-SEARCH_PARAMS = ("q", *FACETS, "sort", "per_page")
 PER_PAGE = 20
 
 
@@ -93,9 +91,8 @@ def plugin_listing() -> dict[str, Any]:
             "readers": summaries("reader"), "sources": summaries("source")}
 
 
-def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
+def create_web_router(service: RegistryService, viewer_dependency, templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
-    templates = create_templates()
 
     def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context, status_code=status)
@@ -121,25 +118,21 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
                                    facets=True, **filters)
         except ZooError as exc:
             return render(request, "home.html", status=400, error=str(exc), found=None, filters=filters, q=q,
-                        sort=sort, metrics=metrics, url_with=lambda **_: "/", titles=FACET_TITLES)
+                          sort=sort, metrics=metrics, url_with=lambda **_: "/", titles=FACET_TITLES)
         current = {k: v for k, v in {"q": q, **filters, "sort": sort if sort != "updated" else None,
                                      "per_page": per_page if per_page != PER_PAGE else None}.items() if v}
 
-        def url_with(**changes: Any) -> str:
+        def url_with(**changes: Any) -> str:  # the current search with some parameters changed; page 1 unnamed
             params = {**current, **changes}
-            if "page" not in changes:
-                params.pop("page", None)
-            if params.get("page") == 1:
-                del params["page"]
-            return "/?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
+            return "/?" + urlencode({k: v for k, v in params.items() if v not in (None, "") and (k, v) != ("page", 1)})
 
         for result in found["results"]:
             result["headline"] = best_metric(result["metrics"])
             result["aliases"] = sorted(a for v in result["versions"] for a in v["aliases"] if a != "latest")
         pages = max(1, -(-found["total"] // per_page))
         return render(request, "home.html", found=found, filters=filters, q=q or "", sort=sort, metrics=metrics,
-                    url_with=url_with, titles=FACET_TITLES, pages=pages, page_number=page_number, error=None,
-                    per_page=per_page)
+                      url_with=url_with, titles=FACET_TITLES, pages=pages, page_number=page_number, error=None,
+                      per_page=per_page)
 
     @router.get("/plugins")
     def plugins(request: Request) -> HTMLResponse:
@@ -155,7 +148,7 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
             for ref in (a, b):
                 info = service.resolve(ref.strip(), who)
                 sides.append({"ref": f"{info.model_id}@{info.number}", "info": info,
-                              "recipe": flatten(service.version_recipe(f"{info.model_id}@{info.number}", who) or {})})
+                              "recipe": flatten(service.version_recipe(info) or {})})
         except NotFoundError as exc:
             return not_found(request, str(exc))
         except ZooError as exc:
@@ -165,7 +158,7 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
         rows = [{"key": k, "a": left.get(k), "b": right.get(k), "differs": left.get(k) != right.get(k)} for k in keys]
         metric_names = sorted(set(sides[0]["info"].metrics) | set(sides[1]["info"].metrics))
         return render(request, "compare.html", a=a, b=b, sides=sides, error=None, metric_names=metric_names,
-                    differing=[r for r in rows if r["differs"]], same=[r for r in rows if not r["differs"]])
+                      differing=[r for r in rows if r["differs"]], same=[r for r in rows if not r["differs"]])
 
     @router.get("/{namespace}/{name}")
     def model_latest(request: Request, namespace: str, name: str,
@@ -190,16 +183,14 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
                 latest = next((v for v in versions if "latest" in v.aliases), versions[-1])
                 revision = str(latest.number)
             info = service.resolve(f"{model_id}@{revision}", who)
-        except NotFoundError as exc:
-            return not_found(request, str(exc))
-        except ZooError as exc:
+        except ZooError as exc:  # no such model or version, or a malformed revision: nothing to show
             return not_found(request, str(exc))
         metadata, body = card_html(info.card or "")
         base = str(request.base_url).rstrip("/")
         previous = max((v.number for v in versions if v.number < info.number), default=None)
         return render(request, "model.html", model=summary, info=info, versions=versions, card=body,
-                    metadata=side_panel(metadata), results=model_index(metadata), base=base,
-                    snippets=snippets(base, info, summary.get("modality")), previous=previous)
+                      metadata=side_panel(metadata), results=model_index(metadata), base=base,
+                      snippets=snippets(base, info, summary.get("modality")), previous=previous)
 
     @router.get("/{namespace}/{name}/v/{revision}/lineage")
     def lineage(request: Request, namespace: str, name: str, revision: str,
@@ -208,10 +199,11 @@ def create_web_router(service: RegistryService, viewer_dependency) -> APIRouter:
             graph = service.lineage(f"{namespace}/{name}@{revision}", "both", who)
         except ZooError as exc:
             return not_found(request, str(exc))
-        placed = layout(graph, href=version_url)
-        relation_of = {e["child"]: e["relation"] for e in graph["edges"]}
-        return render(request, "lineage.html", graph=graph, layout=placed, relation_of=relation_of,
-                    root=graph["root"], version_url=version_url)
+        parents_of: dict[str, list[dict[str, str]]] = {}
+        for edge in graph["edges"]:
+            parents_of.setdefault(edge["child"], []).append(edge)
+        return render(request, "lineage.html", graph=graph, layout=layout(graph, href=version_url),
+                      parents_of=parents_of, root=graph["root"], version_url=version_url)
 
     @router.get("/{namespace}/{name}/v")
     def versions_redirect(namespace: str, name: str) -> RedirectResponse:

@@ -338,9 +338,9 @@ class RegistryService(QueriesMixin):
                     "description": model.description, "tags": model.tags, "visibility": model.visibility,
                     "created_at": model.created_at.isoformat(), "updated_at": model.updated_at.isoformat()}
 
-    def version_recipe(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any] | None:
-        """The resolved recipe a version was trained by (its recipe.yaml), or None when it has none."""
-        info = self.resolve(model_ref, viewer)
+    def version_recipe(self, info: VersionInfo) -> dict[str, Any] | None:
+        """The resolved recipe a version was trained by (its recipe.yaml), or None when it has none; `info` is a
+        version already resolved (with its files) for whoever asks."""
         specs = {f["path"]: FileSpec(f["path"], f["sha256"], f["size"]) for f in info.files}
         recipe = _yaml_or_none(self._read_small(specs, "recipe.yaml"))
         return recipe if isinstance(recipe, dict) else None
