@@ -30,7 +30,7 @@ def set_threads() -> None:
 
 @contextlib.contextmanager
 def zoo_serve(registry: str | Path):
-    """`zoo serve` (real uvicorn) over `registry` on a free loopback port, answering and warmed up; yields
+    """`zoo serve` (real uvicorn) over `registry` on a free loopback port, answering; yields
     (process, url) and stops the server on the way out."""
     import httpx
 
@@ -48,9 +48,6 @@ def zoo_serve(registry: str | Path):
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        # `zoo serve` imports every plugin in a background thread at start (for /plugins): let that finish, so
-        # its memory and CPU are not counted against what a benchmark measures
-        httpx.get(f"{url}/plugins", timeout=120)
         yield server, url
     finally:
         server.terminate()

@@ -8,8 +8,8 @@ the wheel as registry_server/templates).
 
 from __future__ import annotations
 
-import functools
 import json
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -18,11 +18,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from registry_server import deps
 from registry_server.graph import layout
 from registry_server.render import card_html
-from zoo_core.errors import ZooError
+from zoo_core import plugin_report
+from zoo_core.errors import NotFoundError, ZooError
 from zoo_core.registry.refs import RESERVED_NAMESPACES
-from zoo_core.registry.service import NotFoundError, RegistryService, VersionInfo, Viewer
+from zoo_core.registry.service import RegistryService, VersionInfo, Viewer
 
 FACET_TITLES = {"task": "Task", "modality": "Modality", "family": "Backbone family", "strategy": "Strategy",
                 "license": "License", "tag": "Tags"}
@@ -79,137 +81,151 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return {prefix: json.dumps(data) if not isinstance(data, str) else data}
 
 
-@functools.cache
-def plugin_listing() -> dict[str, Any]:
-    """What the installed plugins contribute; computed once (parameter counts build each backbone on the meta
-    device), as plugins cannot change while the server runs."""
-    from zoo_core.plugins import get_catalog, summaries
-
-    catalog = get_catalog()
-    return {"plugins": [info.as_dict() for info in catalog.plugins.values()],
-            "backbones": summaries("backbone"), "strategies": summaries("strategy"),
-            "readers": summaries("reader"), "sources": summaries("source")}
+_plugins: dict[str, Any] = {}
+_plugins_lock = threading.Lock()
 
 
-def create_web_router(service: RegistryService, viewer_dependency, templates: Jinja2Templates) -> APIRouter:
-    router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+def plugin_listing() -> tuple[dict[str, Any], str | None]:
+    """(what the installed plugins contribute, None) or ({}, why it could not be listed). Computed in a child
+    process (the model code stays out of the server) on the first visit, then kept: plugins cannot change while
+    the server runs. A failure is not kept, so the next visit tries again."""
+    with _plugins_lock:  # one child process, however many visitors arrive at once
+        if not _plugins:
+            try:
+                _plugins.update(plugin_report.from_subprocess())
+            except ZooError as exc:
+                return {}, str(exc)
+        return _plugins, None
 
-    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, context, status_code=status)
 
-    def not_found(request: Request, message: str) -> HTMLResponse:
-        return render(request, "error.html", status=404, message=message,
-                      search_for=request.url.path.strip("/").split("/")[-1] or None)
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+Service = Depends(deps.service)
+Reader = Depends(deps.viewer)
 
-    @router.get("/")
-    def home(request: Request, q: str | None = None, task: str | None = None, modality: str | None = None,
-             family: str | None = None, strategy: str | None = None, license: str | None = None,
-             tag: str | None = None, sort: str = "updated", page: int = 1, per_page: int = PER_PAGE,
-             who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
-        page_number = max(1, page)
-        per_page = max(1, min(per_page, 100))
-        filters = {"task": task, "modality": modality, "family": family, "strategy": strategy,
-                   "license": license, "tag": tag}
-        metrics = [m for m in service.metric_names() if "loss" not in m]
-        if sort not in ("updated", "name", *metrics):
-            sort = "updated"
-        try:
-            found = service.search(q or None, viewer=who, sort=sort, page=page_number, per_page=per_page,
-                                   facets=True, **filters)
-        except ZooError as exc:
-            return render(request, "home.html", status=400, error=str(exc), found=None, filters=filters, q=q,
-                          sort=sort, metrics=metrics, url_with=lambda **_: "/", titles=FACET_TITLES)
-        current = {k: v for k, v in {"q": q, **filters, "sort": sort if sort != "updated" else None,
-                                     "per_page": per_page if per_page != PER_PAGE else None}.items() if v}
 
-        def url_with(**changes: Any) -> str:  # the current search with some parameters changed; page 1 unnamed
-            params = {**current, **changes}
-            return "/?" + urlencode({k: v for k, v in params.items() if v not in (None, "") and (k, v) != ("page", 1)})
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status)
 
-        for result in found["results"]:
-            result["headline"] = best_metric(result["metrics"])
-            result["aliases"] = sorted(a for v in result["versions"] for a in v["aliases"] if a != "latest")
-        pages = max(1, -(-found["total"] // per_page))
-        return render(request, "home.html", found=found, filters=filters, q=q or "", sort=sort, metrics=metrics,
-                      url_with=url_with, titles=FACET_TITLES, pages=pages, page_number=page_number, error=None,
-                      per_page=per_page)
 
-    @router.get("/plugins")
-    def plugins(request: Request) -> HTMLResponse:
-        return render(request, "plugins.html", **plugin_listing())
+def not_found(request: Request, message: str) -> HTMLResponse:
+    return render(request, "error.html", status=404, message=message,
+                  search_for=request.url.path.strip("/").split("/")[-1] or None)
 
-    @router.get("/compare")
-    def compare(request: Request, a: str | None = None, b: str | None = None,
-                who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
-        if not a or not b:
-            return render(request, "compare.html", a=a or "", b=b or "", sides=None, error=None)
-        sides = []
-        try:
-            for ref in (a, b):
-                info = service.resolve(ref.strip(), who)
-                sides.append({"ref": f"{info.model_id}@{info.number}", "info": info,
-                              "recipe": flatten(service.version_recipe(info) or {})})
-        except NotFoundError as exc:
-            return not_found(request, str(exc))
-        except ZooError as exc:
-            return render(request, "compare.html", status=400, a=a, b=b, sides=None, error=str(exc))
-        left, right = sides[0]["recipe"], sides[1]["recipe"]
-        keys = sorted(set(left) | set(right))
-        rows = [{"key": k, "a": left.get(k), "b": right.get(k), "differs": left.get(k) != right.get(k)} for k in keys]
-        metric_names = sorted(set(sides[0]["info"].metrics) | set(sides[1]["info"].metrics))
-        return render(request, "compare.html", a=a, b=b, sides=sides, error=None, metric_names=metric_names,
-                      differing=[r for r in rows if r["differs"]], same=[r for r in rows if not r["differs"]])
 
-    @router.get("/{namespace}/{name}")
-    def model_latest(request: Request, namespace: str, name: str,
-                     who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
-        return model_page(request, namespace, name, None, who)
+@router.get("/")
+def home(request: Request, q: str | None = None, task: str | None = None, modality: str | None = None,
+         family: str | None = None, strategy: str | None = None, license: str | None = None,
+         tag: str | None = None, sort: str = "updated", page: int = 1, per_page: int = PER_PAGE,
+         who: Viewer = Reader, service: RegistryService = Service) -> HTMLResponse:
+    page_number = max(1, page)
+    per_page = max(1, min(per_page, 100))
+    filters = {"task": task, "modality": modality, "family": family, "strategy": strategy,
+               "license": license, "tag": tag}
+    metrics = [m for m in service.metric_names() if "loss" not in m]
+    if sort not in ("updated", "name", *metrics):
+        sort = "updated"
+    try:
+        found = service.search(q or None, viewer=who, sort=sort, page=page_number, per_page=per_page,
+                               facets=True, **filters)
+    except ZooError as exc:
+        return render(request, "home.html", status=400, error=str(exc), found=None, filters=filters, q=q,
+                      sort=sort, metrics=metrics, url_with=lambda **_: "/", titles=FACET_TITLES)
+    current = {k: v for k, v in {"q": q, **filters, "sort": sort if sort != "updated" else None,
+                                 "per_page": per_page if per_page != PER_PAGE else None}.items() if v}
 
-    @router.get("/{namespace}/{name}/v/{revision}")
-    def model_version(request: Request, namespace: str, name: str, revision: str,
-                      who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
-        return model_page(request, namespace, name, revision, who)
+    def url_with(**changes: Any) -> str:  # the current search with some parameters changed; page 1 unnamed
+        params = {**current, **changes}
+        return "/?" + urlencode({k: v for k, v in params.items() if v not in (None, "") and (k, v) != ("page", 1)})
 
-    def model_page(request: Request, namespace: str, name: str, revision: str | None, who: Viewer) -> HTMLResponse:
-        if namespace.lower() in RESERVED_NAMESPACES:  # /api/<unknown>: the app's 404, JSON for API clients
-            raise HTTPException(404)
-        model_id = f"{namespace}/{name}"
-        try:
-            summary = service.model_summary(model_id, who)
-            versions = service.versions(model_id, who)
-            if not versions:
-                return not_found(request, f"{model_id} has no versions yet")
-            if revision is None:  # latest published, else the newest draft
-                latest = next((v for v in versions if "latest" in v.aliases), versions[-1])
-                revision = str(latest.number)
-            info = service.resolve(f"{model_id}@{revision}", who)
-        except ZooError as exc:  # no such model or version, or a malformed revision: nothing to show
-            return not_found(request, str(exc))
-        metadata, body = card_html(info.card or "")
-        base = str(request.base_url).rstrip("/")
-        previous = max((v.number for v in versions if v.number < info.number), default=None)
-        return render(request, "model.html", model=summary, info=info, versions=versions, card=body,
-                      metadata=side_panel(metadata), results=model_index(metadata), base=base,
-                      snippets=snippets(base, info, summary.get("modality")), previous=previous)
+    for result in found["results"]:
+        result["headline"] = best_metric(result["metrics"])
+        result["aliases"] = sorted(a for v in result["versions"] for a in v["aliases"] if a != "latest")
+    pages = max(1, -(-found["total"] // per_page))
+    return render(request, "home.html", found=found, filters=filters, q=q or "", sort=sort, metrics=metrics,
+                  url_with=url_with, titles=FACET_TITLES, pages=pages, page_number=page_number, error=None,
+                  per_page=per_page)
 
-    @router.get("/{namespace}/{name}/v/{revision}/lineage")
-    def lineage(request: Request, namespace: str, name: str, revision: str,
-                who: Viewer = Depends(viewer_dependency)) -> HTMLResponse:
-        try:
-            graph = service.lineage(f"{namespace}/{name}@{revision}", "both", who)
-        except ZooError as exc:
-            return not_found(request, str(exc))
-        parents_of: dict[str, list[dict[str, str]]] = {}
-        for edge in graph["edges"]:
-            parents_of.setdefault(edge["child"], []).append(edge)
-        return render(request, "lineage.html", graph=graph, layout=layout(graph, href=version_url),
-                      parents_of=parents_of, root=graph["root"], version_url=version_url)
 
-    @router.get("/{namespace}/{name}/v")
-    def versions_redirect(namespace: str, name: str) -> RedirectResponse:
-        return RedirectResponse(f"/{namespace}/{name}", status_code=307)
+@router.get("/plugins")
+def plugins(request: Request) -> HTMLResponse:
+    listing, problem = plugin_listing()
+    return render(request, "plugins.html", problem=problem, **listing)
 
-    return router
+
+@router.get("/compare")
+def compare(request: Request, a: str | None = None, b: str | None = None,
+            who: Viewer = Reader, service: RegistryService = Service) -> HTMLResponse:
+    if not a or not b:
+        return render(request, "compare.html", a=a or "", b=b or "", sides=None, error=None)
+    sides = []
+    try:
+        for ref in (a, b):
+            info = service.resolve(ref.strip(), who)
+            sides.append({"ref": f"{info.model_id}@{info.number}", "info": info,
+                          "recipe": flatten(service.version_recipe(info) or {})})
+    except NotFoundError as exc:
+        return not_found(request, str(exc))
+    except ZooError as exc:
+        return render(request, "compare.html", status=400, a=a, b=b, sides=None, error=str(exc))
+    left, right = sides[0]["recipe"], sides[1]["recipe"]
+    keys = sorted(set(left) | set(right))
+    rows = [{"key": k, "a": left.get(k), "b": right.get(k), "differs": left.get(k) != right.get(k)} for k in keys]
+    metric_names = sorted(set(sides[0]["info"].metrics) | set(sides[1]["info"].metrics))
+    return render(request, "compare.html", a=a, b=b, sides=sides, error=None, metric_names=metric_names,
+                  differing=[r for r in rows if r["differs"]], same=[r for r in rows if not r["differs"]])
+
+
+@router.get("/{namespace}/{name}")
+def model_latest(request: Request, namespace: str, name: str,
+                 who: Viewer = Reader, service: RegistryService = Service) -> HTMLResponse:
+    return model_page(request, namespace, name, None, who, service)
+
+
+@router.get("/{namespace}/{name}/v/{revision}")
+def model_version(request: Request, namespace: str, name: str, revision: str,
+                  who: Viewer = Reader, service: RegistryService = Service) -> HTMLResponse:
+    return model_page(request, namespace, name, revision, who, service)
+
+
+def model_page(request: Request, namespace: str, name: str, revision: str | None, who: Viewer,
+               service: RegistryService) -> HTMLResponse:
+    if namespace.lower() in RESERVED_NAMESPACES:  # /api/<unknown>: the app's 404, JSON for API clients
+        raise HTTPException(404)
+    model_id = f"{namespace}/{name}"
+    try:
+        summary = service.model_summary(model_id, who)
+        versions = service.versions(model_id, who)
+        info = service.resolve(f"{model_id}@{revision}", who) if revision is not None else \
+            service.default_version(model_id, who, versions)
+        if info is None:
+            return not_found(request, f"{model_id} has no versions yet")
+    except ZooError as exc:  # no such model or version, or a malformed revision: nothing to show
+        return not_found(request, str(exc))
+    metadata, body = card_html(info.card or "")
+    base = str(request.base_url).rstrip("/")
+    previous = max((v.number for v in versions if v.number < info.number), default=None)
+    return render(request, "model.html", model=summary, info=info, versions=versions, card=body,
+                  metadata=side_panel(metadata), results=model_index(metadata), base=base,
+                  snippets=snippets(base, info, summary.get("modality")), previous=previous)
+
+
+@router.get("/{namespace}/{name}/v/{revision}/lineage")
+def lineage(request: Request, namespace: str, name: str, revision: str,
+            who: Viewer = Reader, service: RegistryService = Service) -> HTMLResponse:
+    try:
+        graph = service.lineage(f"{namespace}/{name}@{revision}", "both", who)
+    except ZooError as exc:
+        return not_found(request, str(exc))
+    parents_of: dict[str, list[dict[str, str]]] = {}
+    for edge in graph["edges"]:
+        parents_of.setdefault(edge["child"], []).append(edge)
+    return render(request, "lineage.html", graph=graph, layout=layout(graph, href=version_url),
+                  parents_of=parents_of, root=graph["root"], version_url=version_url)
+
+
+@router.get("/{namespace}/{name}/v")
+def versions_redirect(namespace: str, name: str) -> RedirectResponse:
+    return RedirectResponse(f"/{namespace}/{name}", status_code=307)
 
 
 def version_url(ref: str) -> str:

@@ -12,8 +12,15 @@ import httpx
 import pytest
 
 import zoo_core
-from zoo_core.errors import ZooError
-from zoo_core.registry.service import AuthError, CardError, NotFoundError
+from zoo_core.errors import (
+    AuthError,
+    CardError,
+    ForbiddenError,
+    ModelNotFoundError,
+    NotFoundError,
+    UnknownAliasError,
+    ZooError,
+)
 
 VENV_BIN = Path(sys.executable).parent
 CARD = Path(__file__).with_name("test_registry.py")
@@ -41,6 +48,15 @@ def make_checkpoint(folder: Path, name: str, accuracy: float = 0.9, card: str | 
     (folder / "README.md").write_text(card if card is not None else
                                       template.format(name=name, accuracy=accuracy, tag="xray"))
     return folder
+
+
+def error_of(response: httpx.Response, status: int, kind: str, code: str | None = None) -> str:
+    """Check an error answer's one shape (JSON body, headers for the Hub's clients); returns its message."""
+    body = response.json()
+    assert (response.status_code, body["type"], body["status"], body["code"]) == (status, kind, status, code), body
+    assert response.headers["x-error-message"] == " ".join(body["error"].split()).encode("ascii", "replace").decode()
+    assert response.headers.get("x-error-code") == code
+    return body["error"]
 
 
 def test_push_search_lineage_load_through_http(server, tmp_path, monkeypatch):
@@ -71,12 +87,15 @@ def test_tokens_namespaces_and_private_models(server, tmp_path):
         zoo_core.Registry(url).push(make_checkpoint(tmp_path / "t", "t"), "acme/other")
     with pytest.raises(AuthError, match="invalid token"):
         zoo_core.Registry(url, token="zoo_wrong").resolve("acme/secret")
-    with pytest.raises(AuthError, match="namespace 'other'"):
+    with pytest.raises(ForbiddenError, match="namespace 'other'"):
         acme.push(make_checkpoint(tmp_path / "u", "u"), "other/model")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(ModelNotFoundError):
         zoo_core.Registry(url).resolve("acme/secret")
-    response = httpx.get(f"{url}/api/models/acme/secret/versions/1/files/README.md")
-    assert response.status_code == 404 and response.json()["error"] == "ModelNotFoundError"
+    # as on the Hub: not found answers 401 to anonymous callers (a token might show it), 404 to others
+    error_of(httpx.get(f"{url}/api/models/acme/secret/versions/1/files/README.md"), 401, "ModelNotFoundError",
+             "RepoNotFound")
+    other = {"Authorization": f"Bearer {admin.create_token('other')}"}
+    error_of(httpx.get(f"{url}/api/models/acme/secret", headers=other), 404, "ModelNotFoundError", "RepoNotFound")
     assert acme.resolve("acme/secret").number == 1
     assert zoo_core.Registry(url).search()["total"] == 0
 
@@ -88,27 +107,34 @@ def test_bad_uploads_are_refused_and_leave_no_version(server, tmp_path):
     digest = hashlib.sha256(data).hexdigest()
     wrong = httpx.put(f"{url}/api/blobs/{'0' * 64}", params={"path": "model.safetensors"}, content=data,
                       headers=auth)
-    assert wrong.status_code == 400 and "sha256 mismatch" in wrong.json()["message"]
+    assert "sha256 mismatch" in error_of(wrong, 400, "IntegrityError")
     escape = httpx.put(f"{url}/api/blobs/{digest}", params={"path": "../../etc/passwd"}, content=data, headers=auth)
-    assert escape.status_code == 400 and "not allowed" in escape.json()["message"]
+    assert "not allowed" in error_of(escape, 400, "ZooError")
     big = httpx.put(f"{url}/api/blobs/{'1' * 64}", params={"path": "big.bin"}, content=b"y" * 300_000, headers=auth)
-    assert big.status_code == 413
+    assert "upload limit" in error_of(big, 413, "UploadTooLargeError")
+
+    def streamed():  # no Content-Length: the limit is found while receiving
+        yield b"y" * 150_000
+        yield b"y" * 150_000
+
+    chunked = httpx.put(f"{url}/api/blobs/{'1' * 64}", params={"path": "big.bin"}, content=streamed(), headers=auth)
+    assert "upload limit" in error_of(chunked, 413, "UploadTooLargeError")
     missing = httpx.post(f"{url}/api/models/acme/m/versions", headers=auth,
                          json={"files": [{"path": "model.safetensors", "sha256": digest, "size": 1000}]})
-    assert missing.status_code == 400 and "was not uploaded" in missing.json()["message"]
+    assert "was not uploaded" in error_of(missing, 400, "ZooError")
     ok = httpx.put(f"{url}/api/blobs/{digest}", params={"path": "model.safetensors"}, content=data, headers=auth)
     assert ok.status_code == 200
     lying = httpx.post(f"{url}/api/models/acme/m/versions", headers=auth,
                        json={"files": [{"path": "model.safetensors", "sha256": digest, "size": 999}]})
-    assert lying.status_code == 400 and "declared 999 bytes" in lying.json()["message"]
+    assert "declared 999 bytes" in error_of(lying, 400, "IntegrityError")
     undocumented = httpx.post(f"{url}/api/models/acme/m/versions", headers=auth,
                               json={"files": [{"path": "model.safetensors", "sha256": digest, "size": 1000}]})
-    assert undocumented.status_code == 422 and "model card" in undocumented.json()["message"]
-    assert httpx.get(f"{url}/api/models/acme/m").status_code == 404
+    assert "model card" in error_of(undocumented, 422, "CardError")
+    assert httpx.get(f"{url}/api/models/acme/m", headers=auth).status_code == 404
     with pytest.raises(CardError):
         zoo_core.Registry(url, token=auth["Authorization"][7:]).push(
             make_checkpoint(tmp_path / "c", "c", card="# no sections"), "acme/m")
-    assert httpx.get(f"{url}/api/models/acme/m").status_code == 404
+    assert httpx.get(f"{url}/api/models/acme/m", headers=auth).status_code == 404
 
 
 def test_downloads_support_range_and_etag(server, tmp_path):
@@ -126,8 +152,9 @@ def test_downloads_support_range_and_etag(server, tmp_path):
     assert part.headers["content-range"] == f"bytes 10-19/{len(weights)}"
     assert httpx.get(file_url, headers={"Range": "bytes=-5"}).content == weights[-5:]
     assert httpx.get(file_url, headers={"Range": f"bytes={len(weights) + 5}-"}).status_code == 416
-    assert httpx.get(f"{url}/api/models/acme/files/versions/1/files/nope.bin").status_code == 404
-    assert httpx.get(f"{url}/api/models/acme/files/versions/7").status_code == 404
+    error_of(httpx.get(f"{url}/api/models/acme/files/versions/1/files/nope.bin"), 404, "EntryNotFoundError",
+             "EntryNotFound")
+    error_of(httpx.get(f"{url}/api/models/acme/files/versions/7"), 404, "RevisionNotFoundError", "RevisionNotFound")
     assert httpx.get(f"{url}/docs").status_code == 200
     assert "/api/models" in httpx.get(f"{url}/openapi.json").json()["paths"]
 
@@ -135,3 +162,56 @@ def test_downloads_support_range_and_etag(server, tmp_path):
 def test_remote_registry_reports_unreachable_server():
     with pytest.raises(ZooError, match="cannot reach the registry"):
         zoo_core.Registry("http://127.0.0.1:9").resolve("acme/x")  # the discard port: nothing listens
+
+
+def test_every_error_is_answered_in_one_shape_by_its_class(server, tmp_path):
+    url, admin = server
+    acme = {"Authorization": f"Bearer {admin.create_token('acme')}"}
+    zoo_core.Registry(url, token=acme["Authorization"][7:]).push(make_checkpoint(tmp_path / "a", "a"), "acme/m")
+    publish = {"files": [{"path": "x.bin", "sha256": "0" * 64, "size": 1}]}
+    error_of(httpx.post(f"{url}/api/models/acme/m/versions", json=publish), 401, "AuthError")
+    error_of(httpx.post(f"{url}/api/models/acme/m/versions", json=publish,
+                        headers={"Authorization": "Basic abc"}), 401, "AuthError")
+    error_of(httpx.get(f"{url}/api/models/acme/m", headers={"Authorization": "Bearer zoo_wrong"}), 401, "AuthError")
+    error_of(httpx.post(f"{url}/api/models/other/m/versions", json=publish, headers=acme), 403, "ForbiddenError")
+    error_of(httpx.post(f"{url}/api/repos/create", json={"organization": "acme", "name": "m"}, headers=acme), 409,
+             "ConflictError")
+    error_of(httpx.get(f"{url}/api/models/acme/m/versions/nosuch"), 404, "UnknownAliasError", "RevisionNotFound")
+    # what the web framework refuses takes the same shape: validation (422), no route (404), wrong method (405)
+    invalid = httpx.get(f"{url}/api/search", params={"page": "second"})
+    assert "page" in error_of(invalid, 422, "RequestError") and invalid.json()["detail"][0]["loc"] == ["query", "page"]
+    error_of(httpx.get(f"{url}/api/nothing-here"), 404, "NotFoundError")
+    wrong_method = httpx.delete(f"{url}/api/search")
+    error_of(wrong_method, 405, "RequestError")
+    assert wrong_method.headers["allow"] == "GET"
+
+
+def test_the_client_raises_the_servers_error_class_with_its_suggestions(server, tmp_path):
+    url, admin = server
+    remote = zoo_core.Registry(url, token=admin.create_token("acme"))
+    remote.push(make_checkpoint(tmp_path / "a", "a"), "acme/xray")
+    remote.set_alias("acme/xray", "production", 1)
+    with pytest.raises(UnknownAliasError, match="did you mean production") as caught:
+        zoo_core.Registry(url).resolve("acme/xray@productoin")
+    assert caught.value.suggestions == ["production"] and caught.value.status == 404
+    with pytest.raises(ModelNotFoundError, match="did you mean acme/xray") as missing:
+        zoo_core.Registry(url).resolve("acme/xary")
+    assert isinstance(missing.value, NotFoundError) and missing.value.status == 401  # anonymous
+
+
+def test_unknown_models_suggest_only_names_the_caller_can_see(server, tmp_path):
+    url, admin = server
+    token = admin.create_token("lab")
+    lab = zoo_core.Registry(url, token=token)
+    lab.push(make_checkpoint(tmp_path / "s", "s"), "lab/secret-bert", visibility="private")
+    lab.push(make_checkpoint(tmp_path / "p", "p"), "lab/public-bert")
+    with pytest.raises(ModelNotFoundError) as anonymous:
+        zoo_core.Registry(url).resolve("lab/secret-bertt")
+    assert "secret-bert" not in str(anonymous.value).replace("lab/secret-bertt", "")
+    assert anonymous.value.suggestions == []
+    assert httpx.get(f"{url}/api/models/lab/secret-bertt").json()["suggestions"] == []
+    with pytest.raises(ModelNotFoundError, match=r"did you mean lab/secret-bert\?") as owner:
+        lab.resolve("lab/secret-bertt")
+    assert owner.value.suggestions == ["lab/secret-bert"]
+    with pytest.raises(ModelNotFoundError, match=r"did you mean lab/public-bert\?"):
+        zoo_core.Registry(url).resolve("lab/publc-bert")

@@ -174,15 +174,9 @@ def register(app: typer.Typer, console) -> None:
     def serve(registry: str = REGISTRY, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
               max_upload: int = typer.Option(None, help="Largest accepted file, in bytes.")) -> None:
         """Serve the registry over HTTP: JSON API under /api, OpenAPI docs at /docs."""
-        import threading
-
         import uvicorn
 
         from registry_server.app import create_app
-        from registry_server.web import plugin_listing
-
-        # importing every plugin takes seconds: do it now, not on the first visit to /plugins
-        threading.Thread(target=plugin_listing, daemon=True).start()
 
         console.print(f"Transfer Zoo catalog on http://{host}:{port}/  (JSON API under /api, docs at /docs)")
         uvicorn.run(create_app(registry, max_upload=max_upload), host=host, port=port, log_level="warning")

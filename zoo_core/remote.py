@@ -10,12 +10,10 @@ from typing import Any
 import httpx
 
 from zoo_core.client import Registry
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, error_from_response
 from zoo_core.registry.files import materialise
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.types import AuthError, CardError, NotFoundError, VersionInfo
-
-ERRORS = {404: NotFoundError, 401: AuthError, 403: AuthError, 422: CardError}
+from zoo_core.registry.types import VersionInfo
 
 
 class RemoteRegistry(Registry):
@@ -34,12 +32,8 @@ class RemoteRegistry(Registry):
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ZooError(f"cannot reach the registry at {self.url}: {exc}") from None
-        if response.status_code >= 400:
-            try:
-                message = response.json().get("message") or response.text
-            except ValueError:
-                message = response.text
-            raise ERRORS.get(response.status_code, ZooError)(message)
+        if response.status_code >= 400:  # the server's error class, rebuilt
+            raise error_from_response(response.status_code, response.headers, response.content)
         return response.json() if response.content else None
 
     @staticmethod
@@ -77,7 +71,7 @@ class RemoteRegistry(Registry):
         def fetch(entry: dict[str, Any]):
             with self.http.stream("GET", f"{model_path}/versions/{info.number}/files/{entry['path']}") as response:
                 if response.status_code != 200:
-                    raise ERRORS.get(response.status_code, ZooError)(response.read().decode(errors="replace"))
+                    raise error_from_response(response.status_code, response.headers, response.read())
                 yield from response.iter_bytes()
 
         return materialise(target, info.files, fetch)

@@ -16,13 +16,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import IntegrityError, UploadTooLargeError
 
 CHUNK = 1024 * 1024
-
-
-class IntegrityError(ZooError):
-    """A file whose bytes do not match its declared size or sha256."""
+__all__ = ["IntegrityError", "LocalBlobStore", "S3BlobStore", "open_blob_store"]  # IntegrityError: its old home
 
 
 class LocalBlobStore:
@@ -36,9 +33,11 @@ class LocalBlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
-    def writer(self, name: str = "file", limit: int | None = None) -> BlobWriter:
-        """A blob being written chunk by chunk (for async streams); `commit` verifies and stores it."""
-        return BlobWriter(self, name, limit)
+    def writer(self, name: str = "file", limit: int | None = None, size: int | None = None,
+               sha256: str | None = None) -> BlobWriter:
+        """A blob being written chunk by chunk (for async streams); `commit` verifies it against `size` and
+        `sha256` (when given) and stores it."""
+        return BlobWriter(self, name, limit, size, sha256)
 
     def put(self, stream: BinaryIO | Iterable[bytes], size: int | None = None, sha256: str | None = None,
             limit: int | None = None, name: str = "file") -> tuple[str, int]:
@@ -158,8 +157,10 @@ def open_blob_store(location: str | Path, tmp_root: str | Path) -> LocalBlobStor
 class BlobWriter:
     """Writes into a temporary file beside the store while hashing; nothing is visible before `commit`."""
 
-    def __init__(self, store: LocalBlobStore | S3BlobStore, name: str, limit: int | None):
+    def __init__(self, store: LocalBlobStore | S3BlobStore, name: str, limit: int | None,
+                 size: int | None = None, sha256: str | None = None):
         self.store, self.name, self.limit = store, name, limit
+        self.expected_size, self.expected_sha256 = size, sha256
         self.digest, self.size = hashlib.sha256(), 0
         fd, self.tmp = tempfile.mkstemp(dir=store.root / "tmp")
         self.handle = os.fdopen(fd, "wb")
@@ -167,11 +168,13 @@ class BlobWriter:
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.limit is not None and self.size > self.limit:
-            raise IntegrityError(f"{self.name}: larger than the upload limit of {self.limit} bytes")
+            raise UploadTooLargeError(f"{self.name}: larger than the upload limit of {self.limit} bytes")
         self.digest.update(chunk)
         self.handle.write(chunk)
 
     def commit(self, size: int | None = None, sha256: str | None = None) -> tuple[str, int]:
+        size = self.expected_size if size is None else size
+        sha256 = self.expected_sha256 if sha256 is None else sha256
         self.handle.close()
         actual = self.digest.hexdigest()
         if size is not None and self.size != size:

@@ -1,5 +1,7 @@
 """The registry service: push, resolve, browse, search, lineage, aliases, tokens. Used embedded (the CLI and
-Python talk to it directly) or behind the server; both transports expose exactly these operations.
+Python talk to it directly) or behind the server; both transports expose exactly these operations. The server's
+routes only parse, authorise and serialise: every rule of the registry lives here (reading, changing, tokens),
+in publishing.py (storing, assembling and publishing versions) and in queries.py (lineage, search).
 
 Publication is atomic: every blob is stored and verified first, then one database transaction makes the version
 visible with its files, metrics, lineage and the `latest` alias. A failure before the commit leaves no version
@@ -9,21 +11,28 @@ visible with its files, metrics, lineage and the `latest` alias. A failure befor
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import yaml
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import (
+    AuthError,
+    CardError,
+    EntryNotFoundError,
+    ForbiddenError,
+    ModelNotFoundError,
+    NotFoundError,
+    RevisionNotFoundError,
+    UnknownAliasError,
+    ZooError,
+)
 from zoo_core.registry.blobs import open_blob_store
-from zoo_core.registry.cards import missing_for_publication, parse_card
+from zoo_core.registry.cards import missing_for_publication
 from zoo_core.registry.db import create_db_engine
 from zoo_core.registry.files import file_matches, folder_complete, materialise
 from zoo_core.registry.models import (
@@ -36,35 +45,27 @@ from zoo_core.registry.models import (
     Token,
     Version,
     VersionMetric,
-    utcnow,
 )
+from zoo_core.registry.publishing import PublishingMixin, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
 from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref
 from zoo_core.registry.types import (
     ADMIN,
     ANONYMOUS,
-    AuthError,
-    CardError,
     FileSpec,
-    ModelNotFoundError,
-    NotFoundError,
-    RevisionNotFoundError,
-    UnknownAliasError,
     VersionInfo,
     Viewer,
     check_path,
     manifest_commit,
 )
 
-# `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
-RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
 # the registry's public names, importable from here as before the split into types/queries/files
-__all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "FileSpec", "ModelNotFoundError", "NotFoundError",
-           "RegistryService", "RevisionNotFoundError", "UnknownAliasError", "VersionInfo", "Viewer", "check_path",
-           "file_matches", "folder_complete", "manifest_commit", "materialise"]
+__all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError", "FileSpec", "ForbiddenError",
+           "ModelNotFoundError", "NotFoundError", "RegistryService", "RevisionNotFoundError", "UnknownAliasError",
+           "VersionInfo", "Viewer", "check_path", "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
 
-class RegistryService(QueriesMixin):
+class RegistryService(PublishingMixin, QueriesMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
         e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
@@ -72,12 +73,23 @@ class RegistryService(QueriesMixin):
         self.blobs = open_blob_store(blob_url or os.environ.get("ZOO_BLOB_URL") or blob_root, blob_root)
 
     # -- helpers -----------------------------------------------------------------------------------------
-    def _model(self, session: Session, ref: ModelRef, viewer: Viewer) -> tuple[Model, Namespace]:
+    def _model(self, session: Session, ref: ModelRef, viewer: Viewer,
+               asker: Viewer | None = None) -> tuple[Model, Namespace]:
+        """The model row, if `viewer` may read it; else ModelNotFoundError suggesting close names that whoever
+        asks (`asker`, by default the viewer) can see, never a private name of someone else."""
         row = session.exec(select(Model, Namespace).join(Namespace).where(
             Namespace.name == ref.namespace, Model.name == ref.name)).first()
         if row is None or not viewer.can_read(row[0], ref.namespace):
-            raise ModelNotFoundError(f"model '{ref.model_id}' not found")
+            asker = asker or viewer
+            raise ModelNotFoundError(ref.model_id, self._visible_ids(session, asker),
+                                     anonymous=not asker.namespaces and not asker.admin)
         return row
+
+    def _visible_ids(self, session: Session, viewer: Viewer) -> list[str]:
+        stmt = select(Namespace.name, Model.name).join(Namespace, Model.namespace_id == Namespace.id)
+        if not viewer.admin:
+            stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
+        return [f"{ns}/{name}" for ns, name in session.exec(stmt)]
 
     def _version(self, session: Session, model: Model, ref: ModelRef) -> Version:
         revision = ref.revision or "latest"
@@ -149,154 +161,6 @@ class RegistryService(QueriesMixin):
                 parents.append({"ref": edge.parent_external, "relation": edge.relation})
         return parents
 
-    # -- publishing --------------------------------------------------------------------------------------
-    def store_file(self, stream: BinaryIO | Iterable[bytes], path: str, size: int | None = None,
-                   sha256: str | None = None, limit: int | None = None) -> FileSpec:
-        """Store one file's bytes (verified against size/sha256 when given) ahead of `publish`."""
-        check_path(path)
-        digest, written = self.blobs.put(stream, size=size, sha256=sha256, limit=limit, name=path)
-        return FileSpec(path, digest, written)
-
-    def push_folder(self, folder: str | Path, model_ref: str, *, viewer: Viewer = ADMIN, status: str = "published",
-                    parent: str | None = None, relation: str | None = None, visibility: str | None = None,
-                    description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
-        """Publish a checkpoint folder as the next version of `model_ref`."""
-        folder = Path(folder).expanduser()
-        if not folder.is_dir():
-            raise ZooError(f"'{folder}' is not a folder")
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        if not files:
-            raise ZooError(f"'{folder}' holds no files")
-        specs = []
-        for path in files:
-            with path.open("rb") as handle:
-                specs.append(self.store_file(handle, path.relative_to(folder).as_posix(), size=path.stat().st_size))
-        return self.publish(model_ref, specs, viewer=viewer, status=status, parent=parent, relation=relation,
-                            visibility=visibility, description=description, tags=tags)
-
-    def create_model(self, model_ref: str, viewer: Viewer = ADMIN, visibility: str | None = None) -> bool:
-        """Create an empty model (the Hub client's create_repo); False when it already exists."""
-        ref = parse_ref(model_ref)
-        if not viewer.can_write(ref.namespace):
-            raise AuthError(f"a token for namespace '{ref.namespace}' is needed to create {ref.model_id}")
-        with Session(self.engine) as session:
-            ns = self._namespace(session, ref.namespace)
-            if session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first():
-                return False
-            session.add(Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public"))
-            try:
-                session.commit()
-            except DbIntegrityError:
-                return False
-            return True
-
-    def _read_small(self, specs: dict[str, FileSpec], name: str) -> str | None:
-        spec = specs.get(name)
-        if spec is None or spec.size > 10 * 1024 * 1024:
-            return None
-        return b"".join(self.blobs.read_range(spec.sha256)).decode("utf-8", errors="replace")
-
-    def publish(self, model_ref: str, files: list[FileSpec], *, viewer: Viewer = ADMIN, status: str = "published",
-                parent: str | None = None, relation: str | None = None, visibility: str | None = None,
-                description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
-        ref = parse_ref(model_ref)
-        if ref.revision:
-            raise ZooError(f"push to '{ref.model_id}', not to a revision: version numbers are assigned")
-        if not viewer.can_write(ref.namespace):
-            raise AuthError(f"a token for namespace '{ref.namespace}' is needed to push to {ref.model_id}")
-        if status not in ("draft", "published"):
-            raise ZooError(f"a new version is draft or published, not '{status}'")
-        if visibility not in (None, "public", "private"):
-            raise ZooError(f"visibility is public or private, not '{visibility}'")
-        by_path = {f.path: f for f in files}
-        if len(by_path) != len(files):
-            raise ZooError("two files with the same name in one version")
-        for f in files:
-            check_path(f.path)
-            if not self.blobs.exists(f.sha256):
-                raise ZooError(f"file '{f.path}' was not stored before publishing")
-        card = self._read_small(by_path, "README.md") or ""
-        if status == "published":
-            missing = missing_for_publication(card)
-            if missing:
-                raise CardError(f"cannot publish {ref.model_id}: the model card lacks " + ", ".join(missing)
-                                + " (push as a draft to keep it unpublished)")
-        meta = parse_card(card)[0] if card else {}
-        config = _json_or_empty(self._read_small(by_path, "config.json"))
-        config = config.get("transfer_zoo", config)  # a zoo checkpoint in a Hub library's layout
-        recipe = _yaml_or_none(self._read_small(by_path, "recipe.yaml"))
-        metrics = {k: float(v) for k, v in _json_or_empty(self._read_small(by_path, "metrics.json")).items()
-                   if isinstance(v, int | float)}
-        parents = self._lineage_parents(parent, relation, meta, recipe)
-        for attempt in range(5):  # concurrent pushes race for the next number; the unique key decides
-            try:
-                return self._insert_version(ref, files, viewer, status, visibility, description, tags, card, meta,
-                                            config, recipe, metrics, parents)
-            except DbIntegrityError:
-                if attempt == 4:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _lineage_parents(self, parent, relation, meta, recipe) -> list[tuple[str, str]]:
-        relation = relation or meta.get("base_model_relation") or "finetune"
-        if relation not in RELATIONS:
-            raise ZooError(f"relation '{relation}' is not one of {', '.join(RELATIONS)}")
-        if parent:
-            return [(parent, relation)]
-        base = (recipe or {}).get("resolved", {}).get("base") or meta.get("base_model")
-        if not base or base == "scratch" or str(base).startswith("scratch:"):
-            return []
-        return [(str(base), relation)]
-
-    def _insert_version(self, ref, files, viewer, status, visibility, description, tags, card, meta, config,
-                        recipe, metrics, parents) -> VersionInfo:
-        with Session(self.engine) as session:
-            ns = self._namespace(session, ref.namespace)
-            model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first()
-            backbone = config.get("backbone", {}) if isinstance(config.get("backbone"), dict) else {}
-            if model is None:
-                model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
-                session.add(model)
-            model.task = meta.get("pipeline_tag") or model.task
-            model.modality = backbone.get("modality") or model.modality
-            if not backbone and config.get("model_type"):  # a Hugging Face config (zoo import)
-                backbone = {"family": config["model_type"], "name": None}
-            model.license = meta.get("license") or model.license
-            if description is not None:
-                model.description = description
-            elif not model.description:
-                model.description = _first_paragraph(card)
-            model.tags = sorted(set(tags if tags is not None else (meta.get("tags") or model.tags or [])))
-            if visibility:
-                model.visibility = visibility
-            model.updated_at = utcnow()
-            session.flush()
-            number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
-                      or 0) + 1
-            strategy = ((recipe or {}).get("strategy") or {}).get("name")
-            version = Version(model_id=model.id, number=number, status=status,
-                              commit=manifest_commit(ref.model_id, number, files), created_by=viewer.name,
-                              card=card, card_data=meta, config=config, backbone=backbone.get("name"),
-                              family=backbone.get("family"), strategy=strategy, library=meta.get("library_name"))
-            session.add(version)
-            session.flush()
-            session.add_all(FileEntry(version_id=version.id, path=f.path, size=f.size, sha256=f.sha256) for f in files)
-            session.add_all(VersionMetric(version_id=version.id, name=k, value=v) for k, v in metrics.items())
-            for parent, relation in parents:
-                session.add(self._edge(session, version.id, parent, relation, recipe))
-            if status == "published":
-                self._move_alias(session, model, "latest", version, viewer.name)
-            session.commit()
-            return self._info(session, ref.model_id, version, detail=True)
-
-    def _edge(self, session, child_id: int, parent: str, relation: str, recipe) -> LineageEdge:
-        if parent.startswith("zoo:") or (":" not in parent and "/" in parent):
-            pref = parse_ref(parent)
-            model, _ = self._model(session, pref, ADMIN)
-            target = self._version(session, model, pref)
-            return LineageEdge(child_id=child_id, parent_id=target.id, relation=relation, recipe=recipe)
-        return LineageEdge(child_id=child_id, parent_external=parent, relation=relation, recipe=recipe)
-
     def _move_alias(self, session: Session, model: Model, name: str, version: Version, actor: str | None) -> None:
         alias = session.get(Alias, (model.id, name))
         previous = session.get(Version, alias.version_id).number if alias else None
@@ -309,6 +173,8 @@ class RegistryService(QueriesMixin):
 
     # -- reading -----------------------------------------------------------------------------------------
     def resolve(self, model_ref: str, viewer: Viewer = ADMIN) -> VersionInfo:
+        """The version `model_ref` names (number, `v3`, alias, commit; `latest` when none), with its files, card
+        and parents. NotFoundError subclasses say what is missing and suggest close names."""
         ref = parse_ref(model_ref)
         with Session(self.engine) as session:
             model, _ = self._model(session, ref, viewer)
@@ -342,26 +208,44 @@ class RegistryService(QueriesMixin):
         """The resolved recipe a version was trained by (its recipe.yaml), or None when it has none; `info` is a
         version already resolved (with its files) for whoever asks."""
         specs = {f["path"]: FileSpec(f["path"], f["sha256"], f["size"]) for f in info.files}
-        recipe = _yaml_or_none(self._read_small(specs, "recipe.yaml"))
+        recipe = yaml_or_none(self._read_small(specs, "recipe.yaml"))
         return recipe if isinstance(recipe, dict) else None
 
-    def open_file(self, model_ref: str, path: str, viewer: Viewer = ADMIN) -> tuple[FileSpec, VersionInfo]:
+    def downloadable(self, model_ref: str, viewer: Viewer = ADMIN) -> VersionInfo:
+        """`resolve`, for fetching files: a yanked version still answers `resolve` (to say why it was yanked) but
+        its files are no longer served."""
         info = self.resolve(model_ref, viewer)
         if info.status == "yanked":
             raise RevisionNotFoundError(f"{info.model_id}@{info.number} was yanked: "
                                         f"{info.status_reason or 'no reason given'}")
+        return info
+
+    def open_file(self, model_ref: str, path: str, viewer: Viewer = ADMIN) -> tuple[FileSpec, VersionInfo]:
+        """One file of a downloadable version; EntryNotFoundError (naming the version's commit) when it has none."""
+        info = self.downloadable(model_ref, viewer)
         for f in info.files:
             if f["path"] == path:
                 return FileSpec(path, f["sha256"], f["size"]), info
-        raise NotFoundError(f"file '{path}' not found in {info.model_id}@{info.number}")
+        raise EntryNotFoundError(f"file '{path}' not found in {info.model_id}@{info.number}", commit=info.commit)
+
+    def read(self, spec: FileSpec, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """A stored file's bytes start..end (inclusive), streamed."""
+        return self.blobs.read_range(spec.sha256, start, end)
+
+    def default_version(self, model_ref: str, viewer: Viewer = ADMIN,
+                        versions: list[VersionInfo] | None = None) -> VersionInfo | None:
+        """The version a model is shown at: `latest` when one is published, else the newest draft; None when the
+        model has no version yet. `versions`: the model's `versions()` when the caller has them already."""
+        versions = self.versions(model_ref, viewer) if versions is None else versions
+        if not versions:
+            return None
+        chosen = next((v for v in versions if "latest" in v.aliases), versions[-1])
+        return self.resolve(f"{parse_ref(model_ref).model_id}@{chosen.number}", viewer)
 
     def pull(self, model_ref: str, dest: str | Path | None = None, viewer: Viewer = ADMIN,
              cache: str | Path | None = None) -> Path:
         """Materialise a version's files in `dest` (or a cache folder keyed by commit), each checked by sha256."""
-        info = self.resolve(model_ref, viewer)
-        if info.status == "yanked":
-            raise RevisionNotFoundError(f"{info.model_id}@{info.number} was yanked: "
-                                        f"{info.status_reason or 'no reason given'}")
+        info = self.downloadable(model_ref, viewer)
         target = Path(dest) if dest else Path(cache or Path(self.blobs.root).parent / "cache") / info.commit
         return materialise(target, info.files, lambda entry: self.blobs.read_range(entry["sha256"]))
 
@@ -370,7 +254,8 @@ class RegistryService(QueriesMixin):
         ref = parse_ref(model_ref)
         check_alias(alias)
         if not viewer.can_write(ref.namespace):
-            raise AuthError(f"a token for namespace '{ref.namespace}' is needed to move aliases of {ref.model_id}")
+            raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to move aliases of "
+                                 f"{ref.model_id}")
         with Session(self.engine) as session:
             model, _ = self._model(session, ref, viewer)
             target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
@@ -395,7 +280,7 @@ class RegistryService(QueriesMixin):
         if status not in ("published", "deprecated", "yanked"):
             raise ZooError(f"status is published, deprecated or yanked, not '{status}'")
         if not viewer.can_write(ref.namespace):
-            raise AuthError(f"a token for namespace '{ref.namespace}' is needed to change {ref.model_id}")
+            raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to change {ref.model_id}")
         with Session(self.engine) as session:
             model, _ = self._model(session, ref, viewer)
             version = self._version(session, model, ref)
@@ -465,27 +350,3 @@ class RegistryService(QueriesMixin):
 
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _json_or_empty(text_value: str | None) -> dict:
-    try:
-        data = json.loads(text_value) if text_value else {}
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _yaml_or_none(text_value: str | None):
-    try:
-        return yaml.safe_load(text_value) if text_value else None
-    except yaml.YAMLError:
-        return None
-
-
-def _first_paragraph(card: str) -> str:
-    body = parse_card(card)[1] if card else ""
-    for block in body.split("\n\n"):
-        block = block.strip()
-        if block and not block.startswith(("#", "|", "-", "_")):
-            return block[:300]
-    return ""

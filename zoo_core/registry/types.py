@@ -1,4 +1,4 @@
-"""The registry's vocabulary: its errors, who is asking, files of a version, and what a version looks like."""
+"""The registry's vocabulary: who is asking, files of a version, and what a version looks like."""
 
 from __future__ import annotations
 
@@ -8,34 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from zoo_core.errors import UnknownNameError, ZooError
+from zoo_core.errors import (  # noqa: F401  (the registry's errors, importable from here as before)
+    AuthError,
+    CardError,
+    EntryNotFoundError,
+    ForbiddenError,
+    ModelNotFoundError,
+    NotFoundError,
+    RevisionNotFoundError,
+    UnknownAliasError,
+    ZooError,
+)
 from zoo_core.registry.models import Model
 
 MAX_PATH = 255
-
-
-class NotFoundError(ZooError, LookupError):
-    """A model, version, alias or file that does not exist (or is private to someone else)."""
-
-
-class ModelNotFoundError(NotFoundError):
-    """No such model (or it is private to someone else)."""
-
-
-class RevisionNotFoundError(NotFoundError):
-    """The model exists, the version, alias or commit does not (or was yanked)."""
-
-
-class UnknownAliasError(UnknownNameError, RevisionNotFoundError):
-    """An alias the model does not have; the message suggests the close ones."""
-
-
-class AuthError(ZooError):
-    """A missing or wrong token, or a token for another namespace."""
-
-
-class CardError(ZooError):
-    """A card that lacks what publication requires."""
 
 
 @dataclass

@@ -1,0 +1,121 @@
+"""The zoo's JSON API under /api: search, models, versions, lineage, aliases, and the two-phase upload
+(`PUT /api/blobs/{sha256}` per file, streamed and verified; then `POST .../versions` publishes them atomically).
+
+Each route parses, authorises (a dependency) and serialises (a typed response model); the rules live in the
+registry service.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from registry_server import deps
+from registry_server.hub import hub_model_info
+from registry_server.schemas import (
+    ERRORS,
+    AliasEventOut,
+    AliasIn,
+    BlobOut,
+    LineageOut,
+    ModelOut,
+    SearchOut,
+    StatusIn,
+    VersionIn,
+    VersionOut,
+)
+from zoo_core.registry.queries import parse_metric
+from zoo_core.registry.service import FileSpec, RegistryService, Viewer
+
+router = APIRouter(prefix="/api", responses=ERRORS)
+Service = Depends(deps.service)
+Reader = Depends(deps.viewer)
+Writer = Depends(deps.writer)
+
+
+@router.get("/search", summary="Search models with filters, metrics and lineage (zoo format)",
+            response_model=SearchOut)
+def search(q: str | None = None, task: str | None = None, modality: str | None = None,
+           backbone: str | None = None, family: str | None = None, strategy: str | None = None,
+           license: str | None = None, tag: str | None = None, library: str | None = None,
+           namespace: str | None = None, metric: str | None = Query(None, description="e.g. accuracy>=0.9"),
+           descendant_of: str | None = None, relation: str | None = None, sort: str = "updated",
+           page: int = 1, per_page: int = 20, who: Viewer = Reader, service: RegistryService = Service
+           ) -> dict[str, Any]:
+    return service.search(q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
+                          strategy=strategy, license=license, tag=tag, library=library, namespace=namespace,
+                          metric=parse_metric(metric), descendant_of=descendant_of, relation=relation, sort=sort,
+                          page=page, per_page=per_page)
+
+
+@router.get("/models/{namespace}/{name}", response_model=ModelOut)
+def model(namespace: str, name: str, who: Viewer = Reader, service: RegistryService = Service) -> dict[str, Any]:
+    """The model: the Hub's ModelInfo at `latest` (when published) plus the zoo's summary and versions."""
+    model_id = f"{namespace}/{name}"
+    summary = service.model_summary(model_id, who)
+    versions = service.versions(model_id, who)
+    hub: dict[str, Any] = {"id": model_id, "author": namespace}  # nothing published yet: drafts only
+    if any("latest" in v.aliases for v in versions):
+        hub = hub_model_info(service, service.resolve(f"{model_id}@latest", who), who)
+    return {**hub, **summary, "versions": [v.as_dict() for v in versions]}
+
+
+@router.get("/models/{namespace}/{name}/versions/{revision}", response_model=VersionOut)
+def version(namespace: str, name: str, revision: str, who: Viewer = Reader,
+            service: RegistryService = Service) -> dict[str, Any]:
+    return service.resolve(f"{namespace}/{name}@{revision}", who).as_dict()
+
+
+@router.get("/models/{namespace}/{name}/aliases/history", response_model=list[AliasEventOut])
+def alias_history(namespace: str, name: str, who: Viewer = Reader,
+                  service: RegistryService = Service) -> list[dict[str, Any]]:
+    return service.alias_history(f"{namespace}/{name}", who)
+
+
+@router.get("/models/{namespace}/{name}/lineage/{revision}", response_model=LineageOut,
+            response_model_exclude_unset=True)
+def lineage(namespace: str, name: str, revision: str, direction: Literal["both", "ancestors", "descendants"] = "both",
+            who: Viewer = Reader, service: RegistryService = Service) -> dict[str, Any]:
+    return service.lineage(f"{namespace}/{name}@{revision}", direction, who)
+
+
+@router.head("/blobs/{sha256}", summary="Whether the registry holds these bytes (200) or not (404)")
+def blob_exists(sha256: str, who: Viewer = Writer, service: RegistryService = Service) -> Response:
+    return Response(status_code=200 if service.has_blob(sha256) else 404)
+
+
+@router.put("/blobs/{sha256}", response_model=BlobOut)
+async def upload(sha256: str, request: Request, path: str = Query(..., description="file name, for messages"),
+                 who: Viewer = Writer, service: RegistryService = Service) -> dict[str, Any]:
+    """Store one file's bytes under their sha256: streamed to disk while hashing (bounded memory), verified
+    against the address and Content-Length, refused above the server's upload limit (413)."""
+    declared = request.headers.get("content-length")
+    with service.open_upload(path, sha256, int(declared) if declared else None,
+                             request.app.state.max_upload) as blob:
+        async for chunk in request.stream():
+            blob.write(chunk)
+        digest, size = blob.commit()
+    return {"sha256": digest, "size": size}
+
+
+@router.post("/models/{namespace}/{name}/versions", status_code=201, response_model=VersionOut)
+def publish(namespace: str, name: str, body: VersionIn, who: Viewer = Writer,
+            service: RegistryService = Service) -> dict[str, Any]:
+    files = [FileSpec(f.path, f.sha256, f.size) for f in body.files]
+    return service.publish(f"{namespace}/{name}", files, viewer=who, status=body.status, parent=body.parent,
+                           relation=body.relation, visibility=body.visibility,
+                           description=body.description).as_dict()
+
+
+@router.post("/models/{namespace}/{name}/aliases", response_model=VersionOut)
+def set_alias(namespace: str, name: str, body: AliasIn, who: Viewer = Writer,
+              service: RegistryService = Service) -> dict[str, Any]:
+    return service.set_alias(f"{namespace}/{name}", body.alias, body.version, who).as_dict()
+
+
+@router.post("/models/{namespace}/{name}/versions/{revision}/status", response_model=VersionOut)
+def set_status(namespace: str, name: str, revision: str, body: StatusIn, who: Viewer = Writer,
+               service: RegistryService = Service) -> dict[str, Any]:
+    return service.set_status(f"{namespace}/{name}@{revision}", body.status, body.reason, who).as_dict()

@@ -1,0 +1,66 @@
+"""File downloads, for the zoo's API and the Hub's `/resolve/` alike: streamed from the blob store, with ETag
+(the file's sha256) / If-None-Match and a single byte Range; a yanked version's files are not served."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+
+from registry_server import deps
+from registry_server.hub import zoo_ref
+from registry_server.schemas import ERRORS
+from zoo_core.registry.service import FileSpec, RegistryService, Viewer
+
+router = APIRouter(responses=ERRORS)
+Service = Depends(deps.service)
+Reader = Depends(deps.viewer)
+
+
+@router.api_route("/api/models/{namespace}/{name}/versions/{revision}/files/{path:path}", methods=["GET", "HEAD"],
+                  summary="Download one file of a version")
+def download(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
+             service: RegistryService = Service) -> Response:
+    spec, _ = service.open_file(f"{namespace}/{name}@{revision}", path, who)
+    return file_response(service, spec, request)
+
+
+@router.api_route("/{namespace}/{name}/resolve/{revision}/{path:path}", methods=["GET", "HEAD"],
+                  tags=["Hugging Face Hub API"], summary="Download one file (the Hub's resolve URL)")
+def resolve_file(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
+                 service: RegistryService = Service) -> Response:
+    spec, info = service.open_file(zoo_ref(namespace, name, revision), path, who)
+    response = file_response(service, spec, request)
+    response.headers["X-Repo-Commit"] = info.commit  # the client's cache is keyed by it
+    return response
+
+
+def file_response(service: RegistryService, spec: FileSpec, request: Request) -> Response:
+    """Stream a stored file, honouring If-None-Match (304) and a single byte Range (206)."""
+    etag = f'"{spec.sha256}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
+               "Content-Disposition": f'attachment; filename="{Path(spec.path).name}"'}
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    start, end, status = 0, spec.size - 1, 200
+    requested = request.headers.get("range")
+    if requested and spec.size:
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", requested.strip())
+        if not match or (not match.group(1) and not match.group(2)):
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{spec.size}"})
+        if match.group(1):
+            start = int(match.group(1))
+            end = min(int(match.group(2)), spec.size - 1) if match.group(2) else spec.size - 1
+        else:  # suffix: the last N bytes
+            start = max(0, spec.size - int(match.group(2)))
+        if start > end or start >= spec.size:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{spec.size}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{spec.size}"
+    headers["Content-Length"] = str(end - start + 1 if spec.size else 0)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    body = service.read(spec, start, end) if spec.size else iter([b""])
+    return StreamingResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,167 @@
+"""The JSON API's bodies, in and out, as pydantic models: FastAPI validates them and /docs shows their schemas.
+Field names are the wire's (the zoo's client, the Hub's clients and the tests read them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+# -- in -------------------------------------------------------------------------------------------------------------
+class FileIn(BaseModel):
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class VersionIn(BaseModel):
+    files: list[FileIn]
+    status: Literal["published", "draft"] = "published"
+    parent: str | None = None
+    relation: str | None = None
+    visibility: Literal["public", "private"] | None = None
+    description: str | None = None
+
+
+class AliasIn(BaseModel):
+    alias: str
+    version: int
+
+
+class StatusIn(BaseModel):
+    status: Literal["published", "deprecated", "yanked"]
+    reason: str | None = None
+
+
+# -- out ------------------------------------------------------------------------------------------------------------
+class FileOut(BaseModel):
+    path: str
+    size: int
+    sha256: str
+
+
+class ParentOut(BaseModel):
+    ref: str = Field(description="another version (`ns/name@3`) or an outside source (`torchvision:...`, `hf:...`)")
+    relation: str
+
+
+class VersionOut(BaseModel):
+    """One version: what `Registry.resolve` returns."""
+
+    model_id: str
+    number: int
+    status: str
+    commit: str = Field(description="40-hex sha1 of the version's manifest: the Hub clients' revision")
+    created_at: str
+    created_by: str | None
+    backbone: str | None
+    family: str | None
+    strategy: str | None
+    metrics: dict[str, float]
+    aliases: list[str]
+    files: list[FileOut] = []
+    parents: list[ParentOut] = []
+    card: str | None = None
+    status_reason: str | None = None
+    size: int | None = Field(None, description="bytes, all files together")
+
+
+class ModelOut(BaseModel):
+    """A model: the Hub's ModelInfo at `latest` (when one is published: `sha`, `siblings`, `cardData`, ...) plus the
+    zoo's summary and every version."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    task: str | None
+    modality: str | None
+    license: str | None
+    description: str | None
+    tags: list[str] | None
+    visibility: str
+    created_at: str
+    updated_at: str
+    versions: list[VersionOut]
+
+
+class ResultVersion(BaseModel):
+    number: int
+    status: str
+    aliases: list[str]
+    metrics: dict[str, float]
+
+
+class SearchResult(BaseModel):
+    id: str
+    task: str | None
+    modality: str | None
+    description: str | None
+    license: str | None
+    tags: list[str] | None
+    visibility: str
+    updated_at: str
+    latest: int = Field(description="the number of the version `latest` names, which the filters matched")
+    backbone: str | None
+    family: str | None
+    strategy: str | None
+    metrics: dict[str, float]
+    versions: list[ResultVersion]
+
+
+class SearchOut(BaseModel):
+    total: int
+    page: int
+    per_page: int
+    results: list[SearchResult]
+
+
+class LineageNode(BaseModel):
+    id: str = Field(description="`ns/name@N`, or an outside source")
+    depth: int = Field(description="negative: ancestors; positive: descendants")
+    version_id: int | None = None
+    status: str | None = None
+    strategy: str | None = None
+    backbone: str | None = None
+    external: bool | None = None
+
+
+class LineageEdge(BaseModel):
+    child: str
+    parent: str
+    relation: str
+
+
+class LineageOut(BaseModel):
+    root: str
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+
+class AliasEventOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    alias: str
+    from_: int | None = Field(alias="from")
+    to: int | None
+    actor: str | None
+    at: str
+
+
+class BlobOut(BaseModel):
+    sha256: str
+    size: int
+
+
+class ErrorOut(BaseModel):
+    """Every error answer (also in the `X-Error-Code` / `X-Error-Message` headers, for the Hub's clients)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="the message")
+    type: str = Field(description="the error class, which the zoo's client raises again")
+    code: str | None = Field(description="the Hub's error code: RepoNotFound, RevisionNotFound, EntryNotFound")
+    status: int
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {"4XX": {"model": ErrorOut, "description": "an error, in one shape"}}

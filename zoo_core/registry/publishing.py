@@ -1,0 +1,272 @@
+"""Publishing into the registry: storing files, assembling a version (from a folder, a file list or a Hub commit)
+and making it visible in one transaction, with its card checked, metrics read and lineage linked."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import yaml
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlmodel import Session, select
+
+from zoo_core.errors import (
+    CardError,
+    ConflictError,
+    ForbiddenError,
+    IntegrityError,
+    ModelNotFoundError,
+    UnknownAliasError,
+    UploadTooLargeError,
+    ZooError,
+)
+from zoo_core.registry.blobs import BlobWriter
+from zoo_core.registry.cards import missing_for_publication, parse_card
+from zoo_core.registry.models import FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
+from zoo_core.registry.refs import parse_ref
+from zoo_core.registry.types import ADMIN, FileSpec, VersionInfo, Viewer, check_path, manifest_commit
+
+# `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
+RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
+
+
+class PublishingMixin:
+    """The write side of `RegistryService` (which provides `engine`, `blobs`, `resolve` and the row helpers)."""
+
+    def store_file(self, stream: BinaryIO | Iterable[bytes], path: str, size: int | None = None,
+                   sha256: str | None = None, limit: int | None = None) -> FileSpec:
+        """Store one file's bytes (verified against size/sha256 when given) ahead of `publish`."""
+        check_path(path)
+        digest, written = self.blobs.put(stream, size=size, sha256=sha256, limit=limit, name=path)
+        return FileSpec(path, digest, written)
+
+    def has_blob(self, sha256: str) -> bool:
+        """Whether the bytes with this sha256 are stored (a client uploads only what the registry lacks)."""
+        return self.blobs.exists(sha256)
+
+    def open_upload(self, path: str, sha256: str, size: int | None = None, limit: int | None = None) -> BlobWriter:
+        """Receive one file's bytes chunk by chunk (a streamed upload): `write` each chunk, then `commit()` checks
+        them against `sha256` and `size` and stores them; nothing is stored on failure. `limit` bounds the size."""
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise ZooError("the blob address must be a lowercase 64-hex sha256")
+        check_path(path)
+        if size is not None and limit is not None and size > limit:
+            raise UploadTooLargeError(f"{path}: {size} bytes is larger than the upload limit of {limit} bytes")
+        return self.blobs.writer(path, limit, size=size, sha256=sha256)
+
+    def push_folder(self, folder: str | Path, model_ref: str, *, viewer: Viewer = ADMIN, status: str = "published",
+                    parent: str | None = None, relation: str | None = None, visibility: str | None = None,
+                    description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
+        """Publish a checkpoint folder as the next version of `model_ref`."""
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            raise ZooError(f"'{folder}' is not a folder")
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        if not files:
+            raise ZooError(f"'{folder}' holds no files")
+        specs = []
+        for path in files:
+            with path.open("rb") as handle:
+                specs.append(self.store_file(handle, path.relative_to(folder).as_posix(), size=path.stat().st_size))
+        return self.publish(model_ref, specs, viewer=viewer, status=status, parent=parent, relation=relation,
+                            visibility=visibility, description=description, tags=tags)
+
+    def create_model(self, model_ref: str, viewer: Viewer = ADMIN, visibility: str | None = None) -> None:
+        """Create an empty model (the Hub client's create_repo); ConflictError when it already exists."""
+        ref = parse_ref(model_ref)
+        if not viewer.can_write(ref.namespace):
+            raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to create {ref.model_id}")
+        with Session(self.engine) as session:
+            ns = self._namespace(session, ref.namespace)
+            exists = ConflictError(f"model '{ref.model_id}' already exists")
+            if session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first():
+                raise exists
+            session.add(Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public"))
+            try:
+                session.commit()
+            except DbIntegrityError:  # created by a concurrent request
+                raise exists from None
+
+    COMMIT_OPERATIONS = ("header", "file", "deletedFile", "deletedFolder")
+
+    def commit(self, model_ref: str, operations: Iterable[dict[str, Any]], *, viewer: Viewer = ADMIN,
+               parent_revision: str = "latest") -> VersionInfo:
+        """A Hub commit becomes the next version: the files of `parent_revision` (none yet for a new or empty
+        model), changed by the commit's operations (huggingface_hub's NDJSON lines: `header`, `file` with its
+        content inline, `deletedFile`, `deletedFolder`), published atomically with the same card and token rules
+        as `push`."""
+        ref = parse_ref(model_ref)
+        operations = list(operations)
+        unknown = sorted({str(op.get("key")) for op in operations} - set(self.COMMIT_OPERATIONS))
+        if "lfsFile" in unknown:
+            raise ZooError("large files go through `zoo push`: a commit to the zoo takes regular uploads")
+        if unknown:
+            raise ZooError(f"unknown commit operation(s) {', '.join(unknown)}; the zoo takes "
+                           + ", ".join(self.COMMIT_OPERATIONS))
+        if not viewer.can_write(ref.namespace):  # before storing anything
+            raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to push to {ref.model_id}")
+        try:
+            parent = self.resolve(f"{ref.model_id}@{parent_revision}", viewer)
+            files = {f["path"]: FileSpec(f["path"], f["sha256"], f["size"]) for f in parent.files}
+        except ModelNotFoundError:
+            files = {}
+        except UnknownAliasError:
+            if parent_revision != "latest":
+                raise
+            files = {}  # created (create_repo) but nothing published yet
+        header: dict[str, Any] = {}
+        for op in operations:
+            key, value = op["key"], op.get("value") or {}
+            if key == "header":
+                header = value
+            elif key == "file":
+                content = value.get("content", "")
+                data = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
+                files[value["path"]] = self.store_file([data], value["path"], size=len(data))
+            elif key == "deletedFile":
+                files.pop(value["path"], None)
+            else:  # deletedFolder
+                folder = value["path"].rstrip("/") + "/"
+                files = {p: f for p, f in files.items() if not p.startswith(folder)}
+        return self.publish(ref.model_id, list(files.values()), viewer=viewer,
+                            description=header.get("description") or None)
+
+    def _read_small(self, specs: dict[str, FileSpec], name: str) -> str | None:
+        spec = specs.get(name)
+        if spec is None or spec.size > 10 * 1024 * 1024:
+            return None
+        return b"".join(self.blobs.read_range(spec.sha256)).decode("utf-8", errors="replace")
+
+    def publish(self, model_ref: str, files: list[FileSpec], *, viewer: Viewer = ADMIN, status: str = "published",
+                parent: str | None = None, relation: str | None = None, visibility: str | None = None,
+                description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
+        ref = parse_ref(model_ref)
+        if ref.revision:
+            raise ZooError(f"push to '{ref.model_id}', not to a revision: version numbers are assigned")
+        if not viewer.can_write(ref.namespace):
+            raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to push to {ref.model_id}")
+        if status not in ("draft", "published"):
+            raise ZooError(f"a new version is draft or published, not '{status}'")
+        if visibility not in (None, "public", "private"):
+            raise ZooError(f"visibility is public or private, not '{visibility}'")
+        by_path = {f.path: f for f in files}
+        if len(by_path) != len(files):
+            raise ZooError("two files with the same name in one version")
+        for f in files:  # every blob stored and of the declared size, before anything becomes visible
+            check_path(f.path)
+            if not self.blobs.exists(f.sha256):
+                raise ZooError(f"file '{f.path}' ({f.sha256}) was not uploaded: store its bytes first "
+                               f"(store_file, or PUT /api/blobs/{f.sha256} on a server)")
+            actual = self.blobs.size(f.sha256)
+            if actual != f.size:
+                raise IntegrityError(f"file '{f.path}': declared {f.size} bytes, stored blob has {actual}")
+        card = self._read_small(by_path, "README.md") or ""
+        if status == "published":
+            missing = missing_for_publication(card)
+            if missing:
+                raise CardError(f"cannot publish {ref.model_id}: the model card lacks " + ", ".join(missing)
+                                + " (push as a draft to keep it unpublished)")
+        meta = parse_card(card)[0] if card else {}
+        config = _json_or_empty(self._read_small(by_path, "config.json"))
+        config = config.get("transfer_zoo", config)  # a zoo checkpoint in a Hub library's layout
+        recipe = yaml_or_none(self._read_small(by_path, "recipe.yaml"))
+        metrics = {k: float(v) for k, v in _json_or_empty(self._read_small(by_path, "metrics.json")).items()
+                   if isinstance(v, int | float)}
+        parents = self._lineage_parents(parent, relation, meta, recipe)
+        for attempt in range(5):  # concurrent pushes race for the next number; the unique key decides
+            try:
+                return self._insert_version(ref, files, viewer, status, visibility, description, tags, card, meta,
+                                            config, recipe, metrics, parents)
+            except DbIntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _lineage_parents(self, parent, relation, meta, recipe) -> list[tuple[str, str]]:
+        relation = relation or meta.get("base_model_relation") or "finetune"
+        if relation not in RELATIONS:
+            raise ZooError(f"relation '{relation}' is not one of {', '.join(RELATIONS)}")
+        if parent:
+            return [(parent, relation)]
+        base = (recipe or {}).get("resolved", {}).get("base") or meta.get("base_model")
+        if not base or base == "scratch" or str(base).startswith("scratch:"):
+            return []
+        return [(str(base), relation)]
+
+    def _insert_version(self, ref, files, viewer, status, visibility, description, tags, card, meta, config,
+                        recipe, metrics, parents) -> VersionInfo:
+        with Session(self.engine) as session:
+            ns = self._namespace(session, ref.namespace)
+            model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first()
+            backbone = config.get("backbone", {}) if isinstance(config.get("backbone"), dict) else {}
+            if model is None:
+                model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
+                session.add(model)
+            model.task = meta.get("pipeline_tag") or model.task
+            model.modality = backbone.get("modality") or model.modality
+            if not backbone and config.get("model_type"):  # a Hugging Face config (zoo import)
+                backbone = {"family": config["model_type"], "name": None}
+            model.license = meta.get("license") or model.license
+            if description is not None:
+                model.description = description
+            elif not model.description:
+                model.description = _first_paragraph(card)
+            model.tags = sorted(set(tags if tags is not None else (meta.get("tags") or model.tags or [])))
+            if visibility:
+                model.visibility = visibility
+            model.updated_at = utcnow()
+            session.flush()
+            number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
+                      or 0) + 1
+            strategy = ((recipe or {}).get("strategy") or {}).get("name")
+            version = Version(model_id=model.id, number=number, status=status,
+                              commit=manifest_commit(ref.model_id, number, files), created_by=viewer.name,
+                              card=card, card_data=meta, config=config, backbone=backbone.get("name"),
+                              family=backbone.get("family"), strategy=strategy, library=meta.get("library_name"))
+            session.add(version)
+            session.flush()
+            session.add_all(FileEntry(version_id=version.id, path=f.path, size=f.size, sha256=f.sha256) for f in files)
+            session.add_all(VersionMetric(version_id=version.id, name=k, value=v) for k, v in metrics.items())
+            for parent, relation in parents:
+                session.add(self._edge(session, version.id, parent, relation, recipe, viewer))
+            if status == "published":
+                self._move_alias(session, model, "latest", version, viewer.name)
+            session.commit()
+            return self._info(session, ref.model_id, version, detail=True)
+
+    def _edge(self, session, child_id: int, parent: str, relation: str, recipe, viewer: Viewer) -> LineageEdge:
+        if parent.startswith("zoo:") or (":" not in parent and "/" in parent):
+            pref = parse_ref(parent)
+            model, _ = self._model(session, pref, ADMIN, asker=viewer)
+            target = self._version(session, model, pref)
+            return LineageEdge(child_id=child_id, parent_id=target.id, relation=relation, recipe=recipe)
+        return LineageEdge(child_id=child_id, parent_external=parent, relation=relation, recipe=recipe)
+
+
+def _json_or_empty(text_value: str | None) -> dict:
+    try:
+        data = json.loads(text_value) if text_value else {}
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def yaml_or_none(text_value: str | None):
+    try:
+        return yaml.safe_load(text_value) if text_value else None
+    except yaml.YAMLError:
+        return None
+
+
+def _first_paragraph(card: str) -> str:
+    body = parse_card(card)[1] if card else ""
+    for block in body.split("\n\n"):
+        block = block.strip()
+        if block and not block.startswith(("#", "|", "-", "_")):
+            return block[:300]
+    return ""
