@@ -245,22 +245,26 @@ def test_push_with_the_hub_client_publishes_zoo_versions(hub):
                 call()
                 return None
             except HfHubHTTPError as exc:
-                return str(exc)
+                return [exc.response.status_code, exc.response.json()["type"], str(exc)]
         no_card = refused(lambda: api.upload_file(path_or_fileobj=b"# nothing", path_in_repo="README.md",
                                                   repo_id="acme/hub-pushed"))
         anonymous = refused(lambda: HfApi(token=False).upload_file(path_or_fileobj=b"x", path_in_repo="x.bin",
                                                                    repo_id="acme/hub-pushed"))
         other = refused(lambda: api.create_repo("other/x"))
+        again = refused(lambda: api.create_repo("acme/hub-pushed"))
         weights = open(hf_hub_download("acme/hub-pushed", "model.safetensors", revision="1"), "rb").read()
         print(json.dumps({"first": first.oid, "second": second.oid, "no_card": no_card, "anonymous": anonymous,
-                          "other": other, "files": sorted(api.list_repo_files("acme/hub-pushed")),
+                          "other": other, "again": again, "files": sorted(api.list_repo_files("acme/hub-pushed")),
                           "config": json.load(open(hf_hub_download("acme/hub-pushed", "config.json")))["version"],
                           "weights_ok": weights == b"pushed weights" * 100}))
     """, cache="cache-push")
     assert len(out["first"]) == 40 and out["first"] != out["second"]
     assert out["files"] == ["README.md", "config.json", "model.safetensors"] and out["config"] == 2
     assert out["weights_ok"]
-    assert "model card lacks" in out["no_card"] and out["anonymous"] and "namespace 'other'" in out["other"]
+    assert out["no_card"][:2] == [422, "CardError"] and "model card lacks" in out["no_card"][2]
+    assert out["anonymous"][:2] == [401, "AuthError"] and "writing needs a token" in out["anonymous"][2]
+    assert out["other"][:2] == [403, "ForbiddenError"] and "namespace 'other'" in out["other"][2]
+    assert out["again"][:2] == [409, "ConflictError"] and "already exists" in out["again"][2]
     versions = httpx.get(f"{hub['url']}/api/models/acme/hub-pushed").json()["versions"]
     assert [(v["number"], v["status"]) for v in versions] == [(1, "published"), (2, "published")]
 

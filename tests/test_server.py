@@ -156,7 +156,16 @@ def test_downloads_support_range_and_etag(server, tmp_path):
              "EntryNotFound")
     error_of(httpx.get(f"{url}/api/models/acme/files/versions/7"), 404, "RevisionNotFoundError", "RevisionNotFound")
     assert httpx.get(f"{url}/docs").status_code == 200
-    assert "/api/models" in httpx.get(f"{url}/openapi.json").json()["paths"]
+    spec = httpx.get(f"{url}/openapi.json").json()
+    assert "/api/models" in spec["paths"]
+    # /docs shows the answers' schemas, the one error shape and the bearer-token scheme
+    search = spec["paths"]["/api/search"]["get"]
+    assert search["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchOut")
+    assert search["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+    assert spec["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    assert {"token": []} in spec["paths"]["/api/models/{namespace}/{name}/versions"]["post"]["security"]
+    version = spec["components"]["schemas"]["VersionOut"]["properties"]
+    assert {"model_id", "number", "commit", "files", "parents", "aliases"} <= set(version)
 
 
 def test_remote_registry_reports_unreachable_server():

@@ -3,9 +3,11 @@ escaping, privacy, and the pieces behind the pages (card sanitising, the lineage
 
 from __future__ import annotations
 
+import os
 import re
 from html import unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 import pytest
@@ -132,6 +134,41 @@ def test_plugins_page_lists_what_each_plugin_contributes(sample_catalog):
     assert re.search(r'<th scope="row">lora</th><td>.*?r=8', page)
 
 
+def server_pid(url: str) -> int:
+    """The process of the `zoo serve` listening on `url`'s port."""
+    port = url.rsplit(":", 1)[1].encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in args and b"--port" in args and port in args:
+            return int(cmdline.parent.name)
+    raise AssertionError(f"no zoo serve process on port {port.decode()}")
+
+
+def test_the_plugins_page_keeps_model_code_out_of_the_server(sample_catalog):
+    """The listing builds every backbone (torch, torchvision, transformers): a child process does it, so the
+    server never maps their libraries, measured from outside in the server's /proc/PID/maps."""
+    maps = Path(f"/proc/{server_pid(sample_catalog.url)}/maps")
+    if "libtorch" in maps.read_text():
+        pytest.xfail("the server maps libtorch from its start: zoo_core's top level still imports torch")
+    page = get(sample_catalog, "/plugins").text
+    assert re.search(r'<th scope="row">resnet50</th><td>resnet</td>', page)  # the listing was made, elsewhere
+    mapped = maps.read_text()
+    assert "libtorch" not in mapped and "torchvision" not in mapped and "transformers" not in mapped
+
+
+def test_the_plugins_page_says_when_the_plugins_cannot_be_listed(tmp_path, serve, plugin_site):
+    plugin_site.add("zoo_exits", "import os\nos._exit(3)  # takes the whole listing process down\n")
+    url = serve(tmp_path / "registry", env={"PYTHONPATH": os.pathsep.join(
+        [str(plugin_site.path), os.environ.get("PYTHONPATH", "")])})
+    page = httpx.get(url + "/plugins", headers=HTML, timeout=120)
+    assert page.status_code == 200 and "The plugins could not be listed" in page.text
+    assert "exit status 3" in page.text
+    assert httpx.get(url + "/api/models").status_code == 200  # the server itself is unaffected
+
+
 def test_not_found_pages_and_private_models(sample_catalog):
     missing = get(sample_catalog, "/nobody/nothing")
     assert missing.status_code == 404 and "<h1>Not found</h1>" in missing.text and 'href="/"' in missing.text
@@ -140,6 +177,7 @@ def test_not_found_pages_and_private_models(sample_catalog):
     assert get(sample_catalog, "/no/such/page/at/all").status_code == 404
     api = httpx.get(sample_catalog.url + "/api/nothing-here")
     assert api.status_code == 404 and api.headers["content-type"] == "application/json"
+    assert api.json()["type"] == "NotFoundError" and api.headers["x-error-message"] == api.json()["error"]
     private = get(sample_catalog, "/" + sample_catalog.private)
     assert private.status_code == 404 and "internal-bert" in private.text  # says what was not found, no more
     from zoo_core.registry.service import RegistryService
@@ -156,6 +194,7 @@ def test_a_malformed_query_gets_a_page_that_names_the_field(sample_catalog):
     assert page.status_code == 400 and "<h1>Bad request</h1>" in page.text and "page:" in page.text
     api = httpx.get(sample_catalog.url + "/api/search?page=second")
     assert api.status_code == 422 and api.json()["detail"][0]["loc"] == ["query", "page"]
+    assert api.json()["type"] == "RequestError" and api.headers["x-error-message"].startswith("page:")
 
 
 def test_every_page_reports_its_server_time(sample_catalog):
