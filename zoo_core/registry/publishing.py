@@ -145,6 +145,9 @@ class PublishingMixin:
     def publish(self, model_ref: str, files: list[FileSpec], *, viewer: Viewer = ADMIN, status: str = "published",
                 parent: str | None = None, relation: str | None = None, visibility: str | None = None,
                 description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
+        """Make stored files the next version of `model_ref`, atomically: every file must be stored with its
+        declared size, the card must be complete to publish (a draft may lack sections), the writer needs a token
+        for the namespace. Metrics, config, recipe and lineage are read from the files themselves."""
         ref = parse_ref(model_ref)
         if ref.revision:
             raise ZooError(f"push to '{ref.model_id}', not to a revision: version numbers are assigned")

@@ -251,6 +251,7 @@ class RegistryService(PublishingMixin, QueriesMixin):
 
     # -- changing ----------------------------------------------------------------------------------------
     def set_alias(self, model_ref: str, alias: str, version: int, viewer: Viewer = ADMIN) -> VersionInfo:
+        """Point `alias` at a published or deprecated version (recorded in the alias history)."""
         ref = parse_ref(model_ref)
         check_alias(alias)
         if not viewer.can_write(ref.namespace):
