@@ -19,16 +19,18 @@ Service = Depends(deps.service)
 Reader = Depends(deps.viewer)
 
 
-@router.api_route("/api/models/{namespace}/{name}/versions/{revision}/files/{path:path}", methods=["GET", "HEAD"],
-                  summary="Download one file of a version")
+@router.get("/api/models/{namespace}/{name}/versions/{revision}/files/{path:path}",
+            summary="Download one file of a version (HEAD: its headers only)")
+@router.head("/api/models/{namespace}/{name}/versions/{revision}/files/{path:path}", include_in_schema=False)
 def download(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
              service: RegistryService = Service) -> Response:
     spec, _ = service.open_file(f"{namespace}/{name}@{revision}", path, who)
     return file_response(service, spec, request)
 
 
-@router.api_route("/{namespace}/{name}/resolve/{revision}/{path:path}", methods=["GET", "HEAD"],
-                  tags=["Hugging Face Hub API"], summary="Download one file (the Hub's resolve URL)")
+@router.get("/{namespace}/{name}/resolve/{revision}/{path:path}", tags=["Hugging Face Hub API"],
+            summary="Download one file (the Hub's resolve URL; HEAD: its headers only)")
+@router.head("/{namespace}/{name}/resolve/{revision}/{path:path}", include_in_schema=False)
 def resolve_file(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
                  service: RegistryService = Service) -> Response:
     spec, info = service.open_file(zoo_ref(namespace, name, revision), path, who)

@@ -160,7 +160,8 @@ class ErrorOut(BaseModel):
 
     error: str = Field(description="the message")
     type: str = Field(description="the error class, which the zoo's client raises again")
-    code: str | None = Field(description="the Hub's error code: RepoNotFound, RevisionNotFound, EntryNotFound")
+    code: str = Field(description="the Hub's error code (RepoNotFound, RevisionNotFound, EntryNotFound) when there "
+                                  "is one, else the type; also in the X-Error-Code header")
     status: int
 
 

@@ -50,7 +50,8 @@ def test_each_error_comes_back_from_the_wire_as_its_class(cls):
     error = example(cls)
     status, headers, body = error.wire()
     assert status == error.status and body["type"] == cls.__name__ and body["error"] == str(error)
-    assert headers["X-Error-Message"].isascii() and headers.get("X-Error-Code") == cls.code
+    assert headers["X-Error-Message"].isascii() and headers["X-Error-Code"] == body["code"] == (cls.code or
+                                                                                                cls.__name__)
     back = error_from_response(status, headers, json.dumps(body).encode())
     assert type(back) is cls and str(back) == str(error) and back.status == status
     assert getattr(back, "suggestions", None) == getattr(error, "suggestions", None)
@@ -60,6 +61,7 @@ def test_without_a_type_the_hub_code_then_the_status_decide():
     by_code = error_from_response(404, {"X-Error-Code": "EntryNotFound", "X-Error-Message": "no file"}, b"")
     assert type(by_code) is EntryNotFoundError and str(by_code) == "no file"
     assert type(error_from_response(403, {}, b'{"error": "not yours"}')) is errors.ForbiddenError
+    assert type(error_from_response(409, {"X-Error-Code": "ConflictError"}, b"")) is errors.ConflictError
     plain = error_from_response(502, {}, b"<html>bad gateway</html>")
     assert type(plain) is ZooError and "bad gateway" in str(plain)
     assert type(error_from_response(404, {}, b'{"error": "x", "type": "NotAnErrorClass"}')) is errors.NotFoundError

@@ -34,11 +34,11 @@ class ZooError(Exception):
 
     def wire(self) -> tuple[int, dict[str, str], dict[str, Any]]:
         """(status, headers, JSON body): the one shape every error of the server takes. The body's `error` is the
-        message (huggingface_hub shows it), `type` the class the zoo's client rebuilds."""
-        headers = {"X-Error-Message": ascii_header(self.message)}
-        if self.code:
-            headers["X-Error-Code"] = self.code
-        body = {**self.details, "error": self.message, "type": type(self).__name__, "code": self.code,
+        message (huggingface_hub shows it), `type` the class the zoo's client rebuilds, `code` the Hub's error code
+        when the class has one (huggingface_hub picks its exception by it), else the class name."""
+        code = self.code or type(self).__name__
+        headers = {"X-Error-Code": code, "X-Error-Message": ascii_header(self.message)}
+        body = {**self.details, "error": self.message, "type": type(self).__name__, "code": code,
                 "status": self.status}
         return self.status, headers, body
 
@@ -233,7 +233,8 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes | s
     if message is None:
         message = lower.get("x-error-message") or (body.decode(errors="replace") if isinstance(body, bytes) else
                                                    body if isinstance(body, str) else "") or f"HTTP {status}"
-    cls = error_classes().get(str(data.get("type"))) or BY_CODE.get(lower.get("x-error-code", "")) or \
+    code = lower.get("x-error-code", "")
+    cls = error_classes().get(str(data.get("type"))) or BY_CODE.get(code) or error_classes().get(code) or \
         BY_STATUS.get(status, ZooError)
     details = {k: v for k, v in data.items() if k not in ("error", "type", "code", "status")}
     return cls.from_wire(message, status, details)
