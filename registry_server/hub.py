@@ -19,11 +19,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from registry_server import deps
+from registry_server.schemas import ERRORS
 from zoo_core.errors import ConflictError, EntryNotFoundError, ZooError
 from zoo_core.registry.cards import parse_card
 from zoo_core.registry.service import RegistryService, VersionInfo, Viewer
 
-router = APIRouter(tags=["Hugging Face Hub API"])
+router = APIRouter(tags=["Hugging Face Hub API"], responses=ERRORS)
 Service = Depends(deps.service)
 Reader = Depends(deps.viewer)
 Writer = Depends(deps.writer)
