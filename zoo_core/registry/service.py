@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
@@ -55,6 +54,7 @@ from zoo_core.registry.types import (
     check_path,
     manifest_commit,
 )
+from zoo_core.settings import get_settings
 
 # `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
 RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
@@ -69,7 +69,7 @@ class RegistryService(QueriesMixin):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
         e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
         self.engine = create_db_engine(database_url)
-        self.blobs = open_blob_store(blob_url or os.environ.get("ZOO_BLOB_URL") or blob_root, blob_root)
+        self.blobs = open_blob_store(blob_url or get_settings().blob_url or blob_root, blob_root)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _model(self, session: Session, ref: ModelRef, viewer: Viewer) -> tuple[Model, Namespace]:
