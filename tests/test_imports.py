@@ -104,3 +104,12 @@ def test_registry_commands_without_torch(registry, args):
     assert heavy_modules(cli(*args), env={"ZOO_REGISTRY": str(registry / "zoo")}) == []
     if args[0] == "pull":
         assert (registry / "pulled" / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_serve_without_the_server_extra_says_what_to_install(tmp_path):
+    # sys.modules[name] = None makes `import name` fail as if it were not installed
+    code = (f"import sys\nsys.modules['fastapi'] = None\nsys.argv = ['zoo', 'serve', '-r', {str(tmp_path)!r}]\n"
+            "from zoo_core.cli import main\nmain()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "pip install 'transfer-zoo[server]'" in result.stderr and "fastapi" in result.stderr

@@ -249,5 +249,7 @@ def main() -> None:
     try:
         app()
     except ZooError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # messages may hold brackets ('transfer-zoo[server]'): not markup
+
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
