@@ -323,3 +323,34 @@ def test_registry_cli_errors_are_one_line(tmp_path, zoo, checkpoint):
         result = zoo(*args, env=env)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
     assert "acme/good@1" in zoo("lineage", "acme/good", env=env, check=True).stdout
+
+
+def test_both_transports_pull_exactly_the_versions_files(tmp_path, serve, checkpoint, monkeypatch, caplog):
+    """The embedded pull and the HTTP pull (huggingface_hub's snapshot_download against the zoo's Hub API) give the
+    same folder: the version's files only, checked by sha256, named by commit in the cache unless told where."""
+    embedded = zoo_core.open_registry(tmp_path / "zoo")
+    folder = checkpoint("pulled")
+    (folder / "extra").mkdir()
+    (folder / "extra" / "notes.txt").write_text("nested files keep their folders")
+    with caplog.at_level("DEBUG", logger="zoo_core"):
+        info = embedded.push(folder, "acme/pulled")
+    assert any("pushed" in r.getMessage() and "acme/pulled@1" in r.getMessage() for r in caplog.records)
+    url = serve(tmp_path / "zoo")
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    remote = zoo_core.open_registry(url)
+    expected = {f["path"]: f["sha256"] for f in info.files}
+
+    def contents(path):
+        import hashlib
+        return {p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in path.rglob("*") if p.is_file()}
+
+    cached = remote.pull("acme/pulled@latest")
+    assert cached == tmp_path / "cache" / info.commit and contents(cached) == expected
+    assert contents(embedded.pull("acme/pulled@1")) == expected
+    chosen = remote.pull("acme/pulled@1", tmp_path / "chosen")
+    assert chosen == tmp_path / "chosen" and contents(chosen) == expected
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing half-written beside it
+    (chosen / "model.safetensors").write_bytes(b"tampered")  # a damaged copy is fetched again, not trusted
+    assert contents(remote.pull("acme/pulled@1", chosen)) == expected
+    embedded.service.engine.dispose()
