@@ -144,6 +144,8 @@ def info(name: str = typer.Argument(None, help="A backbone, strategy, reader, we
 
 
 def _settings(as_json: bool) -> None:
+    from rich.markup import escape
+
     from zoo_core.settings import describe_settings
 
     rows = describe_settings()
@@ -151,8 +153,9 @@ def _settings(as_json: bool) -> None:
         return _print_json(rows)
     table = Table("variable", "value", "source", "description")
     for row in rows:
-        table.add_row(row["variable"], "" if row["value"] is None else str(row["value"]), row["source"],
-                      row["description"])
+        value = row["value"]
+        shown = "[dim](unset)[/dim]" if value is None else '""' if value == "" else escape(str(value))
+        table.add_row(row["variable"], shown, row["source"], escape(row["description"]))
     console.print(table)
 
 
