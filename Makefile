@@ -13,7 +13,7 @@ SETUP_INPUTS := pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.to
 $(BIN)/.installed: $(SETUP_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch torchvision
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' \
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[server,test]' \
 		$(foreach p,$(PLUGINS),-e '$(p)[test]') $(foreach p,$(TEST_PLUGINS),-e '$(p)')
 	# earlier major versions of the Hugging Face client, which the tests also point at the zoo server
 	$(foreach v,$(HF_CLIENTS),$(BIN)/python -m pip install --quiet --upgrade --target $(VENV)/hf-clients/$(v) \

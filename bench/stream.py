@@ -63,7 +63,7 @@ def main() -> None:
         (folder / "README.md").write_text(CARD)
         registry = tmp / "registry"
         with zoo_serve(registry) as (server, url):
-            token = zoo_core.Registry(str(registry)).create_token("bench")
+            token = zoo_core.open_registry(str(registry)).create_token("bench")
             before = rss_mib(server.pid)
             peak, done = [before], threading.Event()
 
@@ -75,11 +75,11 @@ def main() -> None:
             watcher = threading.Thread(target=watch)
             watcher.start()
             start = time.perf_counter()
-            zoo_core.Registry(url, token=token).push(folder, "bench/big")
+            zoo_core.open_registry(url, token=token).push(folder, "bench/big")
             upload_s = time.perf_counter() - start
             start = time.perf_counter()
             os.environ["ZOO_CACHE"] = str(tmp / "cache")
-            pulled = zoo_core.Registry(url).pull("bench/big@1")
+            pulled = zoo_core.open_registry(url).pull("bench/big@1")
             download_s = time.perf_counter() - start
             done.set()
             watcher.join()

@@ -94,7 +94,7 @@ def main() -> None:
     console.print(f"best transfer: {best}, {gain:+.3f} accuracy over scratch with 20 labels a class")
 
     console.rule("4. The registry: search, lineage, load by reference")
-    registry = zoo_core.Registry()
+    registry = zoo_core.open_registry()
     found = registry.search(metric=("accuracy", ">=", 0.8), sort="accuracy")
     console.print(f"  {found['total']} models with accuracy >= 0.8: "
                   + ", ".join(f"{r['id']} ({r['metrics']['accuracy']:.3f})" for r in found["results"][:5]))

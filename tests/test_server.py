@@ -1,5 +1,5 @@
 """The registry server, as users meet it: `zoo serve` (real uvicorn) on loopback, spoken to over HTTP with httpx
-and through `Registry("http://...")`."""
+and through `open_registry("http://...")`."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def server(tmp_path, database_url, serve):
     """`zoo serve` over a fresh registry; yields (url, the same registry opened embedded, for admin work)."""
     root = tmp_path / "registry"
     url = serve(root, "--max-upload", "200000", env={"ZOO_DATABASE_URL": database_url})
-    admin = zoo_core.Registry(str(root), database_url=database_url)
+    admin = zoo_core.open_registry(str(root), database_url=database_url)
     yield url, admin
     admin.service.engine.dispose()
 
@@ -63,42 +63,42 @@ def error_of(response: httpx.Response, status: int, kind: str, code: str | None 
 def test_push_search_lineage_load_through_http(server, tmp_path, monkeypatch):
     url, admin = server
     token = admin.create_token("acme")
-    remote = zoo_core.Registry(url, token=token)
+    remote = zoo_core.open_registry(url, token=token)
     v1 = remote.push(make_checkpoint(tmp_path / "a", "a"), "acme/xray", parent="torchvision:resnet18.IMAGENET1K_V1")
     v2 = remote.push(make_checkpoint(tmp_path / "b", "b", 0.95), "acme/xray", parent="acme/xray@1")
     assert (v1.number, v2.number) == (1, 2) and v2.aliases == ["latest"]
     remote.set_alias("acme/xray", "production", 1)
-    anonymous = zoo_core.Registry(url)
+    anonymous = zoo_core.open_registry(url)
     found = anonymous.search("xray", metric=("accuracy", ">=", 0.9))
     assert found["total"] == 1
     assert found["results"][0]["versions"][0]["aliases"] == ["production"]
     graph = anonymous.lineage("acme/xray@2", "ancestors")
     assert [n["id"] for n in graph["nodes"]] == ["torchvision:resnet18.IMAGENET1K_V1", "acme/xray@1", "acme/xray@2"]
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
-    pulled = zoo_core.Registry(url).pull("acme/xray@production")
+    pulled = zoo_core.open_registry(url).pull("acme/xray@production")
     assert (pulled / "model.safetensors").read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
     assert [h["alias"] for h in anonymous.alias_history("acme/xray")] == ["latest", "latest", "production"]
 
 
 def test_tokens_namespaces_and_private_models(server, tmp_path):
     url, admin = server
-    acme = zoo_core.Registry(url, token=admin.create_token("acme"))
+    acme = zoo_core.open_registry(url, token=admin.create_token("acme"))
     acme.push(make_checkpoint(tmp_path / "s", "s"), "acme/secret", visibility="private")
     with pytest.raises(AuthError, match="writing needs a token"):
-        zoo_core.Registry(url).push(make_checkpoint(tmp_path / "t", "t"), "acme/other")
+        zoo_core.open_registry(url).push(make_checkpoint(tmp_path / "t", "t"), "acme/other")
     with pytest.raises(AuthError, match="invalid token"):
-        zoo_core.Registry(url, token="zoo_wrong").resolve("acme/secret")
+        zoo_core.open_registry(url, token="zoo_wrong").resolve("acme/secret")
     with pytest.raises(ForbiddenError, match="namespace 'other'"):
         acme.push(make_checkpoint(tmp_path / "u", "u"), "other/model")
     with pytest.raises(ModelNotFoundError):
-        zoo_core.Registry(url).resolve("acme/secret")
+        zoo_core.open_registry(url).resolve("acme/secret")
     # as on the Hub: not found answers 401 to anonymous callers (a token might show it), 404 to others
     error_of(httpx.get(f"{url}/api/models/acme/secret/versions/1/files/README.md"), 401, "ModelNotFoundError",
              "RepoNotFound")
     other = {"Authorization": f"Bearer {admin.create_token('other')}"}
     error_of(httpx.get(f"{url}/api/models/acme/secret", headers=other), 404, "ModelNotFoundError", "RepoNotFound")
     assert acme.resolve("acme/secret").number == 1
-    assert zoo_core.Registry(url).search()["total"] == 0
+    assert zoo_core.open_registry(url).search()["total"] == 0
 
 
 def test_bad_uploads_are_refused_and_leave_no_version(server, tmp_path):
@@ -133,7 +133,7 @@ def test_bad_uploads_are_refused_and_leave_no_version(server, tmp_path):
     assert "model card" in error_of(undocumented, 422, "CardError")
     assert httpx.get(f"{url}/api/models/acme/m", headers=auth).status_code == 404
     with pytest.raises(CardError):
-        zoo_core.Registry(url, token=auth["Authorization"][7:]).push(
+        zoo_core.open_registry(url, token=auth["Authorization"][7:]).push(
             make_checkpoint(tmp_path / "c", "c", card="# no sections"), "acme/m")
     assert httpx.get(f"{url}/api/models/acme/m", headers=auth).status_code == 404
 
@@ -141,7 +141,7 @@ def test_bad_uploads_are_refused_and_leave_no_version(server, tmp_path):
 def test_downloads_support_range_and_etag(server, tmp_path):
     url, admin = server
     folder = make_checkpoint(tmp_path / "a", "a")
-    zoo_core.Registry(url, token=admin.create_token("acme")).push(folder, "acme/files")
+    zoo_core.open_registry(url, token=admin.create_token("acme")).push(folder, "acme/files")
     weights = (folder / "model.safetensors").read_bytes()
     file_url = f"{url}/api/models/acme/files/versions/latest/files/model.safetensors"
     full = httpx.get(file_url)
@@ -171,13 +171,13 @@ def test_downloads_support_range_and_etag(server, tmp_path):
 
 def test_remote_registry_reports_unreachable_server():
     with pytest.raises(ZooError, match="cannot reach the registry"):
-        zoo_core.Registry("http://127.0.0.1:9").resolve("acme/x")  # the discard port: nothing listens
+        zoo_core.open_registry("http://127.0.0.1:9").resolve("acme/x")  # the discard port: nothing listens
 
 
 def test_every_error_is_answered_in_one_shape_by_its_class(server, tmp_path):
     url, admin = server
     acme = {"Authorization": f"Bearer {admin.create_token('acme')}"}
-    zoo_core.Registry(url, token=acme["Authorization"][7:]).push(make_checkpoint(tmp_path / "a", "a"), "acme/m")
+    zoo_core.open_registry(url, token=acme["Authorization"][7:]).push(make_checkpoint(tmp_path / "a", "a"), "acme/m")
     publish = {"files": [{"path": "x.bin", "sha256": "0" * 64, "size": 1}]}
     error_of(httpx.post(f"{url}/api/models/acme/m/versions", json=publish), 401, "AuthError")
     error_of(httpx.post(f"{url}/api/models/acme/m/versions", json=publish,
@@ -198,25 +198,25 @@ def test_every_error_is_answered_in_one_shape_by_its_class(server, tmp_path):
 
 def test_the_client_raises_the_servers_error_class_with_its_suggestions(server, tmp_path):
     url, admin = server
-    remote = zoo_core.Registry(url, token=admin.create_token("acme"))
+    remote = zoo_core.open_registry(url, token=admin.create_token("acme"))
     remote.push(make_checkpoint(tmp_path / "a", "a"), "acme/xray")
     remote.set_alias("acme/xray", "production", 1)
     with pytest.raises(UnknownAliasError, match="did you mean production") as caught:
-        zoo_core.Registry(url).resolve("acme/xray@productoin")
+        zoo_core.open_registry(url).resolve("acme/xray@productoin")
     assert caught.value.suggestions == ["production"] and caught.value.status == 404
     with pytest.raises(ModelNotFoundError, match="did you mean acme/xray") as missing:
-        zoo_core.Registry(url).resolve("acme/xary")
+        zoo_core.open_registry(url).resolve("acme/xary")
     assert isinstance(missing.value, NotFoundError) and missing.value.status == 401  # anonymous
 
 
 def test_unknown_models_suggest_only_names_the_caller_can_see(server, tmp_path):
     url, admin = server
     token = admin.create_token("lab")
-    lab = zoo_core.Registry(url, token=token)
+    lab = zoo_core.open_registry(url, token=token)
     lab.push(make_checkpoint(tmp_path / "s", "s"), "lab/secret-bert", visibility="private")
     lab.push(make_checkpoint(tmp_path / "p", "p"), "lab/public-bert")
     with pytest.raises(ModelNotFoundError) as anonymous:
-        zoo_core.Registry(url).resolve("lab/secret-bertt")
+        zoo_core.open_registry(url).resolve("lab/secret-bertt")
     assert "secret-bert" not in str(anonymous.value).replace("lab/secret-bertt", "")
     assert anonymous.value.suggestions == []
     assert httpx.get(f"{url}/api/models/lab/secret-bertt").json()["suggestions"] == []
@@ -224,4 +224,4 @@ def test_unknown_models_suggest_only_names_the_caller_can_see(server, tmp_path):
         lab.resolve("lab/secret-bertt")
     assert owner.value.suggestions == ["lab/secret-bert"]
     with pytest.raises(ModelNotFoundError, match=r"did you mean lab/public-bert\?"):
-        zoo_core.Registry(url).resolve("lab/publc-bert")
+        zoo_core.open_registry(url).resolve("lab/publc-bert")

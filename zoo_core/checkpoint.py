@@ -167,6 +167,6 @@ def load(reference: str | Path, registry: str | None = None) -> Checkpoint:
     path = Path(reference).expanduser()
     if path.is_dir() or isinstance(reference, Path) or str(reference).startswith((".", "/", "~")):
         return load_checkpoint(path)
-    from zoo_core.client import Registry
+    from zoo_core.client import open_registry
 
-    return load_checkpoint(Registry(registry).pull(str(reference)))
+    return load_checkpoint(open_registry(registry).pull(str(reference)))

@@ -1,4 +1,6 @@
-"""The `zoo` command: a thin face over zoo_core; every command has `--json` for scripts."""
+"""The `zoo` command: a thin face over zoo_core; every command has `--json` for scripts.
+
+Commands import what they need when they run (plugins, torch): `zoo --help` and the registry commands stay fast."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from zoo_core.errors import UnknownNameError, ZooError
-from zoo_core.plugins import get_catalog, summaries
 
 app = typer.Typer(help="Transfer Zoo: pretrained backbones, transfer recipes and a checkpoint registry.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -33,6 +34,8 @@ def _millions(n: int) -> str:
 @app.command()
 def plugins(as_json: bool = JSON_OPTION) -> None:
     """Installed plugins (the core's built-ins too) and what each contributes."""
+    from zoo_core.plugins import get_catalog
+
     rows = [info.as_dict() for info in get_catalog().plugins.values()]
     if as_json:
         return _print_json(rows)
@@ -52,6 +55,8 @@ def _short(names: list[str], limit: int = 6) -> str:
 def backbones(pattern: str = typer.Argument(None, help="Wildcard filter, e.g. 'resnet*'."),
               as_json: bool = JSON_OPTION) -> None:
     """Registered backbones, optionally filtered by a wildcard pattern."""
+    from zoo_core.plugins import get_catalog, summaries
+
     rows = summaries("backbone", pattern)
     if pattern and not rows:
         raise UnknownNameError("backbone pattern", pattern, get_catalog().names("backbone"))
@@ -67,6 +72,8 @@ def backbones(pattern: str = typer.Argument(None, help="Wildcard filter, e.g. 'r
 @app.command()
 def strategies(as_json: bool = JSON_OPTION) -> None:
     """Registered adaptation strategies and their parameters."""
+    from zoo_core.plugins import summaries
+
     rows = summaries("strategy")
     if as_json:
         return _print_json(rows)
@@ -79,6 +86,8 @@ def strategies(as_json: bool = JSON_OPTION) -> None:
 @app.command()
 def readers(as_json: bool = JSON_OPTION) -> None:
     """Registered dataset readers and their arguments."""
+    from zoo_core.plugins import summaries
+
     rows = summaries("reader")
     if as_json:
         return _print_json(rows)
@@ -91,6 +100,8 @@ def readers(as_json: bool = JSON_OPTION) -> None:
 @app.command()
 def sources(as_json: bool = JSON_OPTION) -> None:
     """Registered weight sources (the `scheme:` of a weight reference)."""
+    from zoo_core.plugins import summaries
+
     rows = summaries("source")
     if as_json:
         return _print_json(rows)
@@ -101,9 +112,16 @@ def sources(as_json: bool = JSON_OPTION) -> None:
 
 
 @app.command()
-def info(name: str = typer.Argument(..., help="A backbone, strategy, reader, weight source or plugin."),
-         as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """Everything known about one backbone, strategy, reader, weight source or plugin."""
+def info(name: str = typer.Argument(None, help="A backbone, strategy, reader, weight source or plugin."),
+         settings: bool = typer.Option(False, "--settings", help="Show every ZOO_* setting and where it came from."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Everything known about one backbone, strategy, reader, weight source or plugin; or the settings."""
+    if settings:
+        return _settings(as_json)
+    if name is None:
+        raise ZooError("usage: zoo info NAME, or zoo info --settings")
+    from zoo_core.plugins import get_catalog
+
     catalog = get_catalog()
     found = None
     for kind in ("backbone", "strategy", "reader", "source"):
@@ -122,6 +140,22 @@ def info(name: str = typer.Argument(..., help="A backbone, strategy, reader, wei
         if isinstance(value, dict | list):
             value = json.dumps(value) if key != "groups" else ", ".join(value)
         table.add_row(key, str(value))
+    console.print(table)
+
+
+def _settings(as_json: bool) -> None:
+    from rich.markup import escape
+
+    from zoo_core.settings import describe_settings
+
+    rows = describe_settings()
+    if as_json:
+        return _print_json(rows)
+    table = Table("variable", "value", "source", "description")
+    for row in rows:
+        value = row["value"]
+        shown = "[dim](unset)[/dim]" if value is None else '""' if value == "" else escape(str(value))
+        table.add_row(row["variable"], shown, row["source"], escape(row["description"]))
     console.print(table)
 
 
@@ -218,5 +252,7 @@ def main() -> None:
     try:
         app()
     except ZooError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # messages may hold brackets ('transfer-zoo[server]'): not markup
+
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)

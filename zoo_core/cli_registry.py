@@ -1,4 +1,6 @@
-"""`zoo push/pull/search/show/versions/lineage/alias/deprecate/yank/gc/token`: thin faces over `Registry`."""
+"""`zoo push/pull/search/show/versions/lineage/alias/deprecate/yank/gc/token/serve`: thin faces over `Registry`.
+
+Nothing here imports torch: these commands answer without loading model code."""
 
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from zoo_core.client import Registry
+from zoo_core.client import open_registry
 from zoo_core.errors import ZooError
-from zoo_core.registry.queries import parse_metric
 
-REGISTRY = typer.Option(None, "--registry", "-r", help="Registry folder (default: $ZOO_REGISTRY or ~/.zoo).")
+REGISTRY = typer.Option(None, "--registry", "-r",
+                        help="Registry folder or server URL (default: $ZOO_REGISTRY or ~/.zoo).")
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
@@ -30,7 +32,7 @@ def register(app: typer.Typer, console) -> None:
              private: bool = typer.Option(False, "--private"),
              registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Publish a checkpoint folder as the next version of a model."""
-        info = Registry(registry).push(folder, model, status="draft" if draft else "published", parent=parent,
+        info = open_registry(registry).push(folder, model, status="draft" if draft else "published", parent=parent,
                                        relation=relation, visibility="private" if private else None)
         if as_json:
             return out(info.as_dict())
@@ -44,8 +46,10 @@ def register(app: typer.Typer, console) -> None:
                 private: bool = typer.Option(False, "--private"),
                 registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Register an existing Hugging Face model as a root of lineage, keeping its card."""
-        info = Registry(registry).import_model(source, model, draft=draft,
-                                               visibility="private" if private else None)
+        from zoo_core.importing import import_model
+
+        info = import_model(open_registry(registry), source, model, draft=draft,
+                            visibility="private" if private else None)
         if as_json:
             return out(info.as_dict())
         console.print(f"{info.model_id}@{info.number} {info.status}, imported from {info.parents[0]['ref']}")
@@ -55,7 +59,7 @@ def register(app: typer.Typer, console) -> None:
              dest: Path = typer.Argument(None, help="Folder to write (default: the registry's cache)."),
              registry: str = REGISTRY) -> None:
         """Fetch a version's files, each checked by sha256."""
-        console.print(str(Registry(registry).pull(ref, dest)))
+        console.print(str(open_registry(registry).pull(ref, dest)))
 
     @app.command()
     def search(query: str = typer.Argument(None), task: str = None, modality: str = None, backbone: str = None,
@@ -65,7 +69,9 @@ def register(app: typer.Typer, console) -> None:
                relation: str = None, sort: str = typer.Option("updated", help="updated, name or a metric"),
                page: int = 1, per_page: int = 20, registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Search models: free text, filters, metric and lineage filters."""
-        found = Registry(registry).search(query, task=task, modality=modality, backbone=backbone, family=family,
+        from zoo_core.registry.queries import parse_metric
+
+        found = open_registry(registry).search(query, task=task, modality=modality, backbone=backbone, family=family,
                                           strategy=strategy, license=license, tag=tag, metric=parse_metric(metric),
                                           descendant_of=descendant_of, relation=relation, sort=sort, page=page,
                                           per_page=per_page)
@@ -81,7 +87,7 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def show(ref: str = typer.Argument(...), registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """A version: status, metrics, files, parents."""
-        info = Registry(registry).resolve(ref)
+        info = open_registry(registry).resolve(ref)
         if as_json:
             return out(info.as_dict())
         console.print(f"[bold]{info.model_id}@{info.number}[/bold] {info.status}  commit {info.commit}")
@@ -97,7 +103,7 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def versions(model: str, registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """All versions of a model."""
-        rows = Registry(registry).versions(model)
+        rows = open_registry(registry).versions(model)
         if as_json:
             return out([r.as_dict() for r in rows])
         table = Table("version", "status", "aliases", "strategy", "metrics", "created")
@@ -113,7 +119,7 @@ def register(app: typer.Typer, console) -> None:
         """The family graph of a version (one recursive query)."""
         direction = "ancestors" if ancestors and not descendants else "descendants" if descendants and not ancestors \
             else "both"
-        graph = Registry(registry).lineage(ref, direction)
+        graph = open_registry(registry).lineage(ref, direction)
         if as_json:
             return out(graph)
         children: dict[str, list[tuple[str, str]]] = {}
@@ -138,7 +144,7 @@ def register(app: typer.Typer, console) -> None:
               history: bool = typer.Option(False, "--history", help="Show who moved which alias when."),
               registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Point an alias (production, staging, ...) at a version, or show the alias history."""
-        reg = Registry(registry)
+        reg = open_registry(registry)
         if history:
             events = reg.alias_history(model)
             if as_json:
@@ -154,29 +160,33 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def deprecate(ref: str, reason: str = typer.Option(None), registry: str = REGISTRY) -> None:
         """Mark a version deprecated (still downloadable)."""
-        info = Registry(registry).deprecate(ref, reason)
+        info = open_registry(registry).deprecate(ref, reason)
         console.print(f"{info.model_id}@{info.number} deprecated")
 
     @app.command()
     def yank(ref: str, reason: str = typer.Option(..., help="Why: shown to whoever asks for it."),
              registry: str = REGISTRY) -> None:
         """Withdraw a version: it is no longer served, and its aliases move away."""
-        info = Registry(registry).yank(ref, reason)
+        info = open_registry(registry).yank(ref, reason)
         console.print(f"{info.model_id}@{info.number} yanked")
 
     @app.command()
     def gc(registry: str = REGISTRY) -> None:
         """Remove blobs that no version references (left by failed pushes)."""
-        result = Registry(registry).gc()
+        result = open_registry(registry).gc()
         console.print(f"removed {result['removed']} blobs ({result['bytes']} bytes)")
 
     @app.command()
     def serve(registry: str = REGISTRY, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
               max_upload: int = typer.Option(None, help="Largest accepted file, in bytes.")) -> None:
         """Serve the registry over HTTP: JSON API under /api, OpenAPI docs at /docs."""
-        import uvicorn
+        try:
+            import uvicorn
 
-        from registry_server.app import create_app
+            from registry_server.app import create_app
+        except ModuleNotFoundError as exc:  # the server's dependencies are the [server] extra
+            raise ZooError(f"zoo serve needs the server's dependencies ({exc.name} is missing): "
+                           "pip install 'transfer-zoo[server]'") from None
 
         console.print(f"Transfer Zoo catalog on http://{host}:{port}/  (JSON API under /api, docs at /docs)")
         uvicorn.run(create_app(registry, max_upload=max_upload), host=host, port=port, log_level="warning")
@@ -186,6 +196,6 @@ def register(app: typer.Typer, console) -> None:
     @token_app.command("create")
     def token_create(namespace: str, name: str = typer.Option("default"), registry: str = REGISTRY) -> None:
         """Create a token that can write to NAMESPACE; it is shown once and stored hashed."""
-        typer.echo(Registry(registry).create_token(namespace, name))
+        typer.echo(open_registry(registry).create_token(namespace, name))
 
     app.add_typer(token_app, name="token")

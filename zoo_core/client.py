@@ -1,106 +1,127 @@
-"""`zoo_core.Registry(uri)`: one interface, two transports. Embedded (a folder: SQLite + blobs, no server) is the
-default; `http://host:port` talks to `zoo serve` with the same methods. `ZOO_REGISTRY` (default `~/.zoo`) chooses
-the registry, `ZOO_TOKEN` the token for writing to a server, `ZOO_DATABASE_URL` points an embedded registry's
-tables at PostgreSQL instead of SQLite.
+"""The registry as its users see it: one interface, `Registry`, and two sibling transports chosen by the URI's
+scheme in `open_registry` (as mlflow chooses its registry store): a folder opens the embedded registry (SQLite +
+blobs in that folder, no server), `http://` or `https://` speaks to `zoo serve`. The transports are imported only
+when chosen, so opening a folder never loads the HTTP client and neither loads torch.
 """
 
 from __future__ import annotations
 
-import os
+import abc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import ZooError
-from zoo_core.registry.service import ADMIN, RegistryService, VersionInfo
+
+if TYPE_CHECKING:
+    from zoo_core.registry.types import VersionInfo
 
 
-def default_uri() -> str:
-    return os.environ.get("ZOO_REGISTRY", "~/.zoo")
+class Registry(abc.ABC):
+    """A registry of versioned checkpoints. Methods mirror the `zoo` registry commands; references look like
+    `NAMESPACE/NAME[@VERSION|@ALIAS|@COMMIT]` (no revision: `latest`)."""
 
-
-def _is_url(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
-class Registry:
-    """A registry: a local folder (embedded) or a server URL. Methods mirror the `zoo` registry commands."""
-
-    def __new__(cls, uri: str | None = None, *args: Any, **kwargs: Any):
-        if cls is Registry and _is_url(uri or default_uri()):
-            from zoo_core.remote import RemoteRegistry
-
-            return super().__new__(RemoteRegistry)
-        return super().__new__(cls)
-
-    def __init__(self, uri: str | None = None, database_url: str | None = None):
-        uri = uri or default_uri()
-        self.root = Path(uri).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        url = database_url or os.environ.get("ZOO_DATABASE_URL") or f"sqlite:///{self.root / 'registry.db'}"
-        self.service = RegistryService(url, self.root / "blobs")
-        self.viewer = ADMIN
-
-    def __repr__(self) -> str:
-        return f"Registry({str(self.root)!r})"
-
+    @abc.abstractmethod
     def push(self, folder: str | Path, model: str, **options: Any) -> VersionInfo:
-        return self.service.push_folder(folder, model, viewer=self.viewer, **options)
+        """Publish the files of `folder` as the next version of `model`. Options: `status` ("published" or
+        "draft"), `parent` (a reference or an external source), `relation`, `visibility`, `description`."""
 
-    def import_model(self, source: str, model: str, draft: bool = False, visibility: str | None = None) -> VersionInfo:
-        """Register a model in Hugging Face layout as a root of lineage: `source` is a folder or
-        `hf:ORG/NAME[@REVISION]` (through huggingface_hub: its cache, HF_HUB_OFFLINE); it becomes the parent."""
-        if source.startswith("hf:"):
-            from huggingface_hub import snapshot_download
-
-            repo, _, revision = source[3:].partition("@")
-            try:
-                folder = Path(snapshot_download(repo, revision=revision or None))
-            except Exception as exc:  # huggingface_hub raises many kinds; the user needs the one line
-                raise ZooError(f"cannot get {source}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-            parent = f"hf:{repo}@{folder.name}"  # snapshot folders are named by commit
-        else:
-            folder = Path(source).expanduser().resolve()
-            if not (folder / "config.json").is_file():
-                raise ZooError(f"'{source}' is not a model folder in Hugging Face layout (no config.json)")
-            parent = f"file:{folder}"
-        return self.push(folder, model, status="draft" if draft else "published", parent=parent,
-                         relation="import", visibility=visibility)
-
+    @abc.abstractmethod
     def pull(self, ref: str, dest: str | Path | None = None) -> Path:
-        return self.service.pull(ref, dest, viewer=self.viewer, cache=self.root / "cache")
+        """Write a version's files into `dest` (default: a cache folder named by the version's commit), each checked
+        against its sha256; returns the folder, which holds exactly the version's files."""
 
+    @abc.abstractmethod
     def resolve(self, ref: str) -> VersionInfo:
-        return self.service.resolve(ref, self.viewer)
+        """The version a reference points at: files, metrics, card, parents, aliases."""
 
+    @abc.abstractmethod
     def show(self, model: str) -> dict[str, Any]:
-        return self.service.model_summary(model, self.viewer)
+        """A model's summary with all its versions."""
 
+    @abc.abstractmethod
     def versions(self, model: str) -> list[VersionInfo]:
-        return self.service.versions(model, self.viewer)
+        """All versions of a model, oldest first."""
 
+    @abc.abstractmethod
     def search(self, query: str | None = None, **filters: Any) -> dict[str, Any]:
-        return self.service.search(query, viewer=self.viewer, **filters)
+        """Models matching free text and filters (task, modality, backbone, family, strategy, license, tag,
+        metric=(name, op, value), descendant_of, relation, sort, page, per_page): `{"total", "results", ...}`."""
 
+    @abc.abstractmethod
     def lineage(self, ref: str, direction: str = "both") -> dict[str, Any]:
-        return self.service.lineage(ref, direction, self.viewer)
+        """The family graph of a version: `{"root", "nodes", "edges"}`; direction: ancestors, descendants, both."""
 
+    @abc.abstractmethod
     def set_alias(self, model: str, alias: str, version: int) -> VersionInfo:
-        return self.service.set_alias(model, alias, version, self.viewer)
+        """Point `alias` (production, staging, ...) at a version; returns that version."""
 
+    @abc.abstractmethod
     def alias_history(self, model: str) -> list[dict[str, Any]]:
-        return self.service.alias_history(model, self.viewer)
+        """Every alias move of a model: when, which alias, from which version to which, by whom."""
 
+    @abc.abstractmethod
     def deprecate(self, ref: str, reason: str | None = None) -> VersionInfo:
-        return self.service.set_status(ref, "deprecated", reason, self.viewer)
+        """Mark a version deprecated: still served, with a warning."""
 
+    @abc.abstractmethod
     def yank(self, ref: str, reason: str | None = None) -> VersionInfo:
-        return self.service.set_status(ref, "yanked", reason, self.viewer)
+        """Withdraw a version: no longer served, its aliases move away."""
 
+    @abc.abstractmethod
     def publish_draft(self, ref: str) -> VersionInfo:
-        return self.service.set_status(ref, "published", None, self.viewer)
+        """Publish a draft version (its card is checked now)."""
 
+    @abc.abstractmethod
     def gc(self) -> dict[str, int]:
-        return self.service.gc()
+        """Remove blobs no version references: `{"removed", "bytes"}` (embedded registries only)."""
 
+    @abc.abstractmethod
     def create_token(self, namespace: str, name: str = "default") -> str:
-        return self.service.create_token(namespace, name)
+        """A new API token that can write to `namespace`, shown once (embedded registries only)."""
+
+
+def _embedded(location: str, token: str | None, database_url: str | None) -> Registry:
+    from zoo_core.embedded import EmbeddedRegistry
+
+    return EmbeddedRegistry(location, database_url=database_url)
+
+
+def _http(location: str, token: str | None, database_url: str | None) -> Registry:
+    if database_url:
+        raise ZooError("database_url applies to an embedded registry, not to a server URL")
+    from zoo_core.remote import HttpRegistry
+
+    return HttpRegistry(location, token=token)
+
+
+# scheme -> transport; "" is a plain folder path
+TRANSPORTS: dict[str, Callable[[str, str | None, str | None], Registry]] = {
+    "": _embedded, "file": _embedded, "http": _http, "https": _http,
+}
+
+
+def open_registry(uri: str | Path | None = None, *, token: str | None = None,
+                  database_url: str | None = None) -> Registry:
+    """Open a registry by URI: a folder (or `file://FOLDER`) is embedded, `http(s)://host:port` is a `zoo serve`.
+
+    Args:
+        uri: default `ZOO_REGISTRY` (default `~/.zoo`).
+        token: for a server; default `ZOO_TOKEN`. An embedded registry needs none (whoever can write the folder is
+            its administrator).
+        database_url: tables of an embedded registry elsewhere (PostgreSQL); default `ZOO_DATABASE_URL`, else
+            SQLite in the folder.
+
+    Example: `open_registry("http://127.0.0.1:8000").resolve("acme/xray@production")`.
+    """
+    from zoo_core.settings import get_settings
+
+    location = str(uri) if uri is not None else get_settings().registry
+    scheme, sep, rest = location.partition("://")
+    if not sep:
+        scheme, rest = "", location
+    transport = TRANSPORTS.get(scheme.lower())
+    if transport is None:
+        known = ", ".join(f"{s}://" for s in TRANSPORTS if s)
+        raise ZooError(f"unknown registry scheme '{scheme}' in '{location}': use a folder, {known}")
+    return transport(location if scheme.lower() in ("http", "https") else rest, token, database_url)

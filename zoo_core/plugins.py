@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-import os
 import re
 import sys
 import warnings
@@ -22,6 +21,7 @@ import pluggy
 
 from zoo_core import hookspecs
 from zoo_core.errors import DuplicateNameError, UnknownNameError
+from zoo_core.settings import get_settings
 
 ENTRY_POINT_GROUP = "zoo"
 DEFAULT_PLUGINS = (
@@ -133,7 +133,7 @@ def natural_key(name: str) -> list[Any]:
 
 
 def _selected(name: str) -> bool:
-    chosen = os.environ.get("ZOO_LOAD_PLUGINS")
+    chosen = get_settings().load_plugins
     if chosen is None:
         return True
     return name in {part.strip() for part in chosen.split(",") if part.strip()}
@@ -168,7 +168,7 @@ def create_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, LoadedPlugi
             continue
         infos[ep.name] = LoadedPlugin(ep.name, version, builtin=False)
     pm.check_pending()
-    if os.environ.get("ZOO_TRACE_PLUGINS"):
+    if get_settings().trace_plugins:
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
     return pm, infos

@@ -1,39 +1,61 @@
-"""The HTTP transport of `Registry`: the same methods, spoken to `zoo serve` with httpx."""
+"""The HTTP transport of `Registry`: the same methods, spoken to `zoo serve` with httpx. Pulls go through
+huggingface_hub's `snapshot_download` against the server's own Hub API (resume, parallel files, progress bars, file
+locks); every error answer of the server becomes a `ZooError` in `_raise_for`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
 from zoo_core.client import Registry
 from zoo_core.errors import ZooError, error_from_response
-from zoo_core.registry.files import materialise
+from zoo_core.registry.files import file_matches, folder_complete
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import VersionInfo
+from zoo_core.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 
-class RemoteRegistry(Registry):
-    def __init__(self, uri: str | None = None, token: str | None = None, timeout: float = 60.0):
-        self.url = (uri or os.environ["ZOO_REGISTRY"]).rstrip("/")
-        token = token or os.environ.get("ZOO_TOKEN")
+
+def _raise_for(response: Any) -> NoReturn:
+    """Turn an error answer (an httpx or requests response, status >= 400) into the exact `ZooError` class the
+    server raised (`error_from_response` reads the body's `type`, then `X-Error-Code`, then the status)."""
+    try:
+        body = response.read() if isinstance(response, httpx.Response) else response.content
+    except (httpx.HTTPError, RuntimeError):  # a stream already closed: the headers still say what went wrong
+        body = None
+    raise error_from_response(response.status_code, response.headers, body)
+
+
+class HttpRegistry(Registry):
+    """A registry served by `zoo serve` at `url`; `token` (default `ZOO_TOKEN`) authorises writes and private
+    models. Pulls without a destination land in `ZOO_CACHE`, in a folder named by the version's commit."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
+        settings = get_settings()
+        self.url = url.rstrip("/")
+        self.token = token or (settings.token.get_secret_value() if settings.token else None)
         self.http = httpx.Client(base_url=self.url, timeout=timeout,
-                                 headers={"Authorization": f"Bearer {token}"} if token else {})
-        self.root = Path(os.environ.get("ZOO_CACHE", "~/.cache/zoo")).expanduser()
+                                 headers={"Authorization": f"Bearer {self.token}"} if self.token else {})
+        self.root = Path(settings.cache).expanduser()
 
     def __repr__(self) -> str:
-        return f"Registry({self.url!r})"
+        return f"HttpRegistry({self.url!r})"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ZooError(f"cannot reach the registry at {self.url}: {exc}") from None
-        if response.status_code >= 400:  # the server's error class, rebuilt
-            raise error_from_response(response.status_code, response.headers, response.content)
+        if response.status_code >= 400:
+            _raise_for(response)
         return response.json() if response.content else None
 
     @staticmethod
@@ -58,23 +80,50 @@ class RemoteRegistry(Registry):
                 with file.open("rb") as handle:
                     self._call("PUT", f"/api/blobs/{sha256}", params={"path": relative}, content=handle,
                                headers={"Content-Length": str(size)})
+                logger.debug("uploaded %s (%d bytes) to %s", relative, size, self.url)
             specs.append({"path": relative, "sha256": sha256, "size": size})
         model_path, _ = self._path(model)
         body = {"files": specs, **{k: v for k, v in options.items() if v is not None}}
-        return _info(self._call("POST", f"{model_path}/versions", json=body))
+        info = _info(self._call("POST", f"{model_path}/versions", json=body))
+        logger.debug("pushed %s as %s@%s to %s", folder, info.model_id, info.number, self.url)
+        return info
 
     def pull(self, ref: str, dest: str | Path | None = None) -> Path:
         info = self.resolve(ref)
-        model_path, _ = self._path(ref)
-        target = Path(dest) if dest else self.root / info.commit
+        target = Path(dest).expanduser() if dest else self.root / info.commit
+        if folder_complete(target, info.files):
+            return target
+        # huggingface_hub writes into a folder beside the target (its .cache/huggingface there lets an interrupted
+        # pull resume); only a checked, complete set of files is renamed into place.
+        staging = target.with_name(f".{target.name}.partial")
+        self._snapshot(info, staging)
+        shutil.rmtree(staging / ".cache", ignore_errors=True)
+        arrived = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
+        corrupt = [f["path"] for f in info.files if not file_matches(staging / f["path"], f)]
+        if corrupt or arrived != {f["path"] for f in info.files}:
+            shutil.rmtree(staging, ignore_errors=True)
+            what = f"'{corrupt[0]}' arrived corrupt (sha256 mismatch)" if corrupt else "the files differ from its list"
+            raise ZooError(f"pulling {info.model_id}@{info.number} from {self.url}: {what}")
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.replace(target)
+        logger.debug("pulled %s@%s from %s into %s", info.model_id, info.number, self.url, target)
+        return target
 
-        def fetch(entry: dict[str, Any]):
-            with self.http.stream("GET", f"{model_path}/versions/{info.number}/files/{entry['path']}") as response:
-                if response.status_code != 200:
-                    raise error_from_response(response.status_code, response.headers, response.read())
-                yield from response.iter_bytes()
+    def _snapshot(self, info: VersionInfo, folder: Path) -> None:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError
 
-        return materialise(target, info.files, fetch)
+        try:  # token=False: never send the user's Hugging Face token to a zoo server
+            snapshot_download(info.model_id, revision=info.commit, endpoint=self.url, token=self.token or False,
+                              local_dir=folder)
+        except HfHubHTTPError as exc:
+            if exc.response is not None and exc.response.status_code >= 400:
+                _raise_for(exc.response)
+            raise ZooError(f"cannot pull {info.model_id}@{info.number} from {self.url}: {exc}") from None
+        except OSError as exc:  # connection errors of requests and httpx are OSErrors too
+            raise ZooError(f"cannot pull {info.model_id}@{info.number} from {self.url}: {exc}") from None
 
     def resolve(self, ref: str) -> VersionInfo:
         model_path, revision = self._path(ref)

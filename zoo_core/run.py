@@ -88,11 +88,11 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool
                                          extra=extras, overwrite=overwrite)
     if recipe.publish:
         from zoo_core.card import RELATIONS
-        from zoo_core.client import Registry
+        from zoo_core.client import open_registry
 
         parent = origin if origin != "scratch" else None
         relation = RELATIONS.get(engine.strategy.name, "finetune") if parent else None
-        version = Registry().push(result.checkpoint, recipe.publish, status=recipe.publish_status,
+        version = open_registry().push(result.checkpoint, recipe.publish, status=recipe.publish_status,
                                   parent=parent, relation=relation)
         result.extra["published"] = f"{version.model_id}@{version.number}"
         log(f"published {version.model_id}@{version.number}")

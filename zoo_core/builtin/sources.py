@@ -40,9 +40,9 @@ class RegistrySource(WeightSource):
     description = "a registry version: zoo:NAMESPACE/NAME[@VERSION|@ALIAS] (ZOO_REGISTRY)"
 
     def load(self, reference: str) -> PretrainedWeights:
-        from zoo_core.client import Registry
+        from zoo_core.client import open_registry
 
-        registry = Registry()
+        registry = open_registry()
         info = registry.resolve(reference)
         weights = FileSource().load(str(registry.pull(f"{info.model_id}@{info.number}")))
         weights.origin = f"zoo:{info.model_id}@{info.number}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from zoo_core.errors import IntegrityError, UploadTooLargeError
+from zoo_core.settings import get_settings
 
 CHUNK = 1024 * 1024
 __all__ = ["IntegrityError", "LocalBlobStore", "S3BlobStore", "open_blob_store"]  # IntegrityError: its old home
@@ -101,7 +102,7 @@ class S3BlobStore(LocalBlobStore):
 
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         self.bucket, self.prefix = bucket, prefix.strip("/")
-        self.client = boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("ZOO_S3_ENDPOINT_URL"))
+        self.client = boto3.client("s3", endpoint_url=endpoint_url or get_settings().s3_endpoint_url)
         self.root = Path(tmp_root)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
 

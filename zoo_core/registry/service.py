@@ -11,7 +11,6 @@ visible with its files, metrics, lineage and the `latest` alias. A failure befor
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +57,7 @@ from zoo_core.registry.types import (
     check_path,
     manifest_commit,
 )
+from zoo_core.settings import get_settings
 
 # the registry's public names, importable from here as before the split into types/queries/files
 __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError", "FileSpec", "ForbiddenError",
@@ -70,7 +70,7 @@ class RegistryService(PublishingMixin, QueriesMixin):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
         e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
         self.engine = create_db_engine(database_url)
-        self.blobs = open_blob_store(blob_url or os.environ.get("ZOO_BLOB_URL") or blob_root, blob_root)
+        self.blobs = open_blob_store(blob_url or get_settings().blob_url or blob_root, blob_root)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _model(self, session: Session, ref: ModelRef, viewer: Viewer,

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import (  # noqa: F401  (the registry's errors, importable from here as before)
     AuthError,
@@ -19,7 +19,9 @@ from zoo_core.errors import (  # noqa: F401  (the registry's errors, importable 
     UnknownAliasError,
     ZooError,
 )
-from zoo_core.registry.models import Model
+
+if TYPE_CHECKING:  # an annotation only: the HTTP client needs these types without SQLAlchemy
+    from zoo_core.registry.models import Model
 
 MAX_PATH = 255
 
