@@ -19,7 +19,8 @@ TEXT_BACKBONES = ["bert-tiny"]
 def text_data(tokenizer) -> dict:
     files = {"train": str(EXAMPLES / "data/sst2_train_sample.tsv"), "test": str(EXAMPLES / "data/sst2_dev_sample.tsv")}
     return {"reader": "csv", "args": {"files": files, "classes": ["negative", "positive"], "text": 1, "label": 0},
-            "labels_per_class": 4, "limit": {"val": 4, "test": 6}, "max_length": 24, "tokenizer": str(tokenizer)}
+            "labels_per_class": 4, "limit": {"val": 4, "test": 6}, "max_length": 24, "tokenizer": str(tokenizer),
+            "image_size": None}
 
 
 @pytest.mark.slow

@@ -141,7 +141,7 @@ def _as_arrays(inputs) -> np.ndarray | list[np.ndarray]:
         return inputs
     from PIL import Image
 
-    images = [np.asarray(Image.open(Path(p)).convert("RGB")) for p in inputs]
+    images = [np.array(Image.open(Path(p)).convert("RGB")) for p in inputs]
     if len({im.shape for im in images}) > 1:
         return images
     return np.stack(images)
