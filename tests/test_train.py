@@ -48,7 +48,8 @@ def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_
     assert len(resolved["resolved"]["data"]["train"]["sha256"]) == 64
     assert resolved["resolved"]["data"]["train"]["size"] == 16
     assert resolved["resolved"]["data"]["val"]["size"] == 16
-    assert "torch" in resolved["resolved"]["versions"]
+    # the versions of what the run used: the core, torch, and tinynet's plugin (no torchvision, no transformers)
+    assert set(resolved["resolved"]["versions"]) == {"python", "transfer-zoo", "torch", "zoo-tinynet"}
     assert set(result.metrics) == {"accuracy", "macro_f1", "auroc", "loss"}
 
 
@@ -97,6 +98,7 @@ def test_lora_saves_adapters_and_merges_them(tmp_path, tiny_recipe):
     moved = {k.split(".")[0] + "." + k.split(".")[1] for k in changed(before, loaded.model)}
     assert "1.0" in moved  # the second conv got a merged adapter
     assert ModelCard.load(out / "README.md").data.base_model_relation == "adapter"
+    assert "peft" in yaml.safe_load((out / "recipe.yaml").read_text())["resolved"]["versions"]
 
 
 def test_same_seed_same_result(tmp_path, tiny_recipe):
