@@ -76,7 +76,7 @@ def plugin_site(tmp_path):
 class TinyRecipes:
     """Builds the small recipes the engine tests train: tinynet (from the test plugin) on 8 chest X-rays a class
     of the PneumoniaMNIST sample at 32x32, 2 epochs, a documented card. Call it for a recipe dict, `write` it as
-    YAML, or `run` it in-process."""
+    YAML, `run` it in-process, or `train` one in a call."""
 
     pneumonia = PNEUMONIA  # the sample's .npz file
 
@@ -115,6 +115,10 @@ class TinyRecipes:
         from zoo_core.run import run_recipe
 
         return run_recipe(recipe_from_dict(copy.deepcopy(recipe)), progress=False, log=lambda m: None)
+
+    def train(self, folder: Path, strategy: str | dict = "finetune", base: str = "scratch:tinynet", **sections):
+        """`run` the recipe built from these arguments."""
+        return self.run(self(folder, strategy, base, **sections))
 
 
 @pytest.fixture

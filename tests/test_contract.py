@@ -124,7 +124,7 @@ def base_checkpoint(tmp_path: Path) -> tuple[str, zoo_core.TransferModel]:
 
 def test_a_third_party_strategy_prepares_exports_and_declares_its_relation(tmp_path, tiny_recipe, third_party):
     base, before = base_checkpoint(tmp_path)
-    result = tiny_recipe.run(tiny_recipe(tmp_path, "channel-scale", base=base))
+    result = tiny_recipe.train(tmp_path, "channel-scale", base=base)
     out = result.checkpoint
     scales = json.loads((out / "channel_scales.json").read_text())
     assert sorted(scales) == ["0.0", "1.0"]  # both convs were wrapped by prepare() and trained
@@ -145,7 +145,7 @@ def test_a_third_party_text_backbone_brings_its_own_encoder(tmp_path, tiny_recip
     files = {"train": str(EXAMPLES / "data/sst2_train_sample.tsv"), "test": str(EXAMPLES / "data/sst2_dev_sample.tsv")}
     data = {"reader": "csv", "args": {"files": files, "classes": ["negative", "positive"], "text": 1, "label": 0},
             "labels_per_class": 8, "limit": {"val": 8, "test": 16}, "max_length": 20, "image_size": None}
-    result = tiny_recipe.run(tiny_recipe(tmp_path, "finetune", base="scratch:charbag", data=data))
+    result = tiny_recipe.train(tmp_path, "finetune", base="scratch:charbag", data=data)
     assert json.loads((result.checkpoint / "chars.json").read_text()) == {"max_length": 20}  # encoder.save
     loaded = zoo_core.load(result.checkpoint)
     texts = ["a fine, moving film", "dull and long"]

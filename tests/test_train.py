@@ -29,7 +29,7 @@ def changed(before: dict[str, torch.Tensor], model) -> set[str]:
 
 def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = tiny_recipe.run(tiny_recipe(tmp_path, "linear-probe", base=base))
+    result = tiny_recipe.train(tmp_path, "linear-probe", base=base)
     assert changed(before, result.model) == set()
     out = result.checkpoint
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "metrics.json",
@@ -55,7 +55,7 @@ def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_
 
 def test_freeze_keeps_frozen_groups_and_their_batchnorm_statistics(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = tiny_recipe.run(tiny_recipe(tmp_path, {"name": "freeze", "trainable_from": "block2"}, base=base))
+    result = tiny_recipe.train(tmp_path, {"name": "freeze", "trainable_from": "block2"}, base=base)
     moved = changed(before, result.model)
     assert moved and all(k.startswith("1.") for k in moved), moved  # block2 is module 1 of the Sequential
     assert "0.1.running_mean" not in moved  # BatchNorm of the frozen block1 stayed in eval mode
@@ -63,7 +63,7 @@ def test_freeze_keeps_frozen_groups_and_their_batchnorm_statistics(tmp_path, tin
 
 def test_bitfit_trains_only_biases_and_norms(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = tiny_recipe.run(tiny_recipe(tmp_path, "bitfit", base=base))
+    result = tiny_recipe.train(tmp_path, "bitfit", base=base)
     moved = changed(before, result.model)
     assert "0.0.bias" in moved and "0.1.weight" in moved
     assert "0.0.weight" not in moved and "1.0.weight" not in moved
@@ -71,26 +71,26 @@ def test_bitfit_trains_only_biases_and_norms(tmp_path, tiny_recipe):
 
 def test_gradual_unfreeze_trains_only_the_head_in_the_first_epoch(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    first = tiny_recipe.run(tiny_recipe(tmp_path, {"name": "gradual-unfreeze", "every": 1}, base=base, train={"epochs": 1}))
+    first = tiny_recipe.train(tmp_path, {"name": "gradual-unfreeze", "every": 1}, base=base, train={"epochs": 1})
     assert changed(before, first.model) == set()
     # without a validation split the last epoch is kept, so epoch 2's unfreezing shows
-    second = tiny_recipe.run(tiny_recipe(tmp_path / "b", {"name": "gradual-unfreeze", "every": 1}, base=base,
-                             train={"epochs": 2}, data={"val": None}))
+    second = tiny_recipe.train(tmp_path / "b", {"name": "gradual-unfreeze", "every": 1}, base=base,
+                             train={"epochs": 2}, data={"val": None})
     assert {k.split(".")[0] for k in changed(before, second.model)} == {"1"}
 
 
 def test_finetune_moves_every_group_and_scratch_ignores_the_base(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    fine = tiny_recipe.run(tiny_recipe(tmp_path / "f", {"name": "finetune", "layer_decay": 0.5}, base=base))
+    fine = tiny_recipe.train(tmp_path / "f", {"name": "finetune", "layer_decay": 0.5}, base=base)
     assert {k.split(".")[0] for k in changed(before, fine.model)} == {"0", "1"}
-    scratch = tiny_recipe.run(tiny_recipe(tmp_path / "s", "scratch", base="scratch", backbone="tinynet"))
+    scratch = tiny_recipe.train(tmp_path / "s", "scratch", base="scratch", backbone="tinynet")
     assert "base_model" not in ModelCard.load(scratch.checkpoint / "README.md").data.to_dict()
 
 
 def test_lora_saves_adapters_and_merges_them(tmp_path, tiny_recipe):
     pytest.importorskip("peft")
     base, before = base_checkpoint(tmp_path)
-    result = tiny_recipe.run(tiny_recipe(tmp_path, {"name": "lora", "r": 2}, base=base))
+    result = tiny_recipe.train(tmp_path, {"name": "lora", "r": 2}, base=base)
     out = result.checkpoint
     assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     loaded = zoo_core.load(out)  # merged weights load without peft
@@ -111,8 +111,8 @@ def test_same_seed_same_result(tmp_path, tiny_recipe):
 
 
 def test_chain_source_to_target_and_predict(tmp_path, tiny_recipe):
-    source = tiny_recipe.run(tiny_recipe(tmp_path / "src", "scratch", base="scratch", backbone="tinynet"))
-    target = tiny_recipe.run(tiny_recipe(tmp_path / "tgt", "finetune", base=f"file:{source.checkpoint}"))
+    source = tiny_recipe.train(tmp_path / "src", "scratch", base="scratch", backbone="tinynet")
+    target = tiny_recipe.train(tmp_path / "tgt", "finetune", base=f"file:{source.checkpoint}")
     card = ModelCard.load(target.checkpoint / "README.md")
     assert card.data.base_model == f"file:{source.checkpoint}"
     loaded = zoo_core.load(target.checkpoint)
@@ -131,7 +131,7 @@ def test_early_stopping_and_best_epoch(tmp_path, tiny_recipe):
 
 def test_linear_probe_on_pooled_mid_level_groups_roundtrips(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = tiny_recipe.run(tiny_recipe(tmp_path, {"name": "linear-probe", "feature_groups": ["block1", "block2"]}, base=base))
+    result = tiny_recipe.train(tmp_path, {"name": "linear-probe", "feature_groups": ["block1", "block2"]}, base=base)
     assert result.model.head.linear.in_features == 8 + 16  # the two blocks' channels, pooled and concatenated
     assert changed(before, result.model) == set()
     loaded = zoo_core.load(result.checkpoint)
@@ -140,22 +140,22 @@ def test_linear_probe_on_pooled_mid_level_groups_roundtrips(tmp_path, tiny_recip
     result.model.eval()
     assert torch.allclose(loaded.model(x), result.model(x), atol=1e-6)
     with pytest.raises(zoo_core.UnknownNameError, match="unknown layer group 'block3'"):
-        tiny_recipe.run(tiny_recipe(tmp_path / "x", {"name": "linear-probe", "feature_groups": ["block3"]}, base=base))
+        tiny_recipe.train(tmp_path / "x", {"name": "linear-probe", "feature_groups": ["block3"]}, base=base)
 
 
 def test_finetune_can_keep_the_base_norm_statistics(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    kept = tiny_recipe.run(tiny_recipe(tmp_path / "k", {"name": "finetune", "freeze_norm_stats": True}, base=base))
+    kept = tiny_recipe.train(tmp_path / "k", {"name": "finetune", "freeze_norm_stats": True}, base=base)
     moved = changed(before, kept.model)
     assert "0.0.weight" in moved and "0.1.weight" in moved  # convolutions and BatchNorm affine still train
     assert not any(k.endswith(("running_mean", "running_var")) for k in moved)
-    default = tiny_recipe.run(tiny_recipe(tmp_path / "d", "finetune", base=base))
+    default = tiny_recipe.train(tmp_path / "d", "finetune", base=base)
     assert any(k.endswith("running_mean") for k in changed(before, default.model))
 
 
 def test_finetune_on_mid_level_groups_roundtrips(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = tiny_recipe.run(tiny_recipe(tmp_path, {"name": "finetune", "feature_groups": ["block1"]}, base=base))
+    result = tiny_recipe.train(tmp_path, {"name": "finetune", "feature_groups": ["block1"]}, base=base)
     assert result.model.head.linear.in_features == 8  # block1's channels, pooled
     assert {k.split(".")[0] for k in changed(before, result.model)} == {"0"}  # block2 never reaches the head
     loaded = zoo_core.load(result.checkpoint)
