@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+EXAMPLES = ROOT / "examples"
+PNEUMONIA = str(EXAMPLES / "data" / "pneumoniamnist_sample.npz")
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -69,6 +71,60 @@ def plugin_site(tmp_path):
             make_dist(site, name, source, entry_point)
 
     return Site()
+
+
+class TinyRecipes:
+    """Builds the small recipes the engine tests train: tinynet (from the test plugin) on 8 chest X-rays a class
+    of the PneumoniaMNIST sample at 32x32, 2 epochs, a documented card. Call it for a recipe dict, `write` it as
+    YAML, `run` it in-process, or `train` one in a call."""
+
+    pneumonia = PNEUMONIA  # the sample's .npz file
+
+    def __call__(self, folder: Path, strategy: str | dict = "finetune", base: str = "scratch:tinynet",
+                 **sections) -> dict:
+        """The recipe writing its checkpoint to `folder/out`; each keyword replaces a top-level field, or is
+        merged into a section when both are mappings (`train={"epochs": 1}` keeps the other train fields)."""
+        recipe = {
+            "base": base,
+            "strategy": strategy,
+            "head": {"dropout": 0.0},
+            "data": {"reader": "npz", "args": {"path": PNEUMONIA, "classes": ["normal", "pneumonia"]},
+                     "labels_per_class": 8, "image_size": 32, "limit": {"val": 16, "test": 24}},
+            "train": {"epochs": 2, "batch_size": 8, "lr": 0.01, "seed": 0},
+            "card": {"intended_use": "tests", "limitations": "tiny", "license": "cc-by-4.0",
+                     "datasets": ["pneumoniamnist"]},
+            "output": str(Path(folder) / "out"),
+        }
+        for key, value in sections.items():
+            mergeable = isinstance(value, dict) and isinstance(recipe.get(key), dict)
+            recipe[key] = {**recipe[key], **value} if mergeable else value
+        return recipe
+
+    @staticmethod
+    def write(recipe: dict, path: Path) -> Path:
+        import yaml
+
+        path.write_text(yaml.safe_dump(recipe))
+        return path
+
+    @staticmethod
+    def run(recipe: dict):
+        import copy
+
+        from zoo_core.recipe import recipe_from_dict
+        from zoo_core.run import run_recipe
+
+        return run_recipe(recipe_from_dict(copy.deepcopy(recipe)), progress=False, log=lambda m: None)
+
+    def train(self, folder: Path, strategy: str | dict = "finetune", base: str = "scratch:tinynet", **sections):
+        """`run` the recipe built from these arguments."""
+        return self.run(self(folder, strategy, base, **sections))
+
+
+@pytest.fixture
+def tiny_recipe() -> TinyRecipes:
+    """tiny_recipe(folder, strategy, base=..., **sections) -> recipe dict; tiny_recipe.write / tiny_recipe.run."""
+    return TinyRecipes()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ def test_backbones_json_lists_fifteen_across_families_from_two_plugins(zoo):
     resnet50 = next(r for r in rows if r["name"] == "resnet50")
     assert resnet50["num_params"] == 23_508_032 and resnet50["feature_dim"] == 2048
     assert resnet50["groups"] == ["stem", "layer1", "layer2", "layer3", "layer4"]
-    assert "torchvision:resnet50.IMAGENET1K_V2" in resnet50["weights"]
+    weights = {w["tag"]: w for w in resnet50["weights"]}
+    assert weights["IMAGENET1K_V2"]["reference"] == "torchvision:resnet50.IMAGENET1K_V2"
 
 
 def test_backbones_wildcard_in_natural_order(zoo):

@@ -113,3 +113,16 @@ def test_serve_without_the_server_extra_says_what_to_install(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "pip install 'transfer-zoo[server]'" in result.stderr and "fastapi" in result.stderr
+
+
+def test_every_public_name_resolves_lazily():
+    """`__all__` and the lazy table name the same things, and each resolves to the object its module defines."""
+    import importlib
+
+    import zoo_core
+
+    assert sorted(zoo_core.__all__) == sorted(zoo_core._LAZY)
+    for name, module in zoo_core._LAZY.items():
+        assert getattr(zoo_core, name) is getattr(importlib.import_module(f"zoo_core.{module}"), name)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        zoo_core.nonsense  # noqa: B018

@@ -4,28 +4,20 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 
 import zoo_core
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-PNEUMONIA = str(EXAMPLES / "data" / "pneumoniamnist_sample.npz")
+
+def recipe_file(tmp_path: Path, tiny_recipe, strategy="linear-probe") -> Path:
+    recipe = tiny_recipe(tmp_path, strategy, data={"limit": {"val": 8, "test": 16}}, train={"epochs": 2},
+                         output="out")
+    return tiny_recipe.write(recipe, tmp_path / "recipe.yaml")
 
 
-def recipe_file(tmp_path: Path, strategy="linear-probe") -> Path:
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump({
-        "base": "scratch:tinynet", "strategy": strategy,
-        "data": {"reader": "npz", "args": {"path": PNEUMONIA, "classes": ["normal", "pneumonia"]},
-                 "labels_per_class": 8, "image_size": 32, "limit": {"val": 8, "test": 16}},
-        "train": {"epochs": 2, "batch_size": 8}, "output": "out"}))
-    return path
-
-
-def test_predict_image_files(tmp_path, zoo):
-    zoo("train", str(recipe_file(tmp_path)), "-q", check=True)
-    images = np.load(PNEUMONIA)["test_images"][:3]
+def test_predict_image_files(tmp_path, zoo, tiny_recipe):
+    zoo("train", str(recipe_file(tmp_path, tiny_recipe)), "-q", check=True)
+    images = np.load(tiny_recipe.pneumonia)["test_images"][:3]
     files = []
     for i, image in enumerate(images):
         files.append(tmp_path / f"xray{i}.png")
@@ -43,9 +35,9 @@ def test_predict_image_files(tmp_path, zoo):
     assert missing.returncode == 2 and "is not an image file" in missing.stderr
 
 
-def test_features_export(tmp_path, zoo):
+def test_features_export(tmp_path, zoo, tiny_recipe):
     out = tmp_path / "features.npz"
-    zoo("features", str(recipe_file(tmp_path)), str(out), check=True)
+    zoo("features", str(recipe_file(tmp_path, tiny_recipe)), str(out), check=True)
     arrays = np.load(out)
     assert arrays["train_features"].shape == (16, 16)  # 8 labels a class x 2 classes, tinynet's 16 features
     assert arrays["test_labels"].shape == (16,) and list(arrays["classes"]) == ["normal", "pneumonia"]

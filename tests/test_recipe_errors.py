@@ -7,28 +7,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-PNEUMONIA = str(EXAMPLES / "data" / "pneumoniamnist_sample.npz")
+PNEUMONIA = str(Path(__file__).resolve().parents[1] / "examples" / "data" / "pneumoniamnist_sample.npz")
 
 
-def write_recipe(tmp_path: Path, **changes) -> Path:
-    recipe = {
-        "base": "scratch:tinynet",
-        "strategy": "finetune",
-        "data": {"reader": "npz", "args": {"path": PNEUMONIA}, "labels_per_class": 4, "image_size": 32,
-                 "limit": {"val": 8, "test": 8}},
-        "train": {"epochs": 1, "batch_size": 8},
-        "output": str(tmp_path / "out"),
-    }
+def write_recipe(tmp_path: Path, tiny_recipe, **changes) -> Path:
+    """The shared tiny recipe (one epoch, 4 labels a class), with `section__field=value` changes."""
+    recipe = tiny_recipe(tmp_path, "finetune", data={"labels_per_class": 4, "limit": {"val": 8, "test": 8}},
+                         train={"epochs": 1})
     for dotted, value in changes.items():
         *parents, leaf = dotted.split("__")
         node = recipe
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+    return tiny_recipe.write(recipe, tmp_path / "recipe.yaml")
 
 
 CASES = {
@@ -52,9 +44,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_recipe_is_one_line_nonzero_and_writes_nothing(case, tmp_path, zoo):
+def test_bad_recipe_is_one_line_nonzero_and_writes_nothing(case, tmp_path, zoo, tiny_recipe):
     changes, message = CASES[case]
-    recipe = write_recipe(tmp_path, **changes)
+    recipe = write_recipe(tmp_path, tiny_recipe, **changes)
     result = zoo("train", str(recipe), "-q")
     assert result.returncode == 2, result.stderr
     assert message in result.stderr, result.stderr
@@ -62,24 +54,24 @@ def test_bad_recipe_is_one_line_nonzero_and_writes_nothing(case, tmp_path, zoo):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.yaml"]
 
 
-def test_corrupt_data_file(tmp_path, zoo):
+def test_corrupt_data_file(tmp_path, zoo, tiny_recipe):
     corrupt = tmp_path / "data.npz"
-    corrupt.write_bytes(Path(PNEUMONIA).read_bytes()[:5000])
-    result = zoo("train", str(write_recipe(tmp_path, data__args={"path": str(corrupt)})), "-q")
+    corrupt.write_bytes(Path(tiny_recipe.pneumonia).read_bytes()[:5000])
+    result = zoo("train", str(write_recipe(tmp_path, tiny_recipe, data__args={"path": str(corrupt)})), "-q")
     assert result.returncode == 2 and "is not a readable .npz file" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_existing_output_is_not_overwritten_without_asking(tmp_path, zoo):
+def test_existing_output_is_not_overwritten_without_asking(tmp_path, zoo, tiny_recipe):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
-    result = zoo("train", str(write_recipe(tmp_path)), "-q")
+    result = zoo("train", str(write_recipe(tmp_path, tiny_recipe)), "-q")
     assert result.returncode == 2 and "already exists" in result.stderr
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
-def test_set_overrides_and_output_flag(tmp_path, zoo):
-    recipe = write_recipe(tmp_path)
+def test_set_overrides_and_output_flag(tmp_path, zoo, tiny_recipe):
+    recipe = write_recipe(tmp_path, tiny_recipe)
     result = zoo("train", str(recipe), "--set", "train.epochs=2", "--set", "strategy.layer_decay=0.5",
                  "--output", str(tmp_path / "elsewhere"), "--json", check=True)
     resolved = yaml.safe_load((tmp_path / "elsewhere" / "recipe.yaml").read_text())

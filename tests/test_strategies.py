@@ -86,3 +86,25 @@ def test_parameters_are_validated_with_field_names():
 def test_unknown_strategy_suggests():
     with pytest.raises(UnknownNameError, match="did you mean finetune"):
         zoo_core.get_strategy("fine-tune")
+
+
+def test_strategies_declare_what_the_engine_reads():
+    assert strategy("lora").relation == "adapter" and strategy("lora").requires == ("peft",)
+    assert {strategy(n).relation for n in ("linear-probe", "freeze", "finetune", "bitfit")} == {"finetune"}
+    assert strategy("finetune").default_warmup_epochs() == 1.0
+    assert strategy("finetune", warmup_epochs=0.5, freeze_norm_stats=True).freezes_norm_statistics()
+    assert strategy("freeze").default_warmup_epochs() == 0.0 and not strategy("freeze").freezes_norm_statistics()
+    assert zoo_core.get_strategy("lora").summary()["relation"] == "adapter"
+
+
+def test_adapter_targets_come_from_the_backbone_spec():
+    import torch
+
+    with torch.device("meta"):
+        bert = zoo_core.get_backbone("bert-tiny").build()
+        resnet = zoo_core.get_backbone("resnet18").build()
+    bert_targets = zoo_core.get_backbone("bert-tiny").adapter_target_names(bert)
+    assert bert_targets == ["bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.0.attention.self.value",
+                            "bert.encoder.layer.1.attention.self.query", "bert.encoder.layer.1.attention.self.value"]
+    resnet_targets = zoo_core.get_backbone("resnet18").adapter_target_names(resnet)
+    assert "conv1" not in resnet_targets and "layer1.0.conv1" in resnet_targets  # the stem conv is left out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -11,32 +10,6 @@ import yaml
 from huggingface_hub import ModelCard
 
 import zoo_core
-from zoo_core.recipe import recipe_from_dict
-from zoo_core.run import run_recipe
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-PNEUMONIA = str(EXAMPLES / "data" / "pneumoniamnist_sample.npz")
-
-
-def tiny_recipe(tmp_path: Path, strategy, base="scratch:tinynet", **sections) -> dict:
-    recipe = {
-        "base": base,
-        "strategy": strategy,
-        "head": {"dropout": 0.0},
-        "data": {"reader": "npz", "args": {"path": PNEUMONIA, "classes": ["normal", "pneumonia"]},
-                 "labels_per_class": 8, "image_size": 32, "limit": {"val": 16, "test": 24}},
-        "train": {"epochs": 2, "batch_size": 8, "lr": 0.01, "seed": 0},
-        "card": {"intended_use": "tests", "limitations": "tiny", "license": "cc-by-4.0",
-                 "datasets": ["pneumoniamnist"]},
-        "output": str(tmp_path / "out"),
-    }
-    for key, value in sections.items():
-        recipe[key] = {**recipe[key], **value} if isinstance(value, dict) and key in recipe else value
-    return recipe
-
-
-def run(recipe: dict):
-    return run_recipe(recipe_from_dict(copy.deepcopy(recipe)), progress=False, log=lambda m: None)
 
 
 def base_checkpoint(tmp_path: Path) -> tuple[str, dict[str, torch.Tensor]]:
@@ -54,9 +27,9 @@ def changed(before: dict[str, torch.Tensor], model) -> set[str]:
     return {k for k, v in before.items() if not torch.equal(v, after[k])}
 
 
-def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_path):
+def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = run(tiny_recipe(tmp_path, "linear-probe", base=base))
+    result = tiny_recipe.train(tmp_path, "linear-probe", base=base)
     assert changed(before, result.model) == set()
     out = result.checkpoint
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "metrics.json",
@@ -75,48 +48,49 @@ def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_
     assert len(resolved["resolved"]["data"]["train"]["sha256"]) == 64
     assert resolved["resolved"]["data"]["train"]["size"] == 16
     assert resolved["resolved"]["data"]["val"]["size"] == 16
-    assert "torch" in resolved["resolved"]["versions"]
+    # the versions of what the run used: the core, torch, and tinynet's plugin (no torchvision, no transformers)
+    assert set(resolved["resolved"]["versions"]) == {"python", "transfer-zoo", "torch", "zoo-tinynet"}
     assert set(result.metrics) == {"accuracy", "macro_f1", "auroc", "loss"}
 
 
-def test_freeze_keeps_frozen_groups_and_their_batchnorm_statistics(tmp_path):
+def test_freeze_keeps_frozen_groups_and_their_batchnorm_statistics(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = run(tiny_recipe(tmp_path, {"name": "freeze", "trainable_from": "block2"}, base=base))
+    result = tiny_recipe.train(tmp_path, {"name": "freeze", "trainable_from": "block2"}, base=base)
     moved = changed(before, result.model)
     assert moved and all(k.startswith("1.") for k in moved), moved  # block2 is module 1 of the Sequential
     assert "0.1.running_mean" not in moved  # BatchNorm of the frozen block1 stayed in eval mode
 
 
-def test_bitfit_trains_only_biases_and_norms(tmp_path):
+def test_bitfit_trains_only_biases_and_norms(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = run(tiny_recipe(tmp_path, "bitfit", base=base))
+    result = tiny_recipe.train(tmp_path, "bitfit", base=base)
     moved = changed(before, result.model)
     assert "0.0.bias" in moved and "0.1.weight" in moved
     assert "0.0.weight" not in moved and "1.0.weight" not in moved
 
 
-def test_gradual_unfreeze_trains_only_the_head_in_the_first_epoch(tmp_path):
+def test_gradual_unfreeze_trains_only_the_head_in_the_first_epoch(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    first = run(tiny_recipe(tmp_path, {"name": "gradual-unfreeze", "every": 1}, base=base, train={"epochs": 1}))
+    first = tiny_recipe.train(tmp_path, {"name": "gradual-unfreeze", "every": 1}, base=base, train={"epochs": 1})
     assert changed(before, first.model) == set()
     # without a validation split the last epoch is kept, so epoch 2's unfreezing shows
-    second = run(tiny_recipe(tmp_path / "b", {"name": "gradual-unfreeze", "every": 1}, base=base,
-                             train={"epochs": 2}, data={"val": None}))
+    second = tiny_recipe.train(tmp_path / "b", {"name": "gradual-unfreeze", "every": 1}, base=base,
+                             train={"epochs": 2}, data={"val": None})
     assert {k.split(".")[0] for k in changed(before, second.model)} == {"1"}
 
 
-def test_finetune_moves_every_group_and_scratch_ignores_the_base(tmp_path):
+def test_finetune_moves_every_group_and_scratch_ignores_the_base(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    fine = run(tiny_recipe(tmp_path / "f", {"name": "finetune", "layer_decay": 0.5}, base=base))
+    fine = tiny_recipe.train(tmp_path / "f", {"name": "finetune", "layer_decay": 0.5}, base=base)
     assert {k.split(".")[0] for k in changed(before, fine.model)} == {"0", "1"}
-    scratch = run(tiny_recipe(tmp_path / "s", "scratch", base="scratch", backbone="tinynet"))
+    scratch = tiny_recipe.train(tmp_path / "s", "scratch", base="scratch", backbone="tinynet")
     assert "base_model" not in ModelCard.load(scratch.checkpoint / "README.md").data.to_dict()
 
 
-def test_lora_saves_adapters_and_merges_them(tmp_path):
+def test_lora_saves_adapters_and_merges_them(tmp_path, tiny_recipe):
     pytest.importorskip("peft")
     base, before = base_checkpoint(tmp_path)
-    result = run(tiny_recipe(tmp_path, {"name": "lora", "r": 2}, base=base))
+    result = tiny_recipe.train(tmp_path, {"name": "lora", "r": 2}, base=base)
     out = result.checkpoint
     assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     loaded = zoo_core.load(out)  # merged weights load without peft
@@ -124,39 +98,40 @@ def test_lora_saves_adapters_and_merges_them(tmp_path):
     moved = {k.split(".")[0] + "." + k.split(".")[1] for k in changed(before, loaded.model)}
     assert "1.0" in moved  # the second conv got a merged adapter
     assert ModelCard.load(out / "README.md").data.base_model_relation == "adapter"
+    assert "peft" in yaml.safe_load((out / "recipe.yaml").read_text())["resolved"]["versions"]
 
 
-def test_same_seed_same_result(tmp_path):
+def test_same_seed_same_result(tmp_path, tiny_recipe):
     recipe = tiny_recipe(tmp_path / "a", "finetune", train={"epochs": 1})
-    first = run(recipe)
-    again = run({**recipe, "output": str(tmp_path / "b")})
+    first = tiny_recipe.run(recipe)
+    again = tiny_recipe.run({**recipe, "output": str(tmp_path / "b")})
     assert first.metrics == again.metrics
     for key, value in first.model.state_dict().items():
         assert torch.equal(value, again.model.state_dict()[key])
 
 
-def test_chain_source_to_target_and_predict(tmp_path):
-    source = run(tiny_recipe(tmp_path / "src", "scratch", base="scratch", backbone="tinynet"))
-    target = run(tiny_recipe(tmp_path / "tgt", "finetune", base=f"file:{source.checkpoint}"))
+def test_chain_source_to_target_and_predict(tmp_path, tiny_recipe):
+    source = tiny_recipe.train(tmp_path / "src", "scratch", base="scratch", backbone="tinynet")
+    target = tiny_recipe.train(tmp_path / "tgt", "finetune", base=f"file:{source.checkpoint}")
     card = ModelCard.load(target.checkpoint / "README.md")
     assert card.data.base_model == f"file:{source.checkpoint}"
     loaded = zoo_core.load(target.checkpoint)
-    data = zoo_core.get_reader("npz")(path=PNEUMONIA, classes=["normal", "pneumonia"]).read()
+    data = zoo_core.get_reader("npz")(path=tiny_recipe.pneumonia, classes=["normal", "pneumonia"]).read()
     predictions = loaded.predict(data.splits["test"].inputs[:5], top_k=2)
     assert len(predictions) == 5 and {p[0][0] for p in predictions} <= {"normal", "pneumonia"}
     assert all(abs(sum(prob for _, prob in p) - 1) < 1e-5 for p in predictions)
 
 
-def test_early_stopping_and_best_epoch(tmp_path):
+def test_early_stopping_and_best_epoch(tmp_path, tiny_recipe):
     recipe = tiny_recipe(tmp_path, "finetune", train={"epochs": 8, "lr": 1e-9, "early_stopping": {"patience": 2},
                                                       "select_metric": "accuracy"})
-    result = run(recipe)
+    result = tiny_recipe.run(recipe)
     assert len(result.history) < 8 and result.best_epoch <= len(result.history)
 
 
-def test_linear_probe_on_pooled_mid_level_groups_roundtrips(tmp_path):
+def test_linear_probe_on_pooled_mid_level_groups_roundtrips(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = run(tiny_recipe(tmp_path, {"name": "linear-probe", "feature_groups": ["block1", "block2"]}, base=base))
+    result = tiny_recipe.train(tmp_path, {"name": "linear-probe", "feature_groups": ["block1", "block2"]}, base=base)
     assert result.model.head.linear.in_features == 8 + 16  # the two blocks' channels, pooled and concatenated
     assert changed(before, result.model) == set()
     loaded = zoo_core.load(result.checkpoint)
@@ -165,22 +140,22 @@ def test_linear_probe_on_pooled_mid_level_groups_roundtrips(tmp_path):
     result.model.eval()
     assert torch.allclose(loaded.model(x), result.model(x), atol=1e-6)
     with pytest.raises(zoo_core.UnknownNameError, match="unknown layer group 'block3'"):
-        run(tiny_recipe(tmp_path / "x", {"name": "linear-probe", "feature_groups": ["block3"]}, base=base))
+        tiny_recipe.train(tmp_path / "x", {"name": "linear-probe", "feature_groups": ["block3"]}, base=base)
 
 
-def test_finetune_can_keep_the_base_norm_statistics(tmp_path):
+def test_finetune_can_keep_the_base_norm_statistics(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    kept = run(tiny_recipe(tmp_path / "k", {"name": "finetune", "freeze_norm_stats": True}, base=base))
+    kept = tiny_recipe.train(tmp_path / "k", {"name": "finetune", "freeze_norm_stats": True}, base=base)
     moved = changed(before, kept.model)
     assert "0.0.weight" in moved and "0.1.weight" in moved  # convolutions and BatchNorm affine still train
     assert not any(k.endswith(("running_mean", "running_var")) for k in moved)
-    default = run(tiny_recipe(tmp_path / "d", "finetune", base=base))
+    default = tiny_recipe.train(tmp_path / "d", "finetune", base=base)
     assert any(k.endswith("running_mean") for k in changed(before, default.model))
 
 
-def test_finetune_on_mid_level_groups_roundtrips(tmp_path):
+def test_finetune_on_mid_level_groups_roundtrips(tmp_path, tiny_recipe):
     base, before = base_checkpoint(tmp_path)
-    result = run(tiny_recipe(tmp_path, {"name": "finetune", "feature_groups": ["block1"]}, base=base))
+    result = tiny_recipe.train(tmp_path, {"name": "finetune", "feature_groups": ["block1"]}, base=base)
     assert result.model.head.linear.in_features == 8  # block1's channels, pooled
     assert {k.split(".")[0] for k in changed(before, result.model)} == {"0"}  # block2 never reaches the head
     loaded = zoo_core.load(result.checkpoint)

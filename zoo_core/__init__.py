@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 # public name -> the module that defines it
 _LAZY = {
     "BackboneSpec": "backbone", "ImagePreprocessing": "backbone", "LayerGroup": "backbone",
-    "TextPreprocessing": "backbone", "TransferModel": "backbone",
+    "TextPreprocessing": "backbone", "TransferModel": "backbone", "Weights": "backbone", "Encoder": "backbone",
     "Checkpoint": "checkpoint", "load": "checkpoint", "load_checkpoint": "checkpoint",
     "write_checkpoint": "checkpoint",
     "Registry": "client", "open_registry": "client",
@@ -30,11 +30,12 @@ _LAZY = {
 }
 
 __all__ = [  # the same names as _LAZY (a literal, so linters and type checkers read it)
-    "BackboneSpec", "Checkpoint", "DataError", "DataSet", "DuplicateNameError", "ImagePreprocessing", "LayerGroup",
-    "PretrainedWeights", "Reader", "Registry", "Settings", "Split", "Strategy", "TextPreprocessing", "TransferModel",
-    "UnknownNameError", "WeightSource", "WeightsError", "ZooError", "get_backbone", "get_catalog", "get_reader",
-    "get_settings", "get_source", "get_strategy", "hookimpl", "import_model", "list_backbones", "list_strategies",
-    "load", "load_checkpoint", "load_pretrained", "load_weights", "open_registry", "write_checkpoint",
+    "BackboneSpec", "Checkpoint", "DataError", "DataSet", "DuplicateNameError", "Encoder", "ImagePreprocessing",
+    "LayerGroup", "PretrainedWeights", "Reader", "Registry", "Settings", "Split", "Strategy", "TextPreprocessing",
+    "TransferModel", "UnknownNameError", "WeightSource", "Weights", "WeightsError", "ZooError", "get_backbone",
+    "get_catalog", "get_reader", "get_settings", "get_source", "get_strategy", "hookimpl", "import_model",
+    "list_backbones", "list_strategies", "load", "load_checkpoint", "load_pretrained", "load_weights",
+    "open_registry", "write_checkpoint",
 ]
 
 
@@ -61,7 +62,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this runs
-    from zoo_core.backbone import BackboneSpec, ImagePreprocessing, LayerGroup, TextPreprocessing, TransferModel
+    from zoo_core.backbone import (
+        BackboneSpec,
+        Encoder,
+        ImagePreprocessing,
+        LayerGroup,
+        TextPreprocessing,
+        TransferModel,
+        Weights,
+    )
     from zoo_core.checkpoint import Checkpoint, load, load_checkpoint, write_checkpoint
     from zoo_core.client import Registry, open_registry
     from zoo_core.data import DataSet, Reader, Split

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -22,16 +23,25 @@ Modality = Literal["image", "text"]
 
 @dataclass(frozen=True)
 class ImagePreprocessing:
-    """How images are prepared for the backbone (torchvision's conventions)."""
+    """How images are prepared for the backbone (torchvision's conventions).
+
+    With `center_crop` (the default, as torchvision's and timm's weights are evaluated) the shorter side is
+    resized to `resize_size` and the centre `input_size` square is cut out; without it the whole image is resized
+    to `input_size` x `input_size` (what a recipe's `data.image_size` asks for, and what checkpoints written
+    before `center_crop` existed were trained with).
+    """
 
     input_size: int = 224
     resize_size: int = 256
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    center_crop: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": "image", "input_size": self.input_size, "resize_size": self.resize_size,
-                "mean": list(self.mean), "std": list(self.std)}
+                "mean": list(self.mean), "std": list(self.std), "interpolation": self.interpolation,
+                "center_crop": self.center_crop}
 
 
 @dataclass(frozen=True)
@@ -52,9 +62,73 @@ def preprocessing_from_dict(data: Mapping[str, Any]) -> Preprocessing:
     data = dict(data)
     kind = data.pop("kind")
     if kind == "image":
+        # a config without `center_crop` predates it: its model was trained on whole, squashed images
         return ImagePreprocessing(input_size=data["input_size"], resize_size=data["resize_size"],
-                                  mean=tuple(data["mean"]), std=tuple(data["std"]))
+                                  mean=tuple(data["mean"]), std=tuple(data["std"]),
+                                  interpolation=data.get("interpolation", "bilinear"),
+                                  center_crop=data.get("center_crop", False))
     return TextPreprocessing(**data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    """One set of pretrained weights of a backbone, described as data (timm's pretrained configs).
+
+    Args:
+        reference: the weight reference a recipe's `base` takes, e.g. ``torchvision:resnet50.IMAGENET1K_V2``.
+        tag: the short name of these weights among the backbone's, e.g. ``IMAGENET1K_V2``.
+        preprocessing: how inputs must be prepared for these weights (None: the backbone's default).
+        license: SPDX identifier or name of the weights' licence, when the source states one.
+        dataset: the data set the weights were trained on, e.g. ``ImageNet-1K``.
+        metrics: published results, e.g. ``{"ImageNet-1K": {"acc@1": 80.858}}``.
+        num_classes: classes of the head the weights were trained with (the head itself is not loaded).
+        recipe: where the training recipe of the weights is described (a link).
+        description: one or two sentences from the source.
+        default: whether the source picks these weights when no tag is given.
+    """
+
+    reference: str
+    tag: str = ""
+    preprocessing: Preprocessing | None = None
+    license: str | None = None
+    dataset: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    recipe: str | None = None
+    description: str = ""
+    default: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference, "tag": self.tag, "default": self.default,
+                "preprocessing": self.preprocessing.as_dict() if self.preprocessing else None,
+                "license": self.license, "dataset": self.dataset, "metrics": dict(self.metrics),
+                "num_classes": self.num_classes, "recipe": self.recipe, "description": self.description}
+
+
+class Encoder(Protocol):
+    """Turns raw inputs (uint8 images, image files, texts) into what the backbone module takes."""
+
+    def __call__(self, inputs: Any, augment: bool = False,
+                 generator: torch.Generator | None = None) -> torch.Tensor | dict[str, torch.Tensor]: ...
+
+    def save(self, folder: Path) -> None:
+        """Write the files this encoder needs into a checkpoint folder (a tokenizer's); images need none."""
+
+
+EncoderFactory = Callable[..., Encoder]
+"""``factory(preprocessing, *, files=None, tokenizer=None, max_length=None) -> Encoder``. `files` is a folder the
+encoder may read its files from (a checkpoint, or the base weights' companion files); `tokenizer` and `max_length`
+are a recipe's `data.tokenizer` and `data.max_length` (None when not set)."""
+
+
+def default_adapter_targets(backbone: nn.Module) -> list[str]:
+    """Adapter targets when a backbone declares none: every conv and linear layer but a first (stem) conv,
+    whose three input channels leave too little to adapt."""
+    names = [name for name, module in backbone.named_modules()
+             if isinstance(module, nn.Conv2d | nn.Linear) and module.weight.ndim > 1]
+    if names and isinstance(backbone.get_submodule(names[0]), nn.Conv2d):
+        names = names[1:]
+    return names
 
 
 @dataclass(frozen=True)
@@ -83,8 +157,13 @@ class BackboneSpec:
         feature_dim: width of the features the backbone module returns, i.e. the new head's input.
         build: builds the backbone module, randomly initialised, returning features ``[batch, feature_dim]``.
         groups: given a built backbone, its layer groups in order from input to output, as ``(name, modules)``.
-        preprocessing: default input preparation (mean/std/size, or tokenizer).
-        weights: known pretrained weight references, e.g. ``torchvision:resnet50.IMAGENET1K_V2``.
+        preprocessing: default input preparation (mean/std/size, or tokenizer); weights may carry their own.
+        weights: the known pretrained weights, described (`Weights`); a bare reference string such as
+            ``torchvision:resnet50.IMAGENET1K_V2`` is accepted and described by its reference alone.
+        encoder: builds the `Encoder` that turns raw inputs into the backbone's inputs (see `EncoderFactory`).
+            None: the core's image encoder for images; a text backbone must bring its own (its tokenizer).
+        adapter_targets: given a built backbone, the names of the modules adapter strategies (LoRA) adapt by
+            default. None: every conv and linear layer but the stem conv (`default_adapter_targets`).
         options: architecture options needed to rebuild this exact variant (saved in checkpoints).
         variant: given saved `options`, the spec of that variant (for families configured by a config file,
             such as BERT); None when the name alone fixes the architecture.
@@ -103,7 +182,9 @@ class BackboneSpec:
     build: Callable[[], nn.Module] = field(repr=False, compare=False)
     groups: GroupsFn = field(repr=False, compare=False)
     preprocessing: Preprocessing
-    weights: tuple[str, ...] = ()
+    weights: tuple[Weights, ...] = ()
+    encoder: EncoderFactory | None = field(default=None, repr=False, compare=False)
+    adapter_targets: Callable[[nn.Module], list[str]] | None = field(default=None, repr=False, compare=False)
     options: Mapping[str, Any] = field(default_factory=dict, compare=False)
     variant: Callable[[Mapping[str, Any]], BackboneSpec] | None = field(default=None, repr=False, compare=False)
     description: str = ""
@@ -112,6 +193,31 @@ class BackboneSpec:
         default=None, repr=False, compare=False)
     hub_import: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] | None = field(
         default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        described = tuple(w if isinstance(w, Weights) else Weights(reference=w, tag=w.rpartition(".")[2])
+                          for w in self.weights)
+        object.__setattr__(self, "weights", described)
+
+    def find_weights(self, reference: str) -> Weights | None:
+        """The described weights with this reference, if the spec lists them."""
+        return next((w for w in self.weights if w.reference == reference), None)
+
+    def make_encoder(self, preprocessing: Preprocessing | None = None, **options: Any) -> Encoder:
+        """The input encoder for `preprocessing` (default: the spec's); `options` as `EncoderFactory` says."""
+        preprocessing = preprocessing or self.preprocessing
+        if self.encoder is not None:
+            return self.encoder(preprocessing, **options)
+        if isinstance(preprocessing, ImagePreprocessing):
+            from zoo_core.pipeline import ImageEncoder
+
+            return ImageEncoder(preprocessing)
+        raise WeightsError(f"backbone '{self.name}' takes {self.modality} but declares no encoder for it "
+                           "(BackboneSpec.encoder)")
+
+    def adapter_target_names(self, backbone: nn.Module) -> list[str]:
+        """The modules of `backbone` that adapters target by default."""
+        return (self.adapter_targets or default_adapter_targets)(backbone)
 
     @cached_property
     def num_params(self) -> int:
@@ -164,7 +270,7 @@ class BackboneSpec:
             "num_params": self.num_params,
             "feature_dim": self.feature_dim,
             "groups": self.group_names,
-            "weights": list(self.weights),
+            "weights": [w.as_dict() for w in self.weights],
             "preprocessing": self.preprocessing.as_dict(),
             "description": self.description,
         }

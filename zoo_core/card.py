@@ -7,8 +7,6 @@ from typing import Any
 import yaml
 
 PLACEHOLDER = "_Not stated in the recipe._"
-RELATIONS = {"linear-probe": "finetune", "freeze": "finetune", "finetune": "finetune",
-             "gradual-unfreeze": "finetune", "bitfit": "finetune", "lora": "adapter"}
 
 
 def base_model_id(origin: str) -> str:
@@ -19,7 +17,8 @@ def base_model_id(origin: str) -> str:
 
 
 def render_card(*, recipe, result, origin: str | None, data_provenance: dict, versions: dict[str, str],
-                task: str = "image-classification") -> str:
+                task: str = "image-classification", relation: str = "finetune") -> str:
+    """The card's Markdown. `relation` is the strategy's (`Strategy.relation`), the card's `base_model_relation`."""
     card = recipe.card
     metrics = result.metrics
     meta: dict[str, Any] = {
@@ -33,7 +32,7 @@ def render_card(*, recipe, result, origin: str | None, data_provenance: dict, ve
         meta["language"] = card.language
     if origin and not origin.startswith("scratch"):
         meta["base_model"] = base_model_id(origin)
-        meta["base_model_relation"] = RELATIONS.get(recipe.strategy.name, "finetune")
+        meta["base_model_relation"] = relation
     if card.datasets:
         meta["datasets"] = card.datasets
     if metrics:

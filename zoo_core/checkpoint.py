@@ -45,11 +45,8 @@ class Checkpoint:
         """Labels with probabilities for image files / uint8 arrays, or for texts, `top_k` per input."""
         import torch
 
-        from zoo_core.pipeline import ImageEncoder, TextEncoder
-
-        if self._encoder is None:
-            self._encoder = (TextEncoder(self.preprocessing, files=self.path) if self.model.spec.modality == "text"
-                             else ImageEncoder(self.preprocessing))
+        if self._encoder is None:  # the backbone's encoder, reading its files (a tokenizer's) from the folder
+            self._encoder = self.model.spec.make_encoder(self.preprocessing, files=self.path)
         out = []
         with torch.no_grad():
             for start in range(0, len(inputs), batch_size):
@@ -59,20 +56,45 @@ class Checkpoint:
                         for vs, ix in zip(values.tolist(), indices.tolist(), strict=True)]
         return out
 
+
 def write_checkpoint(path: str | Path, model: TransferModel, labels: list[str],
                      preprocessing: Preprocessing | None = None,
-                     extra: Callable[[Path], None] | None = None, overwrite: bool = False) -> Path:
+                     extra: Callable[[Path], None] | None = None, overwrite: bool = False,
+                     export: Callable[[TransferModel, Path], None] | None = None) -> Path:
     """Write `model` as a checkpoint folder at `path`, atomically.
 
-    `extra(tmp_dir)` may add files (card, recipe, tokenizer) before the folder is moved into place.
+    `export(model, tmp_dir)` runs first, before the weights are taken (a strategy's `export`: LoRA writes its
+    adapters and merges them); `extra(tmp_dir)` may add files (card, recipe, tokenizer) before the folder is
+    moved into place.
     """
-    from zoo_core.plugins import get_catalog
-
     path = Path(path).expanduser().resolve()
     if path.exists() and not overwrite:
         raise ZooError(f"output '{path}' already exists; choose another path or allow overwriting")
     if len(labels) != model.num_classes:
         raise ZooError(f"{len(labels)} label names for a head with {model.num_classes} classes")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        if export is not None:
+            export(model, tmp)
+        config, state = _config_and_state(model, labels, preprocessing)
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "library": "transfer-zoo"})
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
+        if extra is not None:
+            extra(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _config_and_state(model: TransferModel, labels: list[str], preprocessing: Preprocessing | None):
+    from zoo_core.plugins import get_catalog
+
     spec = model.spec
     config = {
         "library_name": "transfer-zoo",
@@ -93,21 +115,7 @@ def write_checkpoint(path: str | Path, model: TransferModel, labels: list[str],
         hub_config, state = spec.hub_export(model, list(labels))
         config.update(weights_layout="hub", standardize=False)
         config = {**hub_config, "transfer_zoo": config}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "library": "transfer-zoo"})
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
-        if extra is not None:
-            extra(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return config, state
 
 
 def _plugin_of(catalog, name: str) -> str | None:

@@ -21,12 +21,14 @@ hookimpl = pluggy.HookimplMarker("zoo")
 
 @hookspec
 def register_backbones(register):
-    """Call `register(spec)` with a `zoo_core.BackboneSpec` for each backbone architecture the plugin provides."""
+    """Call `register(spec)` with a `zoo_core.BackboneSpec` for each backbone architecture the plugin provides:
+    its layer groups, described weights (`Weights`), input encoder (required for text) and adapter targets."""
 
 
 @hookspec
 def register_strategies(register):
-    """Call `register(cls)` with a `zoo_core.Strategy` subclass (its fields are its parameters) per strategy."""
+    """Call `register(cls)` with a `zoo_core.Strategy` subclass (its fields are its parameters) per strategy;
+    its class attributes and optional `prepare`/`export` steps are all the engine asks of it."""
 
 
 @hookspec

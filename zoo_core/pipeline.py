@@ -1,7 +1,8 @@
 """From a reader's `DataSet` to the batches a model eats: split carving, few-label sampling, preprocessing.
 
 Images stay uint8 in memory and are resized, made 3-channel and normalised per batch (cheap on CPU, and
-memory stays at the size of the data set, not of the resized tensors).
+memory stays at the size of the data set, not of the resized tensors). Text encoders come with the backbones
+that need them (`BackboneSpec.encoder`; zoo-transformers brings the tokenizers).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo_core.backbone import ImagePreprocessing, TextPreprocessing
+from zoo_core.backbone import ImagePreprocessing
 from zoo_core.data import DataSet, Split
 from zoo_core.errors import DataError
 
@@ -83,15 +84,21 @@ def prepare(data: DataSet, cfg, seed: int) -> PreparedData:
 
 
 class ImageEncoder:
-    """uint8 images (N×H×W, N×H×W×C, or files) -> normalised float batches at the backbone's input size."""
+    """uint8 images (N×H×W, N×H×W×C, or files) -> normalised float batches, prepared as the weights were:
+    the shorter side resized to `resize_size` and the centre `input_size` square cut out (`center_crop`), or the
+    whole image resized to `input_size` (see `ImagePreprocessing`). Training augmentation, when asked for,
+    crops and flips the raw image first, so training images keep the scale of the ones seen at evaluation."""
 
-    def __init__(self, pre: ImagePreprocessing, size: int | None = None):
-        self.size = size or pre.input_size
+    def __init__(self, pre: ImagePreprocessing):
+        self.pre = pre
         self.mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
         self.std = torch.tensor(pre.std).view(1, 3, 1, 1)
 
     def __call__(self, inputs, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = torch.from_numpy(_as_array(inputs)).float().div_(255)
+        arrays = _as_arrays(inputs)
+        if not isinstance(arrays, np.ndarray):  # files of different sizes: prepared one by one, then stacked
+            return torch.cat([self(array[None], augment, generator) for array in arrays])
+        x = torch.from_numpy(arrays).float().div_(255)
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)  # grey -> 3 channels, as the pretrained stem expects
@@ -99,21 +106,44 @@ class ImageEncoder:
             x = x[:, :3]
         if augment:
             x = _augment(x, generator)
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        return (x - self.mean) / self.std
+        return (self.resize(x) - self.mean) / self.std
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """torchvision's Resize(resize_size) + CenterCrop(input_size), or Resize((input_size, input_size))."""
+        pre, (h, w) = self.pre, x.shape[-2:]
+        if not pre.center_crop:
+            return self._interpolate(x, (pre.input_size, pre.input_size))
+        short, long = (h, w) if h <= w else (w, h)
+        new_short, new_long = pre.resize_size, int(pre.resize_size * long / short)  # torchvision rounds down
+        x = self._interpolate(x, (new_short, new_long) if h <= w else (new_long, new_short))
+        h, w = x.shape[-2:]
+        if h < pre.input_size or w < pre.input_size:
+            raise DataError(f"an image resized to {h}x{w} is smaller than the {pre.input_size}-pixel crop; "
+                            "resize_size must be at least input_size")
+        top, left = int(round((h - pre.input_size) / 2)), int(round((w - pre.input_size) / 2))
+        return x[..., top:top + pre.input_size, left:left + pre.input_size]
+
+    def _interpolate(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == size:
+            return x
+        mode = self.pre.interpolation
+        if mode == "nearest":
+            return F.interpolate(x, size=size, mode=mode)
+        return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+
+    def save(self, folder: Path) -> None:
+        """Nothing to save: the preprocessing is in the checkpoint's config.json."""
 
 
-def _as_array(inputs) -> np.ndarray:
+def _as_arrays(inputs) -> np.ndarray | list[np.ndarray]:
+    """One stacked array, or a list of arrays when image files differ in size."""
     if isinstance(inputs, np.ndarray):
         return inputs
     from PIL import Image
 
-    images = [np.asarray(Image.open(Path(p)).convert("RGB")) for p in inputs]
-    sizes = {im.shape for im in images}
-    if len(sizes) > 1:  # different sizes: bring them to the first one's size so they stack
-        h, w = images[0].shape[:2]
-        images = [np.asarray(Image.fromarray(im).resize((w, h))) for im in images]
+    images = [np.array(Image.open(Path(p)).convert("RGB")) for p in inputs]
+    if len({im.shape for im in images}) > 1:
+        return images
     return np.stack(images)
 
 
@@ -138,27 +168,6 @@ def _augment(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
             crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
         out.append(crop)
     return torch.cat(out)
-
-
-class TextEncoder:
-    """Texts -> tokenizer outputs (input_ids, attention_mask, token_type_ids), padded per batch."""
-
-    def __init__(self, pre: TextPreprocessing, files: str | Path | None = None, max_length: int | None = None):
-        from transformers import AutoTokenizer
-
-        self.max_length = max_length or pre.max_length
-        source = tokenizer_location(str(files)) if files is not None else tokenizer_location(pre.tokenizer)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-
-    def __call__(self, texts, augment: bool = False, generator=None) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt")
-        return dict(batch)
-
-
-def tokenizer_location(reference: str) -> str:
-    """A tokenizer reference (`hf:REPO`, `hf:PATH` or a folder) -> what AutoTokenizer.from_pretrained takes."""
-    return reference.removeprefix("hf:")
 
 
 def batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None) -> Iterator[np.ndarray]:

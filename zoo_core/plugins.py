@@ -8,13 +8,17 @@ load. `ZOO_LOAD_PLUGINS=a,b` loads only those entry points (empty: none besides 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import importlib
+import platform
 import re
 import sys
+import types
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, packages_distributions, requires, version
 from typing import Any
 
 import pluggy
@@ -24,6 +28,7 @@ from zoo_core.errors import DuplicateNameError, UnknownNameError
 from zoo_core.settings import get_settings
 
 ENTRY_POINT_GROUP = "zoo"
+CORE_DISTRIBUTION = "transfer-zoo"
 DEFAULT_PLUGINS = (
     "zoo_core.builtin.strategies",
     "zoo_core.builtin.readers",
@@ -40,12 +45,14 @@ KINDS = {
 
 @dataclass(frozen=True)
 class LoadedPlugin:
-    """What loading one plugin gave: its version, and the error if it failed to import."""
+    """What loading one plugin gave: its version, the distribution that installed it, and the error if it
+    failed to import."""
 
     name: str
     version: str | None
     builtin: bool
     load_error: str | None = None
+    distribution: str | None = None
 
 
 @dataclass
@@ -126,6 +133,22 @@ class Catalog:
     def plugin_of(self, kind: str, name: str) -> str:
         return self._owner[(kind, name)]
 
+    def versions_for(self, uses: Iterable[tuple[str, str]], extra: Iterable[str] = ()) -> dict[str, str]:
+        """Versions of what a run used: python, torch and the core, the distribution of the plugin behind each
+        `(kind, name)` with its installed requirements (a plugin's own libraries: torchvision, transformers), and
+        the distributions named in `extra` (a strategy's `requires`). The core's own requirements are not listed."""
+        found = {"python": platform.python_version()}
+        wanted = [CORE_DISTRIBUTION, "torch", *extra]
+        for kind, name in uses:
+            owner = self._owner.get((kind, name))
+            dist = self.loaded[owner].distribution if owner in self.loaded else None
+            if dist and dist != CORE_DISTRIBUTION:
+                wanted += [dist, *_requirements(dist)]
+        for dist in wanted:
+            with contextlib.suppress(PackageNotFoundError):
+                found.setdefault(_canonical(dist), version(dist))
+        return found
+
 
 def natural_key(name: str) -> list[Any]:
     """Sort resnet18 before resnet101 (timm's natural sort)."""
@@ -144,6 +167,29 @@ def _entry_point_version(ep) -> str | None:
     return dist.version if dist is not None else None
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirements(dist: str) -> list[str]:
+    """Names of `dist`'s unconditional requirements (extras such as `test` are left out)."""
+    names = []
+    for line in requires(dist) or ():
+        if "extra ==" in line.replace("extra==", "extra =="):
+            continue
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if match:
+            names.append(match.group(1))
+    return names
+
+
+def _distribution_of(plugin: object) -> str | None:
+    """The installed distribution holding a plugin object registered at run time, if any."""
+    module = plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+    dists = packages_distributions().get(module.partition(".")[0], [])
+    return dists[0] if dists else None
+
+
 def create_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, LoadedPlugin]]:
     """A fresh manager with the built-ins and the selected entry points (each loaded in its own try)."""
     pm = pluggy.PluginManager("zoo")
@@ -154,19 +200,20 @@ def create_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, LoadedPlugi
     for module_path in DEFAULT_PLUGINS:
         module = importlib.import_module(module_path)
         pm.register(module, name=module_path)
-        infos[module_path] = LoadedPlugin(module_path, __version__, builtin=True)
+        infos[module_path] = LoadedPlugin(module_path, __version__, builtin=True, distribution=CORE_DISTRIBUTION)
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         if not _selected(ep.name) or ep.name in infos:
             continue
         version = _entry_point_version(ep)
+        dist = ep.dist.name if getattr(ep, "dist", None) is not None else None
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken plugin must not take the others (or `zoo plugins`) down
             error = f"failed to load: {type(exc).__name__}: {exc}"
             warnings.warn(f"zoo plugin '{ep.name}' {error}", RuntimeWarning, stacklevel=2)
-            infos[ep.name] = LoadedPlugin(ep.name, version, builtin=False, load_error=error)
+            infos[ep.name] = LoadedPlugin(ep.name, version, builtin=False, load_error=error, distribution=dist)
             continue
-        infos[ep.name] = LoadedPlugin(ep.name, version, builtin=False)
+        infos[ep.name] = LoadedPlugin(ep.name, version, builtin=False, distribution=dist)
     pm.check_pending()
     if get_settings().trace_plugins:
         pm.trace.root.setwriter(sys.stderr.write)
@@ -198,7 +245,8 @@ def register_plugin(plugin: object, name: str) -> None:
     catalog = get_catalog()
     catalog.pm.register(plugin, name=name)
     catalog.pm.check_pending()
-    _catalog = Catalog(catalog.pm, {**catalog.loaded, name: LoadedPlugin(name, None, builtin=False)})
+    loaded = LoadedPlugin(name, None, builtin=False, distribution=_distribution_of(plugin))
+    _catalog = Catalog(catalog.pm, {**catalog.loaded, name: loaded})
 
 
 def unregister_plugin(name: str) -> None:
@@ -210,30 +258,127 @@ def unregister_plugin(name: str) -> None:
 
 # Lookups in timm's style; the public API re-exports them.
 def summaries(kind: str, pattern: str | None = None) -> list[dict[str, Any]]:
-    """What `zoo backbones|strategies|readers|sources` and the catalog's plugins page show: one dict a name."""
+    """What `zoo backbones|strategies|readers|sources` and the catalog's plugins page show: one dict a name.
+
+    Args:
+        kind: ``backbone``, ``strategy``, ``reader`` or ``source``.
+        pattern: optional shell-style wildcard on the names, case-insensitive.
+
+    Returns:
+        One plain, JSON-ready dict per name, in natural order, with the plugin that supplied it.
+
+    Example:
+        >>> [s["name"] for s in summaries("source")][:2]
+        ['file', 'hf']
+    """
     catalog = get_catalog()
     return [catalog.get(kind, name).summary(catalog.plugin_of(kind, name)) for name in catalog.names(kind, pattern)]
 
 
 def list_backbones(pattern: str | None = None) -> list[str]:
+    """Names of the registered backbones, from every plugin, in natural order (resnet18 before resnet101).
+
+    Args:
+        pattern: shell-style wildcard (``resnet*``, ``*bert*``), case-insensitive; None lists all.
+
+    Returns:
+        The matching names.
+
+    Example:
+        >>> list_backbones("resnet*")
+        ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152']
+    """
     return get_catalog().names("backbone", pattern)
 
 
 def get_backbone(name: str):
+    """The `BackboneSpec` registered under `name`.
+
+    Args:
+        name: a backbone name, as `list_backbones` gives it.
+
+    Returns:
+        The spec: its layer groups, preprocessing, described weights (`spec.weights`) and encoder.
+
+    Raises:
+        UnknownNameError: no plugin registered that name (the message suggests close names).
+
+    Example:
+        >>> spec = get_backbone("resnet50")
+        >>> spec.feature_dim, [w.tag for w in spec.weights]
+        (2048, ['IMAGENET1K_V1', 'IMAGENET1K_V2'])
+    """
     return get_catalog().get("backbone", name)
 
 
-def list_strategies() -> list[str]:
-    return get_catalog().names("strategy")
+def list_strategies(pattern: str | None = None) -> list[str]:
+    """Names of the registered adaptation strategies, built-in and from plugins, sorted.
+
+    Args:
+        pattern: shell-style wildcard, case-insensitive; None lists all.
+
+    Returns:
+        The matching names.
+
+    Example:
+        >>> list_strategies("*freeze*")
+        ['freeze', 'gradual-unfreeze']
+    """
+    return get_catalog().names("strategy", pattern)
 
 
 def get_strategy(name: str):
+    """The `Strategy` subclass registered under `name`; instantiate it with the strategy's parameters.
+
+    Args:
+        name: a strategy name, as `list_strategies` gives it.
+
+    Returns:
+        The class (a pydantic model: its fields are the parameters a recipe's `strategy:` block sets).
+
+    Raises:
+        UnknownNameError: no plugin registered that name (the message suggests close names).
+
+    Example:
+        >>> lora = get_strategy("lora")(r=4)
+        >>> lora.relation, lora.r
+        ('adapter', 4)
+    """
     return get_catalog().get("strategy", name)
 
 
 def get_reader(name: str):
+    """The `Reader` subclass registered under `name` (a recipe's `data.reader`).
+
+    Args:
+        name: a reader name, e.g. ``npz``, ``imagefolder``, ``csv``.
+
+    Returns:
+        The class; its fields are the reader's arguments (a recipe's `data.args`).
+
+    Raises:
+        UnknownNameError: no plugin registered that name.
+
+    Example:
+        >>> data = get_reader("npz")(path="examples/data/pneumoniamnist_sample.npz").read()
+    """
     return get_catalog().get("reader", name)
 
 
 def get_source(scheme: str):
+    """The `WeightSource` serving weight references that start with ``scheme:``.
+
+    Args:
+        scheme: e.g. ``torchvision``, ``hf``, ``file``, ``zoo``, ``scratch``.
+
+    Returns:
+        The source instance; `source.load(reference)` gives `PretrainedWeights`.
+
+    Raises:
+        UnknownNameError: no plugin serves that scheme.
+
+    Example:
+        >>> get_source("scratch").load("resnet18").origin
+        'scratch:resnet18'
+    """
     return get_catalog().get("source", scheme)

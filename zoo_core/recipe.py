@@ -43,9 +43,12 @@ class DataConfig(_Section):
     test: str | None = "test"
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off when val is missing")
     labels_per_class: int | None = Field(None, ge=1, description="few-label regime: keep k train examples a class")
-    image_size: int | None = Field(None, ge=16, description="override the backbone's input size (speed)")
-    max_length: int | None = Field(None, ge=8, description="override the tokenizer's max length")
-    tokenizer: str | None = Field(None, description="tokenizer folder or hf: reference (default: the base's)")
+    image_size: int | None = Field(None, ge=16, description="resize whole images to this size, no crop (speed; "
+                                                            "default: the base weights' own resize and crop)")
+    max_length: int | None = Field(None, ge=8, description="override the tokenizer's max length (passed to the "
+                                                           "backbone's encoder)")
+    tokenizer: str | None = Field(None, description="tokenizer folder or hf: reference (default: the base's; "
+                                                    "passed to the backbone's encoder)")
     augment: bool = Field(False, description="random crops and flips on training images")
     limit: dict[str, int] = Field(default_factory=dict, description="cap examples per split (quick runs)")
 

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import platform
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import yaml
-from safetensors.torch import save_file
 
 from zoo_core.card import render_card
 from zoo_core.checkpoint import write_checkpoint
+from zoo_core.plugins import get_catalog
 from zoo_core.recipe import Recipe
+from zoo_core.sources import split_reference
 from zoo_core.train import Engine, RunResult
 
 
-def package_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in ("transfer-zoo", "torch", "torchvision", "transformers", "peft", "zoo-torchvision",
-                 "zoo-transformers"):
-        with contextlib.suppress(PackageNotFoundError):
-            found[name] = version(name)
-    return found
+def package_versions(recipe: Recipe, engine: Engine) -> dict[str, str]:
+    """python, torch and transfer-zoo, plus the plugins this run used (backbone, strategy, reader, weight
+    source) with their installed requirements, and what the strategy requires (peft for lora)."""
+    uses = [("backbone", engine.spec.name), ("strategy", engine.strategy.name), ("reader", recipe.data.reader)]
+    if recipe.base != "scratch":
+        uses.append(("source", split_reference(recipe.base)[0]))
+    return get_catalog().versions_for(uses, extra=engine.strategy.requires)
 
 
 def resolved_recipe(recipe: Recipe, engine: Engine, result: RunResult) -> dict[str, Any]:
@@ -39,7 +37,7 @@ def resolved_recipe(recipe: Recipe, engine: Engine, result: RunResult) -> dict[s
         "best_epoch": result.best_epoch,
         "history": result.history,
         "test_metrics": result.metrics,
-        "versions": package_versions(),
+        "versions": package_versions(recipe, engine),
     }
     return data
 
@@ -54,12 +52,6 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool
     result = engine.train()
     if output is None:
         return result
-    adapter = None
-    if engine.adapter is not None:
-        from zoo_core.lora import adapter_state, merge_lora
-
-        adapter = adapter_state(engine.model)
-        merge_lora(engine.model)
     resolved = resolved_recipe(recipe, engine, result)
     origin = resolved["resolved"]["base"]
     task = "text-classification" if engine.spec.modality == "text" else "image-classification"
@@ -69,29 +61,18 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool
         (folder / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
         (folder / "README.md").write_text(render_card(recipe=recipe, result=result, origin=origin,
                                                       data_provenance=engine.data.provenance,
-                                                      versions=resolved["resolved"]["versions"], task=task))
-        if engine.spec.modality == "text":
-            engine.encoder.tokenizer.save_pretrained(folder)
-        if adapter is not None:
-            save_file(adapter, folder / "adapter_model.safetensors")
-            config = engine.adapter.to_dict()
-            config["target_modules"] = sorted(config["target_modules"])
-            (folder / "adapter_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+                                                      versions=resolved["resolved"]["versions"], task=task,
+                                                      relation=engine.strategy.relation))
+        engine.encoder.save(folder)  # what predicting needs besides config.json (a tokenizer's files)
 
-    preprocessing = engine.spec.preprocessing
-    if recipe.data.image_size and engine.spec.modality == "image":
-        from dataclasses import replace
-
-        preprocessing = replace(preprocessing, input_size=recipe.data.image_size,
-                                resize_size=recipe.data.image_size)
-    result.checkpoint = write_checkpoint(output, engine.model.cpu(), result.classes, preprocessing=preprocessing,
-                                         extra=extras, overwrite=overwrite)
+    result.checkpoint = write_checkpoint(output, engine.model.cpu(), result.classes,
+                                         preprocessing=engine.preprocessing, extra=extras, overwrite=overwrite,
+                                         export=engine.strategy.export)
     if recipe.publish:
-        from zoo_core.card import RELATIONS
         from zoo_core.client import open_registry
 
         parent = origin if origin != "scratch" else None
-        relation = RELATIONS.get(engine.strategy.name, "finetune") if parent else None
+        relation = engine.strategy.relation if parent else None
         version = open_registry().push(result.checkpoint, recipe.publish, status=recipe.publish_status,
                                   parent=parent, relation=relation)
         result.extra["published"] = f"{version.model_id}@{version.number}"

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from zoo_core.backbone import BackboneSpec, TransferModel
+from zoo_core.backbone import BackboneSpec, Preprocessing, TransferModel
 from zoo_core.errors import ZooError
 
 
@@ -29,6 +29,8 @@ class PretrainedWeights:
         state_dict: weights of the backbone module, without any head.
         origin: the reference made exact (default tags and branches resolved), recorded as lineage.
         files: a local folder holding the weights' companion files (tokenizer, card), if any.
+        preprocessing: how inputs were prepared when these weights were trained (torchvision's V2 ResNet-50
+            resizes to 232 then crops 224, V1 resizes to 256); None: the backbone's default.
         head_state: for zoo checkpoints, the trained head, with its label names in `metadata["labels"]`.
         metadata: whatever the source knows (ImageNet categories, metrics, license, model card) for the card.
     """
@@ -37,6 +39,7 @@ class PretrainedWeights:
     state_dict: Mapping[str, torch.Tensor]
     origin: str
     files: Path | None = None
+    preprocessing: Preprocessing | None = None
     head_state: Mapping[str, torch.Tensor] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 

@@ -4,16 +4,23 @@ A strategy is a pydantic model whose fields are its parameters (so a recipe's `s
 with errors that name the field) and which speaks only of layer groups, ordered input to output with the
 new head last. The engine builds one optimizer parameter group per layer group once, and applies the
 strategy by switching `requires_grad` and each group's learning rate: groups are never added mid-training.
+
+What the engine asks of a strategy is declared here, with defaults, and nothing else: a third-party strategy
+can do all that a built-in one does (LoRA is an ordinary strategy, through `prepare` and `export`).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from zoo_core.errors import UnknownNameError, ZooError
+
+if TYPE_CHECKING:
+    from zoo_core.backbone import TransferModel
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
@@ -28,6 +35,11 @@ class Strategy(BaseModel):
     """False for strategies that start from random initialisation (`scratch`)."""
     frozen_backbone: ClassVar[bool] = False
     """True when no backbone parameter ever trains: the engine may then compute features once and cache them."""
+    relation: ClassVar[str] = "finetune"
+    """How a checkpoint made with this strategy relates to its base, in lineage and in the card's
+    `base_model_relation`: ``finetune``, ``adapter``, ``merge`` or ``quantized`` (the Hub's vocabulary)."""
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Distributions the strategy needs beyond its plugin's own requirements (their versions are recorded)."""
 
     @classmethod
     def description(cls) -> str:
@@ -48,6 +60,24 @@ class Strategy(BaseModel):
         """Options for the new head (`feature_groups`, `standardize`): see `BackboneSpec.create_model`."""
         return {}
 
+    def default_warmup_epochs(self) -> float:
+        """Linear learning-rate warm-up, in epochs, when the recipe's `train.warmup_epochs` is not set."""
+        return 0.0
+
+    def freezes_norm_statistics(self) -> bool:
+        """True to keep the base's normalisation statistics: norm layers run in eval mode while training
+        (their affine parameters still train). Frozen groups' norm layers are in eval mode regardless."""
+        return False
+
+    def prepare(self, model: TransferModel) -> None:
+        """Change the model in place before training: called once, after the base weights are loaded and
+        before the optimizer's parameter groups are built (LoRA injects its adapters here)."""
+
+    def export(self, model: TransferModel, folder: Path) -> None:
+        """Called before the checkpoint's weights are written, with the folder being written: add files to it
+        and bring the model to the shape `model.safetensors` should hold (LoRA saves its adapters, then merges
+        them so the checkpoint loads without peft)."""
+
     @classmethod
     def summary(cls, plugin: str | None = None) -> dict[str, Any]:
         schema = cls.model_json_schema()
@@ -56,7 +86,8 @@ class Strategy(BaseModel):
             for key, prop in schema.get("properties", {}).items()
         }
         return {"name": cls.name, "plugin": plugin, "description": cls.description(), "parameters": params,
-                "uses_pretrained": cls.uses_pretrained, "frozen_backbone": cls.frozen_backbone}
+                "uses_pretrained": cls.uses_pretrained, "frozen_backbone": cls.frozen_backbone,
+                "relation": cls.relation}
 
 
 def resolve_group(reference: str | int, groups: list[str]) -> int:

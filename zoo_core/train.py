@@ -3,7 +3,8 @@
 One optimizer parameter group per layer group is built once; each epoch the strategy's learning-rate
 scales switch `requires_grad` and the groups' learning rates (a frozen group has scale 0, and its BatchNorm
 layers run in eval mode). When the strategy never trains the backbone, features are computed once and the
-head trains on the cache.
+head trains on the cache. Inputs are prepared as the loaded weights were (their own preprocessing) by the
+encoder the backbone declares.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,11 @@ from pydantic import ValidationError
 from torch import nn
 from tqdm.auto import tqdm
 
-from zoo_core.backbone import TransferModel
+from zoo_core.backbone import ImagePreprocessing, Preprocessing, TransferModel
 from zoo_core.data import Split
 from zoo_core.errors import DataError, ZooError
 from zoo_core.metrics import classification_metrics
-from zoo_core.pipeline import ImageEncoder, PreparedData, TextEncoder, batches, prepare
+from zoo_core.pipeline import PreparedData, batches, prepare
 from zoo_core.plugins import get_backbone, get_reader, get_strategy
 from zoo_core.recipe import Recipe, format_validation_error
 from zoo_core.sources import PretrainedWeights, load_weights
@@ -96,11 +97,18 @@ def resolve_base(recipe: Recipe) -> tuple[PretrainedWeights | None, Any]:
     return weights, weights.spec
 
 
-def make_encoder(spec, recipe: Recipe, base: PretrainedWeights | None):
-    if spec.modality == "text":
-        files = recipe.data.tokenizer or (base.files if base is not None else None)
-        return TextEncoder(spec.preprocessing, files=files, max_length=recipe.data.max_length)
-    return ImageEncoder(spec.preprocessing, size=recipe.data.image_size)
+def input_preprocessing(spec, recipe: Recipe, base: PretrainedWeights | None) -> Preprocessing:
+    """The loaded weights' own preprocessing (else the backbone's); `data.image_size` resizes whole images."""
+    preprocessing = base.preprocessing if base is not None and base.preprocessing else spec.preprocessing
+    if recipe.data.image_size and isinstance(preprocessing, ImagePreprocessing):
+        size = recipe.data.image_size
+        preprocessing = replace(preprocessing, input_size=size, resize_size=size, center_crop=False)
+    return preprocessing
+
+
+def make_encoder(spec, preprocessing: Preprocessing, recipe: Recipe, base: PretrainedWeights | None):
+    return spec.make_encoder(preprocessing, files=base.files if base is not None else None,
+                             tokenizer=recipe.data.tokenizer, max_length=recipe.data.max_length)
 
 
 class Engine:
@@ -134,14 +142,12 @@ class Engine:
         self.model = self.spec.create_model(num_classes, dropout=recipe.head.dropout, **self.strategy.head_options())
         if self.weights is not None:
             self.model.load_backbone_state(self.weights.state_dict, self.weights.origin)
-        self.adapter = None
-        if self.strategy.name == "lora":
-            from zoo_core.lora import apply_lora
-
-            self.adapter = apply_lora(self.model, self.strategy)
+        self.strategy.prepare(self.model)
         self.groups = self.model.layer_groups()
         self.group_names = [g.name for g in self.groups]
-        self.encoder = make_encoder(self.spec, recipe, base)
+        # the scratch strategy keeps the base's preprocessing (and tokenizer) with its architecture
+        self.preprocessing = input_preprocessing(self.spec, recipe, base)
+        self.encoder = make_encoder(self.spec, self.preprocessing, recipe, base)
         self.model.to(self.device)
 
     # -- optimisation ------------------------------------------------------------------------------------
@@ -177,7 +183,7 @@ class Engine:
             if scale == 0:
                 for module in group.modules:
                     module.eval()  # frozen BatchNorm keeps its running statistics
-        if getattr(self.strategy, "freeze_norm_stats", False):
+        if self.strategy.freezes_norm_statistics():
             for module in self.model.backbone.modules():
                 if isinstance(module, NORM_TYPES):
                     module.eval()  # normalise with the base's statistics; affine parameters still train
@@ -242,8 +248,8 @@ class Engine:
         optimizer = self._optimizer(per_group)
         steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
-        warmup_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else getattr(
-            self.strategy, "warmup_epochs", 0.0)
+        warmup_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else \
+            self.strategy.default_warmup_epochs()
         warmup = min(total - 1, round(warmup_epochs * steps_per_epoch)) if total > 1 else 0
         history, best, best_epoch, best_state, stale = [], None, 0, None, 0
         step, samples, train_seconds = 0, 0, 0.0

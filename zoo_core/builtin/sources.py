@@ -19,6 +19,7 @@ class FileSource(WeightSource):
             state_dict=model.backbone.state_dict(),
             origin=f"file:{checkpoint.path}",
             files=checkpoint.path,
+            preprocessing=checkpoint.preprocessing,
             head_state=model.head.state_dict(),
             metadata={"labels": checkpoint.labels, "config": checkpoint.config},
         )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, PrivateAttr
+from safetensors.torch import save_file
 from torch import nn
 
 from zoo_core.errors import ZooError
@@ -70,6 +75,12 @@ class Finetune(Strategy):
     def head_options(self):
         return {"feature_groups": self.feature_groups} if self.feature_groups else {}
 
+    def default_warmup_epochs(self) -> float:
+        return self.warmup_epochs
+
+    def freezes_norm_statistics(self) -> bool:
+        return self.freeze_norm_stats
+
     def lr_scales(self, groups, epoch):
         scales = decayed(groups, self.layer_decay, self.backbone_lr_scale)
         if self.feature_groups:  # groups above the highest tapped one do not reach the head: keep them frozen
@@ -107,17 +118,59 @@ class Lora(Strategy):
     """Low-rank adapters (peft) on the backbone's linear/conv layers; the backbone's weights stay frozen."""
 
     name = "lora"
+    relation = "adapter"
+    requires = ("peft",)
     r: int = Field(8, ge=1, description="rank of the adapters")
     alpha: float = Field(16.0, gt=0, description="scaling numerator: adapters are scaled by alpha / r")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapters' input")
     target_modules: list[str] | None = Field(
-        None, description="module names to adapt (default: the backbone's attention or conv/linear layers)")
+        None, description="module names to adapt (default: the backbone's own targets, e.g. BERT's attention "
+                          "projections, else every conv/linear layer but the stem)")
+    _config: Any = PrivateAttr(None)  # the peft LoraConfig injected by prepare(), saved by export()
 
     def lr_scales(self, groups, epoch):
         return [1.0] * len(groups)
 
     def trains_parameter(self, module: nn.Module, param_name: str, group: str) -> bool:
         return group == "head" or "lora_" in param_name
+
+    def prepare(self, model) -> None:
+        """Inject adapters in place (peft), so layer groups and checkpoints keep the backbone's shape."""
+        peft = _peft()
+        targets = self.target_modules or model.spec.adapter_target_names(model.backbone)
+        if not targets:
+            raise ZooError(f"lora: no linear or conv layers to adapt in backbone '{model.spec.name}'")
+        config = peft.LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                                 target_modules=targets, bias="none")
+        try:
+            peft.inject_adapter_in_model(config, model.backbone)
+        except ValueError as exc:
+            raise ZooError(f"lora: {exc}") from None
+        self._config = config
+
+    def export(self, model, folder: Path) -> None:
+        """The adapters on their own, in peft's file names, then merged so model.safetensors loads without peft."""
+        from peft.tuners.lora import LoraLayer
+
+        adapter = {k: v.detach().cpu().contiguous() for k, v in model.backbone.state_dict().items() if "lora_" in k}
+        save_file(adapter, folder / "adapter_model.safetensors")
+        config = self._config.to_dict()
+        config["target_modules"] = sorted(config["target_modules"])
+        (folder / "adapter_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+        for name, module in list(model.backbone.named_modules()):
+            if isinstance(module, LoraLayer):  # fold the adapter into its base layer and put the plain layer back
+                module.merge()
+                parent_name, _, leaf = name.rpartition(".")
+                parent = model.backbone.get_submodule(parent_name) if parent_name else model.backbone
+                setattr(parent, leaf, module.get_base_layer())
+
+
+def _peft():
+    try:
+        import peft
+    except ImportError:
+        raise ZooError("the lora strategy needs peft: pip install 'transfer-zoo[lora]'") from None
+    return peft
 
 
 class Scratch(Strategy):

@@ -86,3 +86,31 @@ def test_weights_are_read_without_pickle_code_execution(torch_home):
     with pytest.raises(zoo_core.WeightsError, match="weights are never unpickled"):
         zoo_core.load_weights("torchvision:resnet18.IMAGENET1K_V1")
     assert not marker.exists()
+
+
+def test_each_tag_is_described_with_its_own_preprocessing():
+    resnet50 = {w.tag: w for w in zoo_core.get_backbone("resnet50").weights}
+    v1, v2 = resnet50["IMAGENET1K_V1"], resnet50["IMAGENET1K_V2"]
+    assert (v2.preprocessing.resize_size, v2.preprocessing.input_size) == (232, 224) and v2.default
+    assert (v1.preprocessing.resize_size, v1.preprocessing.input_size) == (256, 224) and not v1.default
+    assert v2.preprocessing.center_crop and v2.preprocessing.interpolation == "bilinear"
+    assert v2.metrics["ImageNet-1K"]["acc@1"] == 80.858 and v2.dataset == "ImageNet-1K" and v2.num_classes == 1000
+    assert v2.reference == "torchvision:resnet50.IMAGENET1K_V2" and v2.recipe.startswith("https://")
+    inception = zoo_core.get_backbone("inception_v3").weights[0].preprocessing
+    assert (inception.resize_size, inception.input_size) == (342, 299)
+
+
+def test_training_prepares_images_as_the_loaded_weights_were(torch_home, tmp_path):
+    from zoo_core.recipe import recipe_from_dict
+    from zoo_core.train import Engine
+
+    cache_weights(torch_home, "resnet18", "IMAGENET1K_V1")
+    weights = zoo_core.load_weights("torchvision:resnet18.IMAGENET1K_V1")
+    assert (weights.preprocessing.resize_size, weights.preprocessing.input_size) == (256, 224)
+    data = pathlib.Path(__file__).resolve().parents[3] / "examples" / "data" / "pneumoniamnist_sample.npz"
+    recipe = {"base": "torchvision:resnet18.IMAGENET1K_V1", "strategy": "linear-probe",
+              "data": {"reader": "npz", "args": {"path": str(data)}, "labels_per_class": 2,
+                       "limit": {"val": 2, "test": 2}}}
+    engine = Engine(recipe_from_dict(recipe), progress=False)
+    assert engine.preprocessing == weights.preprocessing
+    assert engine.encode(engine.data.test, [0, 1]).shape == (2, 3, 224, 224)

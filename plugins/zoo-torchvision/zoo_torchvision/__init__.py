@@ -2,7 +2,8 @@
 
 Weights come through torchvision's own weight enums and download code (`WeightsEnum.get_state_dict`),
 so they are cached where torchvision caches them (`$TORCH_HOME/hub/checkpoints`) and read with
-`weights_only=True`.
+`weights_only=True`. Each tag is described from its enum (`Weights`): the transforms it was evaluated with
+(resize, crop, mean/std, interpolation), its published metrics, recipe and number of classes.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Callable
 
 import torchvision
 from torch import nn
-from torchvision.models import get_model, get_model_weights
+from torchvision.models import WeightsEnum, get_model, get_model_weights
 
 from zoo_core import BackboneSpec, ImagePreprocessing, PretrainedWeights, WeightsError, WeightSource, hookimpl
+from zoo_core.backbone import Weights
 from zoo_core.errors import UnknownNameError
 
 __version__ = "0.1.0"
@@ -70,8 +72,29 @@ def _googlenet_groups(m: nn.Module):
     return [("stem", stem), *[(name, getattr(m, name)) for name in blocks]]
 
 
-def _weights_of(arch: str) -> tuple[str, ...]:
-    return tuple(f"torchvision:{arch}.{w.name}" for w in get_model_weights(arch))
+def _preprocessing(weights: WeightsEnum) -> ImagePreprocessing:
+    """The preprocessing torchvision evaluates these weights with (their `transforms`: ImageClassification)."""
+    transforms = weights.transforms()
+    crop, resize = transforms.crop_size, transforms.resize_size
+    return ImagePreprocessing(input_size=crop[0] if isinstance(crop, list) else crop,
+                              resize_size=resize[0] if isinstance(resize, list) else resize,
+                              mean=tuple(transforms.mean), std=tuple(transforms.std),
+                              interpolation=transforms.interpolation.value, center_crop=True)
+
+
+def describe(arch: str, weights: WeightsEnum) -> Weights:
+    """One torchvision weight tag as data: reference, preprocessing, metrics, source data set and classes."""
+    meta = weights.meta
+    metrics = meta.get("_metrics") or {}
+    return Weights(reference=f"torchvision:{arch}.{weights.name}", tag=weights.name,
+                   preprocessing=_preprocessing(weights), dataset=next(iter(metrics), None),
+                   metrics=metrics, num_classes=len(meta.get("categories") or []) or None, recipe=meta.get("recipe"),
+                   description=" ".join((meta.get("_docs") or "").split()),
+                   default=weights == get_model_weights(arch).DEFAULT)
+
+
+def _weights_of(arch: str) -> tuple[Weights, ...]:
+    return tuple(describe(arch, w) for w in get_model_weights(arch))
 
 
 def _spec(arch: str, family: str, feature_dim: int, groups, head_path: str, description: str,
@@ -116,7 +139,7 @@ class TorchvisionSource(WeightSource):
 
         arch, _, tag = reference.partition(".")
         spec = get_backbone(arch)
-        if not any(w.startswith(f"torchvision:{arch}.") for w in spec.weights):
+        if not any(w.reference.startswith(f"torchvision:{arch}.") for w in spec.weights):
             raise WeightsError(f"backbone '{arch}' has no torchvision weights")
         enum = get_model_weights(arch)
         tag = tag or "DEFAULT"
@@ -135,8 +158,9 @@ class TorchvisionSource(WeightSource):
                                f"the file at $TORCH_HOME/hub/checkpoints/{file}") from None
         state = {k: v for k, v in state.items() if not k.startswith(tuple(DROPPED_PREFIXES))}
         meta = weights.meta
+        described = describe(arch, weights)
         return PretrainedWeights(
-            spec=spec, state_dict=state, origin=f"torchvision:{arch}.{weights.name}",
+            spec=spec, state_dict=state, origin=described.reference, preprocessing=described.preprocessing,
             metadata={"source_classes": len(meta.get("categories") or []), "recipe": meta.get("recipe"),
                       "metrics": meta.get("_metrics"), "url": weights.url,
                       "torchvision_version": torchvision.__version__},

@@ -167,3 +167,19 @@ def test_pooling_variants_keep_their_groups_and_refuse_unknown_pooling():
     assert spec.hub_export is not None and zoo_core.get_backbone("bert-tiny").hub_export is None
     with pytest.raises(WeightsError, match="pooling 'max'"):
         zoo_core.get_backbone("bert-tiny").for_options({"pooling": "max"})
+
+
+def test_presets_describe_their_weights_and_bring_their_tokenizer(tmp_path):
+    from zoo_transformers import TextEncoder
+
+    spec = zoo_core.get_backbone("all-minilm-l6-v2")
+    [weights] = spec.weights
+    assert weights.reference == "hf:sentence-transformers/all-MiniLM-L6-v2" and weights.license == "apache-2.0"
+    assert weights.preprocessing.tokenizer == weights.reference and weights.dataset
+    # the spec's encoder is the plugin's tokenizer; data.tokenizer and data.max_length reach it
+    encoder = spec.make_encoder(tokenizer=str(MINILM), max_length=9)
+    assert isinstance(encoder, TextEncoder)
+    assert encoder(["a sentence much longer than nine tokens, surely, by far"])["input_ids"].shape == (1, 9)
+    encoder.save(tmp_path)
+    again = spec.make_encoder(files=tmp_path)  # as a checkpoint reloads it
+    assert again(["short"])["input_ids"].tolist() == encoder(["short"])["input_ids"].tolist()

@@ -3,7 +3,9 @@
 Any `BertModel` configuration works: the named presets below, or whatever config.json a `hf:` reference
 carries. transformers is imported only when a model is built, which keeps `zoo` listings fast.
 Features are the attention-masked mean of the last hidden states (what sentence-transformers'
-MiniLM models were trained for; a robust default for BERT classification heads too).
+MiniLM models were trained for; a robust default for BERT classification heads too). The plugin brings what
+the core leaves to backbones: the tokenizer (`TextEncoder`), LoRA's targets (the attention projections) and
+the description of each preset's weights.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from zoo_core import BackboneSpec, PretrainedWeights, TextPreprocessing, WeightsError, WeightSource, hookimpl
+from zoo_core.backbone import Weights
 
 __version__ = "0.1.0"
 
@@ -33,31 +36,63 @@ PRESETS: dict[str, dict[str, Any]] = {
     "bert-base-uncased": dict(
         config=dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                     intermediate_size=3072), hub="google-bert/bert-base-uncased",
-        description="BERT base, uncased English (Devlin et al. 2018)"),
+        description="BERT base, uncased English (Devlin et al. 2018)", dataset="BookCorpus + English Wikipedia"),
     "bert-large-uncased": dict(
         config=dict(vocab_size=30522, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                     intermediate_size=4096), hub="google-bert/bert-large-uncased",
-        description="BERT large, uncased English"),
+        description="BERT large, uncased English", dataset="BookCorpus + English Wikipedia"),
     "bert-base-multilingual-cased": dict(
         config=dict(vocab_size=119547, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                     intermediate_size=3072), hub="google-bert/bert-base-multilingual-cased",
-        description="multilingual BERT base, 104 languages, cased"),
+        description="multilingual BERT base, 104 languages, cased", dataset="Wikipedia in 104 languages"),
     "bert-tiny": dict(
         config=dict(vocab_size=30522, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=512), hub="google/bert_uncased_L-2_H-128_A-2",
-        description="BERT tiny, 2 layers, 128 wide (Turc et al. 2019)"),
+        description="BERT tiny, 2 layers, 128 wide (Turc et al. 2019)", dataset="BookCorpus + English Wikipedia"),
     "all-minilm-l6-v2": dict(
         config=dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                     intermediate_size=1536), hub="sentence-transformers/all-MiniLM-L6-v2",
-        description="MiniLM-L6 sentence encoder (sentence-transformers), English"),
+        description="MiniLM-L6 sentence encoder (sentence-transformers), English",
+        dataset="1B English sentence pairs (sentence-transformers)"),
     "all-minilm-l12-v2": dict(
         config=dict(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
                     intermediate_size=1536), hub="sentence-transformers/all-MiniLM-L12-v2",
-        description="MiniLM-L12 sentence encoder (sentence-transformers), English"),
+        description="MiniLM-L12 sentence encoder (sentence-transformers), English",
+        dataset="1B English sentence pairs (sentence-transformers)"),
 }
 
 
 POOLINGS = ("mean", "pooler")
+LICENSE = "apache-2.0"  # every preset above is published under Apache-2.0 on the Hub
+
+
+class TextEncoder:
+    """Texts -> tokenizer outputs (input_ids, attention_mask, token_type_ids), padded per batch.
+
+    The tokenizer is, first found: the recipe's `data.tokenizer`, the one in `files` (a checkpoint, or the folder
+    beside hf weights), the preprocessing's reference. References are `hf:REPO`, `hf:PATH` or a folder."""
+
+    def __init__(self, pre: TextPreprocessing, *, files: str | Path | None = None, tokenizer: str | None = None,
+                 max_length: int | None = None):
+        from transformers import AutoTokenizer
+
+        self.max_length = max_length or pre.max_length
+        source = tokenizer or (str(files) if files is not None else pre.tokenizer)
+        self.tokenizer = AutoTokenizer.from_pretrained(source.removeprefix("hf:"))
+
+    def __call__(self, texts, augment: bool = False, generator=None) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt")
+        return dict(batch)
+
+    def save(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(folder)
+
+
+def attention_targets(backbone: nn.Module) -> list[str]:
+    """LoRA's default targets on BERT: the attention's query and value projections (Hu et al. 2021)."""
+    return [name for name, _ in backbone.named_modules()
+            if name.endswith(("attention.self.query", "attention.self.value"))]
 
 
 class BertBackbone(nn.Module):
@@ -99,7 +134,7 @@ def _options(config: Mapping[str, Any]) -> dict[str, Any]:
     return {**_arch(config), "pooling": pooling}
 
 
-def bert_spec(name: str, options: Mapping[str, Any], tokenizer: str, weights: tuple[str, ...] = (),
+def bert_spec(name: str, options: Mapping[str, Any], tokenizer: str, weights: tuple[Weights, ...] = (),
               description: str = "") -> BackboneSpec:
     options = _options(options)
 
@@ -109,7 +144,8 @@ def bert_spec(name: str, options: Mapping[str, Any], tokenizer: str, weights: tu
     pooler = options["pooling"] == "pooler"
     return BackboneSpec(name=name, family="bert", modality="text", feature_dim=options["hidden_size"],
                         build=build, groups=_groups, preprocessing=TextPreprocessing(tokenizer=tokenizer),
-                        weights=weights, options=options, variant=variant_for, description=description,
+                        weights=weights, encoder=TextEncoder, adapter_targets=attention_targets, options=options,
+                        variant=variant_for, description=description,
                         unused_keys=() if pooler else ("bert.pooler.",),
                         hub_export=export_sequence_classification if pooler else None,
                         hub_import=import_sequence_classification if pooler else None)
@@ -128,8 +164,11 @@ def variant_for(options: Mapping[str, Any]) -> BackboneSpec:
 
 def preset_spec(name: str) -> BackboneSpec:
     preset = PRESETS[name]
-    return bert_spec(name, _arch(preset["config"]), tokenizer=f"hf:{preset['hub']}",
-                     weights=(f"hf:{preset['hub']}",), description=preset["description"])
+    weights = Weights(reference=f"hf:{preset['hub']}", tag=preset["hub"], license=LICENSE,
+                      dataset=preset["dataset"], description=preset["description"], default=True,
+                      preprocessing=TextPreprocessing(tokenizer=f"hf:{preset['hub']}"))
+    return bert_spec(name, _arch(preset["config"]), tokenizer=f"hf:{preset['hub']}", weights=(weights,),
+                     description=preset["description"])
 
 
 def export_sequence_classification(model, labels: list[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
