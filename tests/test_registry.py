@@ -325,7 +325,7 @@ def test_registry_cli_errors_are_one_line(tmp_path, zoo, checkpoint):
     assert "acme/good@1" in zoo("lineage", "acme/good", env=env, check=True).stdout
 
 
-def test_both_transports_pull_exactly_the_versions_files(tmp_path, serve, checkpoint, monkeypatch, caplog):
+def test_both_transports_pull_exactly_the_versions_files(tmp_path, serve, checkpoint, monkeypatch, caplog, zoo):
     """The embedded pull and the HTTP pull (huggingface_hub's snapshot_download against the zoo's Hub API) give the
     same folder: the version's files only, checked by sha256, named by commit in the cache unless told where."""
     embedded = zoo_core.open_registry(tmp_path / "zoo")
@@ -353,4 +353,8 @@ def test_both_transports_pull_exactly_the_versions_files(tmp_path, serve, checkp
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing half-written beside it
     (chosen / "model.safetensors").write_bytes(b"tampered")  # a damaged copy is fetched again, not trusted
     assert contents(remote.pull("acme/pulled@1", chosen)) == expected
+    offline = {"HF_HUB_OFFLINE": "1", "ZOO_REGISTRY": url, "ZOO_CACHE": str(tmp_path / "offline-cache")}
+    refused = zoo("pull", "acme/pulled@1", env=offline)  # huggingface_hub reads HF_HUB_OFFLINE at import
+    assert refused.returncode == 2 and "HF_HUB_OFFLINE is set" in refused.stderr
+    assert zoo("pull", "acme/pulled@1", env={**offline, "ZOO_CACHE": str(tmp_path / "cache")}).returncode == 0
     embedded.service.engine.dispose()

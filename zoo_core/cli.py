@@ -137,10 +137,22 @@ def info(name: str = typer.Argument(None, help="A backbone, strategy, reader, we
         return _print_json(found)
     table = Table(show_header=False, title=f"{found['kind']} {name}")
     for key, value in found.items():
-        if isinstance(value, dict | list):
+        if key == "weights":  # one line a tag: reference, data set, headline metric, preprocessing
+            value = "\n".join(_weights_line(w) for w in value) or "-"
+        elif isinstance(value, dict | list):
             value = json.dumps(value) if key != "groups" else ", ".join(value)
         table.add_row(key, str(value))
     console.print(table)
+
+
+def _weights_line(weights: dict[str, Any]) -> str:
+    pre = weights.get("preprocessing") or {}
+    size = f"resize {pre['resize_size']}, crop {pre['input_size']}" if pre.get("kind") == "image" else ""
+    metrics = "; ".join(f"{name} {', '.join(f'{k} {v}' for k, v in values.items())}"
+                        for name, values in (weights.get("metrics") or {}).items() if isinstance(values, dict))
+    parts = [weights["reference"] + (" (default)" if weights.get("default") else ""), weights.get("dataset") or "",
+             metrics, size, weights.get("license") or ""]
+    return " · ".join(p for p in parts if p)
 
 
 def _settings(as_json: bool) -> None:

@@ -123,7 +123,11 @@ class HttpRegistry(Registry):
                 _raise_for(exc.response)
             raise ZooError(f"cannot pull {info.model_id}@{info.number} from {self.url}: {exc}") from None
         except OSError as exc:  # connection errors of requests and httpx are OSErrors too
-            raise ZooError(f"cannot pull {info.model_id}@{info.number} from {self.url}: {exc}") from None
+            from huggingface_hub import constants
+
+            hint = (" (HF_HUB_OFFLINE is set, and pulls from a zoo server go through huggingface_hub: unset it to "
+                    "pull)") if constants.HF_HUB_OFFLINE else ""
+            raise ZooError(f"cannot pull {info.model_id}@{info.number} from {self.url}{hint}: {exc}") from None
 
     def resolve(self, ref: str) -> VersionInfo:
         model_path, revision = self._path(ref)
