@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from registry_server import deps
 from registry_server.schemas import ERRORS
 from zoo_core.errors import ConflictError, EntryNotFoundError, ZooError
-from zoo_core.registry.cards import parse_card
+from zoo_core.registry.cards import front_matter, has_yaml_aliases, parse_card
 from zoo_core.registry.service import RegistryService, VersionInfo, Viewer
 
 router = APIRouter(tags=["Hugging Face Hub API"], responses=ERRORS)
@@ -148,8 +148,12 @@ async def create_repo(request: Request, who: Viewer = Writer, service: RegistryS
 @router.post("/api/validate-yaml")
 async def validate_yaml(request: Request) -> dict[str, Any]:
     body = await request.json()
+    content = body.get("content") or ""
+    if has_yaml_aliases(front_matter(content)):
+        return {"errors": [{"message": "YAML anchors and aliases (&name / *name) are refused: write the values "
+                                       "out"}], "warnings": []}
     try:
-        parse_card(body.get("content") or "")
+        parse_card(content)
     except Exception as exc:  # the client shows these to the user
         return {"errors": [{"message": str(exc)}], "warnings": []}
     return {"errors": [], "warnings": []}

@@ -358,3 +358,50 @@ def test_both_transports_pull_exactly_the_versions_files(tmp_path, serve, checkp
     assert refused.returncode == 2 and "HF_HUB_OFFLINE is set" in refused.stderr
     assert zoo("pull", "acme/pulled@1", env={**offline, "ZOO_CACHE": str(tmp_path / "cache")}).returncode == 0
     embedded.service.engine.dispose()
+
+
+def laughs(levels: int = 9) -> str:
+    """YAML 'billion laughs': each level an alias list of ten of the one below (600 bytes -> gigabytes)."""
+    lines = ['a0: &a0 "lol"']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_and_non_finite_metrics_are_refused_and_store_nothing(service, checkpoint):
+    """A card or recipe whose YAML uses anchors/aliases, and metrics.json with Infinity or NaN, are refused at
+    publication with a 422-class error that names the file; no version is stored, and the model does not exist."""
+    from zoo_core.errors import ContentError
+
+    card = CARD.format(name="m", accuracy=0.9, tag="x").replace("license: cc-by-4.0\n",
+                                                                "license: cc-by-4.0\n" + laughs())
+    hostile = {"card": checkpoint("m", card=card), "recipe": checkpoint("m"), "inf": checkpoint("m"),
+               "nan": checkpoint("m")}
+    (hostile["recipe"] / "recipe.yaml").write_text(laughs())
+    (hostile["inf"] / "metrics.json").write_text('{"accuracy": Infinity}')
+    (hostile["nan"] / "metrics.json").write_text('{"accuracy": NaN, "loss": 0.3}')
+    expected = {"card": "model card's metadata uses YAML anchors", "recipe": "recipe.yaml uses YAML anchors",
+                "inf": "'accuracy' as inf", "nan": "'accuracy' as nan"}
+    for kind, folder in hostile.items():
+        with pytest.raises(ContentError, match=expected[kind]) as raised:
+            service.push_folder(folder, "acme/hostile")
+        assert raised.value.status == 422
+        for status in ("draft", "published"):  # a draft is refused too: the catalog and the Hub API read drafts
+            with pytest.raises(ContentError):
+                service.push_folder(folder, "acme/hostile", status=status)
+    with pytest.raises(NotFoundError):
+        service.versions("acme/hostile")
+    ok = service.push_folder(checkpoint("m"), "acme/hostile")  # the honest push still works, as number 1
+    assert ok.number == 1 and ok.metrics == {"accuracy": 0.9, "macro_f1": pytest.approx(0.89)}
+
+
+def test_stored_yaml_with_aliases_is_never_expanded_when_read():
+    """Cards and recipes stored before the check (or by other means) are read without expanding their aliases."""
+    from zoo_core.registry.cards import parse_card
+    from zoo_core.registry.publishing import yaml_or_none
+
+    meta, body = parse_card("---\n" + laughs(12) + "---\n\n# title\n")
+    assert meta == {} and body.strip() == "# title"
+    assert yaml_or_none(laughs(12)) is None
+    assert yaml_or_none("a: &x 1\nb: 2\n") is None  # an anchor alone is refused too: no YAML the zoo writes has one
+    assert yaml_or_none("strategy: {name: finetune}\n") == {"strategy": {"name": "finetune"}}

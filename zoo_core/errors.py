@@ -166,6 +166,13 @@ class IntegrityError(ZooError):
     """A file whose bytes do not match its declared size or sha256."""
 
 
+class ContentError(ZooError):
+    """A file of a version that the registry will not take as it is: YAML with anchors or aliases (a few hundred
+    bytes can expand to gigabytes), metrics that are not finite numbers."""
+
+    status = 422
+
+
 class UploadTooLargeError(IntegrityError):
     """A file larger than the server's upload limit."""
 

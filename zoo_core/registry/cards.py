@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import yaml
 from huggingface_hub import ModelCard
 
 from zoo_core.card import PLACEHOLDER
@@ -16,10 +17,35 @@ REQUIRED_SECTIONS = {
 }
 
 
+FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def front_matter(text: str) -> str:
+    """The YAML between a card's opening `---` lines ('' when it has none)."""
+    match = FRONT_MATTER.match(text)
+    return match.group(1) if match else ""
+
+
+def has_yaml_aliases(text: str) -> bool:
+    """Whether YAML text uses anchors or aliases (`&a`, `*a`). Ten nested aliases turn 600 bytes into 17 MB once
+    loaded ("billion laughs"); no card or recipe needs them, so the registry refuses such files at publication and
+    never expands them when it reads one. Looks at the parser's events only: nothing is built."""
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                return True
+    except yaml.YAMLError:
+        return False  # malformed YAML is for whoever parses it to report (or ignore)
+    return False
+
+
 def parse_card(text: str) -> tuple[dict, str]:
-    """(metadata, markdown body); a card without front matter has empty metadata."""
+    """(metadata, markdown body); a card without front matter has empty metadata, and so has one whose front
+    matter uses YAML aliases (publication refuses those; this keeps any stored before from being expanded)."""
     if not text.lstrip().startswith("---"):
         return {}, text  # (huggingface_hub would log a warning for each such card)
+    if has_yaml_aliases(front_matter(text)):
+        return {}, FRONT_MATTER.sub("", text, count=1)
     card = ModelCard(text, ignore_metadata_errors=True)
     return card.data.to_dict(), card.text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlmodel import Session, select
 from zoo_core.errors import (
     CardError,
     ConflictError,
+    ContentError,
     ForbiddenError,
     IntegrityError,
     ModelNotFoundError,
@@ -26,7 +28,7 @@ from zoo_core.errors import (
     ZooError,
 )
 from zoo_core.registry.blobs import BlobWriter
-from zoo_core.registry.cards import missing_for_publication, parse_card
+from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
 from zoo_core.registry.models import FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import ADMIN, FileSpec, VersionInfo, Viewer, check_path, manifest_commit
@@ -169,6 +171,13 @@ class PublishingMixin:
             if actual != f.size:
                 raise IntegrityError(f"file '{f.path}': declared {f.size} bytes, stored blob has {actual}")
         card = self._read_small(by_path, "README.md") or ""
+        if has_yaml_aliases(front_matter(card)):
+            raise ContentError(f"cannot publish {ref.model_id}: the model card's metadata uses YAML anchors or aliases "
+                               "(&name / *name); write the values out")
+        recipe_text = self._read_small(by_path, "recipe.yaml")
+        if recipe_text and has_yaml_aliases(recipe_text):
+            raise ContentError(f"cannot publish {ref.model_id}: recipe.yaml uses YAML anchors or aliases "
+                               "(&name / *name); write the values out")
         if status == "published":
             missing = missing_for_publication(card)
             if missing:
@@ -177,9 +186,8 @@ class PublishingMixin:
         meta = parse_card(card)[0] if card else {}
         config = _json_or_empty(self._read_small(by_path, "config.json"))
         config = config.get("transfer_zoo", config)  # a zoo checkpoint in a Hub library's layout
-        recipe = yaml_or_none(self._read_small(by_path, "recipe.yaml"))
-        metrics = {k: float(v) for k, v in _json_or_empty(self._read_small(by_path, "metrics.json")).items()
-                   if isinstance(v, int | float)}
+        recipe = yaml_or_none(recipe_text)
+        metrics = _metrics(self._read_small(by_path, "metrics.json"), ref.model_id)
         parents = self._lineage_parents(parent, relation, meta, recipe)
         for attempt in range(5):  # concurrent pushes race for the next number; the unique key decides
             try:
@@ -259,9 +267,26 @@ def _json_or_empty(text_value: str | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _metrics(text_value: str | None, model_id: str) -> dict[str, float]:
+    """metrics.json's numbers. Python's json reads `NaN` and `Infinity`, which no JSON answer can carry: refused,
+    so that one push cannot break the catalog's pages and the Hub API for everyone."""
+    metrics = {}
+    for name, value in _json_or_empty(text_value).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            raise ContentError(f"cannot publish {model_id}: metrics.json gives '{name}' as {value}; metrics must be "
+                               "finite numbers")
+        metrics[name] = float(value)
+    return metrics
+
+
 def yaml_or_none(text_value: str | None):
+    """A stored YAML file's data, or None when it is missing, malformed or uses aliases (never expanded)."""
+    if not text_value or has_yaml_aliases(text_value):
+        return None
     try:
-        return yaml.safe_load(text_value) if text_value else None
+        return yaml.safe_load(text_value)
     except yaml.YAMLError:
         return None
 
