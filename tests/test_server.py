@@ -225,3 +225,41 @@ def test_unknown_models_suggest_only_names_the_caller_can_see(server, tmp_path):
     assert owner.value.suggestions == ["lab/secret-bert"]
     with pytest.raises(ModelNotFoundError, match=r"did you mean lab/public-bert\?"):
         zoo_core.open_registry(url).resolve("lab/publc-bert")
+
+
+@pytest.mark.parametrize("commit, path", [("../../escape", "model.safetensors"), ("a" * 40, "../../escape.txt"),
+                                          ("a" * 40, "/tmp/zoo-escape.txt"), ("a" * 40, "x/../../y")])
+def test_a_hostile_server_cannot_make_the_client_write_outside_its_target(tmp_path, monkeypatch, commit, path):
+    """The client checks every commit id and file path a server sends, exactly as the server checks what it stores,
+    before anything is written: a real (hostile) HTTP server on loopback answers with an escaping version."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    version = {"model_id": "acme/x", "number": 1, "status": "published", "commit": commit,
+               "created_at": "2026-01-01T00:00:00", "created_by": None, "backbone": None, "family": None,
+               "strategy": None, "metrics": {}, "aliases": ["latest"],
+               "files": [{"path": path, "size": 3, "sha256": "b" * 64}]}
+
+    class Hostile(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            body = json.dumps(version).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cache = tmp_path / "deep" / "cache"
+    monkeypatch.setenv("ZOO_CACHE", str(cache))
+    try:
+        with pytest.raises(ZooError, match="the registry sent an (invalid commit id|unsafe file path)"):
+            zoo_core.open_registry(f"http://127.0.0.1:{server.server_port}").pull("acme/x")
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "deep" / "escape.txt").exists()
+    assert not Path("/tmp/zoo-escape.txt").exists() and not cache.exists()  # nothing written at all

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,7 +18,7 @@ from zoo_core.client import Registry
 from zoo_core.errors import ZooError, error_from_response
 from zoo_core.registry.files import file_matches, folder_complete
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.types import VersionInfo
+from zoo_core.registry.types import VersionInfo, check_path
 from zoo_core.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -179,5 +180,25 @@ class HttpRegistry(Registry):
         raise ZooError("tokens are created on the server's machine: zoo token create NAMESPACE --registry FOLDER")
 
 
+HEX40, HEX64 = re.compile(r"[0-9a-f]{40}"), re.compile(r"[0-9a-f]{64}")
+
+
 def _info(data: dict[str, Any]) -> VersionInfo:
-    return VersionInfo(**data)
+    """A version as the server described it, checked as the server checks what it stores: the commit id names a
+    folder and every file path a file on this machine, so a hostile or intercepted server must not be able to
+    point them outside the target (`../`, absolute paths, a commit of `../../dir`)."""
+    try:
+        info = VersionInfo(**data)
+    except TypeError as exc:
+        raise ZooError(f"the registry sent a version this client cannot read: {exc}") from None
+    if not isinstance(info.commit, str) or not HEX40.fullmatch(info.commit):
+        raise ZooError(f"the registry sent an invalid commit id {info.commit!r} (40 hex digits expected)")
+    for entry in info.files:
+        path, sha256 = entry.get("path"), entry.get("sha256")
+        if not isinstance(path, str) or not isinstance(sha256, str) or not HEX64.fullmatch(sha256):
+            raise ZooError(f"the registry sent an invalid file entry {entry!r}")
+        try:
+            check_path(path)
+        except ZooError as exc:
+            raise ZooError(f"the registry sent an unsafe file path: {exc}") from None
+    return info
