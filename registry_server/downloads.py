@@ -44,7 +44,8 @@ def file_response(service: RegistryService, spec: FileSpec, request: Request) ->
     etag = f'"{spec.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
                "Content-Disposition": f'attachment; filename="{Path(spec.path).name}"'}
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    wanted = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+    if etag in wanted or "*" in wanted or f"W/{etag}" in wanted:  # RFC 9110: `*` matches any current file
         return Response(status_code=304, headers={"ETag": etag})
     start, end, status = 0, spec.size - 1, 200
     requested = request.headers.get("range")

@@ -405,3 +405,29 @@ def test_stored_yaml_with_aliases_is_never_expanded_when_read():
     assert yaml_or_none(laughs(12)) is None
     assert yaml_or_none("a: &x 1\nb: 2\n") is None  # an anchor alone is refused too: no YAML the zoo writes has one
     assert yaml_or_none("strategy: {name: finetune}\n") == {"strategy": {"name": "finetune"}}
+
+
+def test_names_ending_in_a_newline_and_like_wildcards_are_plain_text(service, checkpoint):
+    from zoo_core.registry.refs import check_alias, parse_ref
+
+    for bad in ("acme/x\n", "acme\n/x", "acme/x@1\n"):
+        with pytest.raises(ZooError):
+            service.push_folder(checkpoint("n"), bad)
+    with pytest.raises(ZooError, match="is not valid"):
+        check_alias("production\n")
+    assert parse_ref("acme/x@production").revision == "production"
+    service.push_folder(checkpoint("plain"), "acme/plain")
+    service.push_folder(checkpoint("pct", card=CARD.format(name="50% off_sale", accuracy=0.9, tag="x")), "acme/pct")
+    assert service.search("%")["total"] == 1  # only the card that holds a literal %
+    assert [r["id"] for r in service.search("0% off_")["results"]] == ["acme/pct"]
+    assert service.search("p_ain")["total"] == 0  # "_" is not "any character": acme/plain does not match
+
+
+def test_a_new_sqlite_registry_is_readable_by_its_owner_only(tmp_path):
+    """registry.db holds private models' cards and token hashes: 0600 from its creation, and so are SQLite's
+    -wal/-shm files beside it."""
+    registry = zoo_core.open_registry(tmp_path / "zoo")
+    registry.create_token("acme")
+    files = sorted((tmp_path / "zoo").glob("registry.db*"))
+    assert files and all(f.stat().st_mode & 0o077 == 0 for f in files)
+    registry.service.engine.dispose()

@@ -148,6 +148,8 @@ def test_downloads_support_range_and_etag(server, tmp_path):
     assert full.status_code == 200 and full.content == weights
     assert full.headers["etag"] == f'"{hashlib.sha256(weights).hexdigest()}"'
     assert httpx.get(file_url, headers={"If-None-Match": full.headers["etag"]}).status_code == 304
+    assert httpx.get(file_url, headers={"If-None-Match": "*"}).status_code == 304  # any current file matches *
+    assert httpx.get(file_url, headers={"If-None-Match": '"' + "0" * 64 + '"'}).status_code == 200
     part = httpx.get(file_url, headers={"Range": "bytes=10-19"})
     assert part.status_code == 206 and part.content == weights[10:20]
     assert part.headers["content-range"] == f"bytes 10-19/{len(weights)}"

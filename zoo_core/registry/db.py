@@ -6,11 +6,12 @@ registry created by an older release is migrated, never recreated.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
@@ -27,6 +28,7 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 def create_db_engine(url: str, migrate: bool = True) -> Engine:
     if url.startswith("sqlite"):
+        _private_file(make_url(url).database)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -47,3 +49,14 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _private_file(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner only: it holds private models' cards and token hashes.
+    (SQLite gives its -wal and -shm files the database file's permissions.)"""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -93,16 +93,16 @@ class QueriesMixin:
             if not viewer.admin:
                 stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
             if query:
-                like = f"%{query.lower()}%"
-                stmt = stmt.where(or_(func.lower(Model.name).like(like), func.lower(Namespace.name).like(like),
-                                      func.lower(Model.description).like(like), func.lower(Version.card).like(like)))
+                like = f"%{escape_like(query.lower())}%"  # the query's own % and _ are plain characters
+                stmt = stmt.where(or_(*(func.lower(column).like(like, escape="\\") for column in
+                                        (Model.name, Namespace.name, Model.description, Version.card))))
             for column, value in ((Model.task, task), (Model.modality, modality), (Version.backbone, backbone),
                                   (Version.family, family), (Version.strategy, strategy), (Model.license, license),
                                   (Version.library, library), (Namespace.name, namespace)):
                 if value:
                     stmt = stmt.where(column == value)
             if tag:
-                stmt = stmt.where(func.lower(_tags_text(Model)).like(f'%"{tag.lower()}"%'))
+                stmt = stmt.where(func.lower(_tags_text(Model)).like(f'%"{escape_like(tag.lower())}"%', escape="\\"))
             if metric:
                 name, op, value = metric
                 ops = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__"}
@@ -195,3 +195,8 @@ def parse_metric(metric: str | None) -> tuple[str, str, float] | None:
     if not match:
         raise ZooError(f"metric filter '{metric}' must look like NAME>=VALUE (operators >=, <=, >, <, =)")
     return match.group(1), match.group(2), float(match.group(3))
+
+
+def escape_like(text: str) -> str:
+    """`text` for a LIKE pattern with `\\` as the escape character: its %, _ and \\ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

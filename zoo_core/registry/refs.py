@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from zoo_core.errors import ZooError
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,47}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")  # fullmatch: `$` would let a trailing newline in
+ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,47}")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ModelRef:
 
 
 def check_name(value: str, what: str) -> str:
-    if not NAME.match(value) or ".." in value:
+    if not NAME.fullmatch(value) or ".." in value:
         raise ZooError(f"{what} '{value}' is not valid: use letters, digits, '.', '_' and '-', starting with a "
                        "letter or digit, at most 96 characters")
     return value
@@ -44,7 +44,7 @@ def check_namespace(value: str) -> str:
 
 
 def check_alias(value: str) -> str:
-    if not ALIAS.match(value) or value.isdigit() or re.fullmatch(r"v\d+", value):
+    if not ALIAS.fullmatch(value) or value.isdigit() or re.fullmatch(r"v\d+", value):
         raise ZooError(f"alias '{value}' is not valid: start with a letter; it must not look like a version "
                        "number (3 or v3)")
     return value
