@@ -42,8 +42,10 @@ class FileOut(BaseModel):
 
 
 class ParentOut(BaseModel):
-    ref: str = Field(description="another version (`ns/name@3`) or an outside source (`torchvision:...`, `hf:...`)")
+    ref: str | None = Field(description="another version (`ns/name@3`) or an outside source (`torchvision:...`, "
+                                        "`hf:...`); null for a private model the caller cannot see")
     relation: str
+    private: bool = Field(False, description="the parent is a private model the caller cannot see")
 
 
 class VersionOut(BaseModel):

@@ -265,3 +265,27 @@ def test_a_hostile_server_cannot_make_the_client_write_outside_its_target(tmp_pa
         server.shutdown()
     assert not (tmp_path / "escape").exists() and not (tmp_path / "deep" / "escape.txt").exists()
     assert not Path("/tmp/zoo-escape.txt").exists() and not cache.exists()  # nothing written at all
+
+
+def test_lineage_never_reveals_a_private_parent(server, tmp_path):
+    """A token holder cannot graft a version onto someone's private model (nor learn it exists), and a public version
+    its owner derived from a private one names "a private model" to everyone else: JSON, Hub info, web, CLI."""
+    url, admin = server
+    acme = zoo_core.open_registry(url, token=admin.create_token("acme"))
+    evil = zoo_core.open_registry(url, token=admin.create_token("evil"))
+    acme.push(make_checkpoint(tmp_path / "s", "s"), "acme/secret", visibility="private")
+    with pytest.raises(NotFoundError) as probing:
+        evil.push(make_checkpoint(tmp_path / "e", "e"), "evil/graft", parent="acme/secret@1")
+    assert str(probing.value) == "model 'acme/secret' not found"  # the same answer as for a model that never was
+    with pytest.raises(NotFoundError):
+        evil.resolve("evil/graft")  # nothing was stored
+    acme.push(make_checkpoint(tmp_path / "p", "p"), "acme/public", parent="acme/secret@1")
+    assert acme.resolve("acme/public").parents == [{"ref": "acme/secret@1", "relation": "finetune",
+                                                    "private": False}]
+    for who in (zoo_core.open_registry(url), evil):
+        assert who.resolve("acme/public").parents == [{"ref": None, "relation": "finetune", "private": True}]
+    hub = httpx.get(f"{url}/api/models/acme/public/revision/main").json()
+    page = httpx.get(f"{url}/acme/public", headers={"Accept": "text/html"}).text
+    assert "a private model" in page
+    assert "secret" not in json.dumps(hub) and "secret" not in page
+    assert "secret" not in json.dumps(httpx.get(f"{url}/api/models/acme/public/lineage/1").json())

@@ -94,7 +94,8 @@ def register(app: typer.Typer, console) -> None:
         console.print(f"aliases: {', '.join(info.aliases) or '-'}   backbone: {info.backbone}   "
                       f"strategy: {info.strategy}")
         console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in info.metrics.items()))
-        console.print("parents: " + (", ".join(f"{p['ref']} ({p['relation']})" for p in info.parents) or "-"))
+        parents = [f"{p['ref'] or 'a private model'} ({p['relation']})" for p in info.parents]
+        console.print("parents: " + (", ".join(parents) or "-"))
         table = Table("file", "size", "sha256")
         for f in info.files:
             table.add_row(f["path"], str(f["size"]), f["sha256"])

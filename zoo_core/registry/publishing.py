@@ -248,12 +248,12 @@ class PublishingMixin:
             if status == "published":
                 self._move_alias(session, model, "latest", version, viewer.name)
             session.commit()
-            return self._info(session, ref.model_id, version, detail=True)
+            return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
 
     def _edge(self, session, child_id: int, parent: str, relation: str, recipe, viewer: Viewer) -> LineageEdge:
         if parent.startswith("zoo:") or (":" not in parent and "/" in parent):
             pref = parse_ref(parent)
-            model, _ = self._model(session, pref, ADMIN, asker=viewer)
+            model, _ = self._model(session, pref, viewer)  # a parent the pusher cannot see does not exist
             target = self._version(session, model, pref)
             return LineageEdge(child_id=child_id, parent_id=target.id, relation=relation, recipe=recipe)
         return LineageEdge(child_id=child_id, parent_external=parent, relation=relation, recipe=recipe)

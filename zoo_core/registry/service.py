@@ -132,7 +132,7 @@ class RegistryService(PublishingMixin, QueriesMixin):
         return out
 
     def _info(self, session: Session, model_id: str, version: Version, *, aliases=None, metrics=None,
-              detail: bool = False) -> VersionInfo:
+              detail: bool = False, viewer: Viewer = ADMIN) -> VersionInfo:
         if aliases is None:
             aliases = self._aliases_by_version(session, [version.model_id]).get(version.id, [])
         if metrics is None:
@@ -145,17 +145,22 @@ class RegistryService(PublishingMixin, QueriesMixin):
                                  .order_by(FileEntry.path)).all()
             info.files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
             info.size = sum(f.size for f in files)
-            info.parents = self._parents(session, version.id)
+            info.parents = self._parents(session, version.id, viewer)
             info.card = version.card
         return info
 
-    def _parents(self, session: Session, version_id: int) -> list[dict[str, Any]]:
+    def _parents(self, session: Session, version_id: int, viewer: Viewer) -> list[dict[str, Any]]:
+        """A version's parents as `viewer` may see them: a private parent it cannot read is `{"ref": None,
+        "private": True}` (its owner may derive public versions from it; nobody else learns its name)."""
         parents = []
         for edge in session.exec(select(LineageEdge).where(LineageEdge.child_id == version_id)):
             if edge.parent_id is not None:
                 parent = session.get(Version, edge.parent_id)
                 model = session.get(Model, parent.model_id)
                 ns = session.get(Namespace, model.namespace_id)
+                if not viewer.can_read(model, ns.name):
+                    parents.append({"ref": None, "private": True, "relation": edge.relation})
+                    continue
                 parents.append({"ref": f"{ns.name}/{model.name}@{parent.number}", "relation": edge.relation})
             else:
                 parents.append({"ref": edge.parent_external, "relation": edge.relation})
@@ -178,7 +183,8 @@ class RegistryService(PublishingMixin, QueriesMixin):
         ref = parse_ref(model_ref)
         with Session(self.engine) as session:
             model, _ = self._model(session, ref, viewer)
-            return self._info(session, ref.model_id, self._version(session, model, ref), detail=True)
+            return self._info(session, ref.model_id, self._version(session, model, ref), detail=True,
+                              viewer=viewer)
 
     def versions(self, model_ref: str, viewer: Viewer = ADMIN) -> list[VersionInfo]:
         ref = parse_ref(model_ref)
