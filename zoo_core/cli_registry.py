@@ -172,9 +172,11 @@ def register(app: typer.Typer, console) -> None:
         console.print(f"{info.model_id}@{info.number} yanked")
 
     @app.command()
-    def gc(registry: str = REGISTRY) -> None:
-        """Remove blobs that no version references (left by failed pushes)."""
-        result = open_registry(registry).gc()
+    def gc(registry: str = REGISTRY,
+           grace: float = typer.Option(3600.0, min=0, help="Keep unreferenced blobs and uploads younger than this "
+                                                           "many seconds (pushes in flight own them).")) -> None:
+        """Remove blobs that no version references (left by failed pushes), once older than the grace period."""
+        result = open_registry(registry).gc(grace)
         console.print(f"removed {result['removed']} blobs ({result['bytes']} bytes)")
 
     @app.command()

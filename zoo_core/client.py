@@ -73,8 +73,9 @@ class Registry(abc.ABC):
         """Publish a draft version (its card is checked now)."""
 
     @abc.abstractmethod
-    def gc(self) -> dict[str, int]:
-        """Remove blobs no version references: `{"removed", "bytes"}` (embedded registries only)."""
+    def gc(self, grace: float = 3600.0) -> dict[str, int]:
+        """Remove blobs no version references and abandoned uploads, once older than `grace` seconds (pushes in
+        flight keep theirs): `{"removed", "bytes"}` (embedded registries only)."""
 
     @abc.abstractmethod
     def create_token(self, namespace: str, name: str = "default") -> str:

@@ -67,8 +67,8 @@ class EmbeddedRegistry(Registry):
     def publish_draft(self, ref: str) -> VersionInfo:
         return self.service.set_status(ref, "published", None, self.viewer)
 
-    def gc(self) -> dict[str, int]:
-        return self.service.gc()
+    def gc(self, grace: float = 3600.0) -> dict[str, int]:
+        return self.service.gc(grace)
 
     def create_token(self, namespace: str, name: str = "default") -> str:
         return self.service.create_token(namespace, name)

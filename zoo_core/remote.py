@@ -173,7 +173,7 @@ class HttpRegistry(Registry):
     def publish_draft(self, ref: str) -> VersionInfo:
         return self._status(ref, "published", None)
 
-    def gc(self) -> dict[str, int]:
+    def gc(self, grace: float = 3600.0) -> dict[str, int]:
         raise ZooError("gc runs on the server's machine: zoo gc --registry FOLDER")
 
     def create_token(self, namespace: str, name: str = "default") -> str:

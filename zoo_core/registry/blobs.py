@@ -8,10 +8,12 @@ only then become the blob (a rename, or an upload), so a blob that exists is alw
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -52,10 +54,11 @@ class LocalBlobStore:
         return self.path(sha256).stat().st_size
 
     def _store(self, tmp: str, sha256: str) -> None:
-        """Make a verified temporary file the blob `sha256`."""
+        """Make a verified temporary file the blob `sha256` (an existing one is touched: it is in use again)."""
         target = self.path(sha256)
         if target.exists():
             os.unlink(tmp)
+            self.touch(sha256)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
@@ -89,9 +92,27 @@ class LocalBlobStore:
         path.unlink()
         return size
 
-    def clear_tmp(self) -> None:
-        shutil.rmtree(self.root / "tmp", ignore_errors=True)
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+    def touch(self, sha256: str) -> None:
+        """Mark the blob as just used: `gc` leaves blobs younger than its grace period alone, so a publish that
+        will reference this blob (or a client that was told it need not upload it) is not robbed of it."""
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.path(sha256))
+
+    def age(self, sha256: str) -> float:
+        """Seconds since the blob was stored or last touched."""
+        return time.time() - self.path(sha256).stat().st_mtime
+
+    def clear_tmp(self, older_than: float = 0.0) -> int:
+        """Remove uploads in flight that stopped more than `older_than` seconds ago (killed or abandoned)."""
+        removed = 0
+        for tmp in (self.root / "tmp").iterdir():
+            try:
+                if time.time() - tmp.stat().st_mtime > older_than:
+                    shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:  # finished meanwhile
+                pass
+        return removed
 
 
 class S3BlobStore(LocalBlobStore):
@@ -123,7 +144,9 @@ class S3BlobStore(LocalBlobStore):
 
     def _store(self, tmp: str, sha256: str) -> None:
         try:
-            if not self.exists(sha256):
+            if self.exists(sha256):
+                self.touch(sha256)
+            else:
                 self.client.upload_file(tmp, self.bucket, self.key(sha256))  # multipart for large files
         finally:
             os.unlink(tmp)
@@ -146,6 +169,18 @@ class S3BlobStore(LocalBlobStore):
         size = self.size(sha256)
         self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
         return size
+
+    def touch(self, sha256: str) -> None:
+        from botocore.exceptions import ClientError
+
+        key = {"Bucket": self.bucket, "Key": self.key(sha256)}
+        with contextlib.suppress(ClientError):  # a copy onto itself renews LastModified (managed: > 5 GB too)
+            self.client.copy(key, self.bucket, key["Key"], ExtraArgs={"MetadataDirective": "REPLACE",
+                                                                      "Metadata": {"touched": str(time.time())}})
+
+    def age(self, sha256: str) -> float:
+        modified = self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))["LastModified"]
+        return time.time() - modified.timestamp()
 
 
 def open_blob_store(location: str | Path, tmp_root: str | Path) -> LocalBlobStore:

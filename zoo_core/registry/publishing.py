@@ -48,8 +48,12 @@ class PublishingMixin:
         return FileSpec(path, digest, written)
 
     def has_blob(self, sha256: str) -> bool:
-        """Whether the bytes with this sha256 are stored (a client uploads only what the registry lacks)."""
-        return self.blobs.exists(sha256)
+        """Whether the bytes with this sha256 are stored (a client uploads only what the registry lacks); a blob
+        that is there is touched, so that `gc` does not take it before the client's publish references it."""
+        if not self.blobs.exists(sha256):
+            return False
+        self.blobs.touch(sha256)
+        return True
 
     def open_upload(self, path: str, sha256: str, size: int | None = None, limit: int | None = None) -> BlobWriter:
         """Receive one file's bytes chunk by chunk (a streamed upload): `write` each chunk, then `commit()` checks
@@ -170,6 +174,7 @@ class PublishingMixin:
             actual = self.blobs.size(f.sha256)
             if actual != f.size:
                 raise IntegrityError(f"file '{f.path}': declared {f.size} bytes, stored blob has {actual}")
+            self.blobs.touch(f.sha256)  # in use again: gc's grace period now covers it until we commit
         card = self._read_small(by_path, "README.md") or ""
         if has_yaml_aliases(front_matter(card)):
             raise ContentError(f"cannot publish {ref.model_id}: the model card's metadata uses YAML anchors or aliases "
@@ -247,6 +252,10 @@ class PublishingMixin:
                 session.add(self._edge(session, version.id, parent, relation, recipe, viewer))
             if status == "published":
                 self._move_alias(session, model, "latest", version, viewer.name)
+            session.flush()  # the files are referenced from here on, so gc's snapshot of references includes them
+            gone = [f.path for f in files if not self.blobs.exists(f.sha256)]
+            if gone:  # removed since the check above (a gc with no grace period): publish nothing
+                raise ZooError(f"file '{gone[0]}' is no longer stored (removed while publishing); push it again")
             session.commit()
             return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
 

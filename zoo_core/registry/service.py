@@ -65,6 +65,9 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
            "VersionInfo", "Viewer", "check_path", "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
 
+# `zoo gc` leaves blobs and uploads younger than this alone (seconds): long enough for any push to publish.
+GC_GRACE = 3600.0
+
 class RegistryService(PublishingMixin, QueriesMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
@@ -342,16 +345,24 @@ class RegistryService(PublishingMixin, QueriesMixin):
             raise AuthError("invalid token")
         return Viewer(namespaces=frozenset({row[1].name}), name=row[1].name)
 
-    def gc(self) -> dict[str, int]:
-        """Remove blobs no version references (left by failed or interrupted pushes) and temporary files."""
+    def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
+        """Remove blobs no version references (left by failed or interrupted pushes) and abandoned uploads, once
+        they are older than `grace` seconds: a push in flight stores or touches its blobs before it publishes, and
+        publication re-checks them inside its transaction, so gc never takes a blob a publish will reference."""
         with Session(self.engine) as session:
             referenced = set(session.exec(select(FileEntry.sha256).distinct()).all())
         removed = freed = 0
         for digest in list(self.blobs.all()):
-            if digest not in referenced:
+            if digest in referenced:
+                continue
+            try:
+                if self.blobs.age(digest) <= grace:  # read right before deleting: a push may have touched it
+                    continue
                 freed += self.blobs.delete(digest)
-                removed += 1
-        self.blobs.clear_tmp()
+            except FileNotFoundError:
+                continue
+            removed += 1
+        self.blobs.clear_tmp(older_than=grace)
         return {"removed": removed, "bytes": freed}
 
 
