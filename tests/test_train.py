@@ -43,7 +43,8 @@ def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_
         assert section in card.text
     assert card.data.eval_results[0].metric_type == "accuracy"
     resolved = yaml.safe_load((out / "recipe.yaml").read_text())
-    assert resolved["strategy"] == {"name": "linear-probe", "feature_groups": None, "standardize": True}
+    assert resolved["strategy"] == {"name": "linear-probe", "feature_groups": None, "standardize": True,
+                                    "solver": "lbfgs", "C": None, "cv_folds": 5}
     assert resolved["resolved"]["base"] == base
     assert len(resolved["resolved"]["data"]["train"]["sha256"]) == 64
     assert resolved["resolved"]["data"]["train"]["size"] == 16

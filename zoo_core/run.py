@@ -37,6 +37,7 @@ def resolved_recipe(recipe: Recipe, engine: Engine, result: RunResult) -> dict[s
         "best_epoch": result.best_epoch,
         "history": result.history,
         "test_metrics": result.metrics,
+        **({"probe": result.extra["probe"]} if "probe" in result.extra else {}),
         "versions": package_versions(recipe, engine),
     }
     return data

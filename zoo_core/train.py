@@ -244,6 +244,9 @@ class Engine:
                 feats[name] = self.features(split) if split is not None else None
             if self.model.head.standardize:
                 self.model.head.set_statistics(feats["train"].to(self.device))
+            settings = self.strategy.head_fit()
+            if settings is not None:
+                return self._fit_head(feats, settings, start)
         per_group = self._group_parameters()
         optimizer = self._optimizer(per_group)
         steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
@@ -302,6 +305,38 @@ class Engine:
             metrics = self.evaluate(data.test, feats["test"])
         return RunResult(self.model, data.classes, metrics, history, best_epoch, time.perf_counter() - start,
                          samples / max(1e-9, train_seconds))
+
+    def _fit_head(self, feats: dict[str, torch.Tensor | None], settings: dict[str, Any], start: float) -> RunResult:
+        """The head of a frozen backbone, fitted to convergence on the cached features (zoo_core.probe)."""
+        from zoo_core.probe import fit_probe
+
+        cfg, data, head = self.recipe.train, self.data, self.model.head
+        self.log("linear-probe (lbfgs): the head is fitted to convergence; train.lr, epochs and the head's "
+                 "dropout are not used")
+        with torch.no_grad():
+            x = feats["train"].to(self.device)
+            x = ((x - head.mean) / head.std if head.standardize else x).cpu()
+        fit_start = time.perf_counter()
+        fit = fit_probe(x, data.train.labels, len(data.classes), C=settings.get("C"),
+                        folds=settings.get("folds", 5), seed=cfg.seed)
+        seconds = time.perf_counter() - fit_start
+        with torch.no_grad():
+            head.linear.weight.copy_(fit.weight.to(head.linear.weight))
+            head.linear.bias.copy_(fit.bias.to(head.linear.bias))
+        self.model.eval()
+        record: dict[str, float] = {"epoch": 1, "train_loss": fit.loss}
+        if data.val is not None and len(data.val):
+            record.update({f"val_{k}": v for k, v in self.evaluate(data.val, feats["val"]).items()})
+        self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        metrics = self.evaluate(data.test, feats["test"]) if data.test is not None and len(data.test) else {}
+        probe = {"solver": "lbfgs", "C": fit.C, "iterations": fit.iterations, "seconds": round(seconds, 3),
+                 "selected_by": (f"stratified {fit.folds}-fold cross-validation on the training split, held-out "
+                                 "log-loss" if fit.folds else ("given" if settings.get("C") else
+                                                              "default C=1: a class has one training example"))}
+        if fit.cv:
+            probe["cv_log_loss"] = fit.cv
+        return RunResult(self.model, data.classes, metrics, [record], 1, time.perf_counter() - start,
+                         len(data.train) / max(1e-9, seconds), extra={"probe": probe})
 
     def _score(self, record: dict[str, float]) -> float:
         metric = self.recipe.train.select_metric
