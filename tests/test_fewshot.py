@@ -74,3 +74,76 @@ def test_linear_probe_solvers_run_in_the_engine_and_are_recorded(tmp_path, tiny_
         assert len(result.history) == 1
     else:
         assert "probe" not in resolved["resolved"] and len(result.history) == 2
+
+
+def test_a_tie_in_accuracy_goes_to_the_later_epoch_with_the_lower_loss():
+    from zoo_core.train import selection_key
+
+    history = [{"epoch": 1, "val_accuracy": 1.0, "val_loss": 0.66},  # a 6-example split saturates at once
+               {"epoch": 2, "val_accuracy": 1.0, "val_loss": 0.21},
+               {"epoch": 3, "val_accuracy": 0.83, "val_loss": 0.10}]
+    best = max(history, key=lambda r: selection_key(r, "accuracy"))
+    assert best["epoch"] == 2  # the tie goes to the lower loss; a better loss never beats a better accuracy
+    assert max(history, key=lambda r: selection_key(r, "loss"))["epoch"] == 3
+    assert max([{"epoch": 1}, {"epoch": 2}], key=lambda r: selection_key(r, "accuracy"))["epoch"] == 2
+
+
+def test_the_card_and_recipe_say_how_the_epoch_was_chosen(tmp_path, tiny_recipe):
+    import yaml
+
+    result = tiny_recipe.train(tmp_path, "finetune", data={"limit": {"val": 6, "test": 24}})
+    resolved = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
+    assert resolved["resolved"]["selection"] == {"metric": "validation accuracy", "tie_break": "lower validation loss",
+                                                 "validation_size": 6, "validation_carved": False}
+    card = (result.checkpoint / "README.md").read_text()
+    assert "Epoch chosen by validation accuracy, ties to the lower validation loss (6 validation examples)" in card
+
+
+def test_metrics_show_what_accuracy_hides_on_imbalanced_data():
+    from zoo_core.metrics import classification_metrics, per_class_f1
+
+    labels = np.array([0] * 9 + [1])
+    always_majority = np.tile([0.9, 0.1], (10, 1))
+    metrics = classification_metrics(labels, always_majority, 2)
+    assert metrics["accuracy"] == 0.9 and metrics["balanced_accuracy"] == 0.5
+    assert per_class_f1(labels, always_majority, ["healthy", "sick"]) == {"healthy": pytest.approx(18 / 19),
+                                                                          "sick": 0.0}
+
+
+def test_the_threshold_maximises_validation_f1_and_keeps_argmax_when_nothing_is_gained():
+    from zoo_core.metrics import choose_threshold
+
+    threshold, f1 = choose_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.35, 0.9]))
+    assert threshold == pytest.approx(0.325) and f1 == 1.0
+    assert choose_threshold(np.array([0, 1]), np.array([0.2, 0.8]))[0] == 0.5
+
+
+@pytest.mark.parametrize("strategy", ["linear-probe", "finetune"])
+def test_class_weights_and_a_validation_threshold_in_the_engine(tmp_path, tiny_recipe, strategy):
+    import yaml
+
+    import zoo_core
+
+    train = {"class_weights": "balanced", "threshold": "validation", "epochs": 1}
+    result = tiny_recipe.train(tmp_path, strategy, train=train)
+    resolved = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
+    threshold = resolved["resolved"]["threshold"]
+    assert 0 < threshold["value"] < 1 and threshold["validation_size"] == 16
+    assert resolved["train"]["class_weights"] == "balanced" and resolved["train"]["threshold"] == "validation"
+    assert set(resolved["resolved"]["test_per_class_f1"]) == {"normal", "pneumonia"}
+    assert "balanced_accuracy" in result.metrics
+    # the checkpoint's plain argmax applies the threshold: P(pneumonia) from the bias before the shift
+    loaded = zoo_core.load(result.checkpoint)
+    x = torch.randn(32, 3, 32, 32)
+    with torch.no_grad():
+        logits = loaded.model(x)
+        unshifted = logits[:, 1] + np.log(threshold["value"] / (1 - threshold["value"]))
+        p = torch.sigmoid(unshifted - logits[:, 0])
+    assert torch.equal(logits.argmax(1), (p > threshold["value"]).long())
+
+
+def test_a_validation_threshold_needs_a_validation_split(tmp_path, tiny_recipe):
+    from zoo_core.errors import DataError
+
+    with pytest.raises(DataError, match="threshold: validation needs a validation split"):
+        tiny_recipe.train(tmp_path, "finetune", train={"threshold": "validation"}, data={"val": None})

@@ -51,7 +51,7 @@ def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_
     assert resolved["resolved"]["data"]["val"]["size"] == 16
     # the versions of what the run used: the core, torch, and tinynet's plugin (no torchvision, no transformers)
     assert set(resolved["resolved"]["versions"]) == {"python", "transfer-zoo", "torch", "zoo-tinynet"}
-    assert set(result.metrics) == {"accuracy", "macro_f1", "auroc", "loss"}
+    assert set(result.metrics) == {"accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss"}
 
 
 def test_freeze_keeps_frozen_groups_and_their_batchnorm_statistics(tmp_path, tiny_recipe):
