@@ -369,7 +369,7 @@ class Engine:
         threshold, f1 = choose_threshold(data.val.labels, positive)
         with torch.no_grad():
             self.model.head.linear.bias[1] -= math.log(threshold / (1 - threshold))
-        return {"value": round(threshold, 6), "chosen_by": "validation macro-F1", "validation_macro_f1": f1,
+        return {"value": threshold, "chosen_by": "validation macro-F1", "validation_macro_f1": f1,
                 "validation_size": len(data.val), "applied_as": "shift of class 1's bias by -logit(threshold)"}
 
     def _score(self, record: dict[str, float]) -> tuple[float, ...]:
