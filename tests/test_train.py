@@ -43,14 +43,15 @@ def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_
         assert section in card.text
     assert card.data.eval_results[0].metric_type == "accuracy"
     resolved = yaml.safe_load((out / "recipe.yaml").read_text())
-    assert resolved["strategy"] == {"name": "linear-probe", "feature_groups": None, "standardize": True}
+    assert resolved["strategy"] == {"name": "linear-probe", "feature_groups": None, "standardize": True,
+                                    "solver": "lbfgs", "C": None, "cv_folds": 5}
     assert resolved["resolved"]["base"] == base
     assert len(resolved["resolved"]["data"]["train"]["sha256"]) == 64
     assert resolved["resolved"]["data"]["train"]["size"] == 16
     assert resolved["resolved"]["data"]["val"]["size"] == 16
     # the versions of what the run used: the core, torch, and tinynet's plugin (no torchvision, no transformers)
     assert set(resolved["resolved"]["versions"]) == {"python", "transfer-zoo", "torch", "zoo-tinynet"}
-    assert set(result.metrics) == {"accuracy", "macro_f1", "auroc", "loss"}
+    assert set(result.metrics) == {"accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss"}
 
 
 def test_freeze_keeps_frozen_groups_and_their_batchnorm_statistics(tmp_path, tiny_recipe):

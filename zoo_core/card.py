@@ -61,14 +61,45 @@ def render_card(*, recipe, result, origin: str | None, data_provenance: dict, ve
         "## Training procedure", "",
         f"- Base: `{origin or 'scratch'}`",
         f"- Strategy: `{recipe.strategy.name}` {recipe.strategy.params or ''}",
-        f"- Epochs: {recipe.train.epochs} (best: {result.best_epoch}), batch size {recipe.train.batch_size}, "
-        f"{recipe.train.optimizer} at lr {recipe.train.lr}, {recipe.train.schedule} schedule, seed {recipe.train.seed}",
+        *_optimisation(recipe, result),
         f"- Labels per class: {recipe.data.labels_per_class or 'all'}",
         f"- Software: {', '.join(f'{k} {v}' for k, v in versions.items())}", "",
         "## Evaluation", "",
         *(["| metric | value |", "|---|---|", *[f"| {k} | {v:.4f} |" for k, v in metrics.items()]]
           if metrics else ["_No test split was evaluated._"]),
+        *_per_class(result),
         "",
         "## Limitations", "", card.limitations or PLACEHOLDER, "",
     ]
     return "\n".join(lines)
+
+
+def _optimisation(recipe, result) -> list[str]:
+    """How the head (and backbone) were trained, and how the kept epoch was chosen."""
+    probe, selection = result.extra.get("probe"), result.extra.get("selection") or {}
+    if probe:
+        return [f"- Head: logistic regression fitted to convergence (L-BFGS) on the frozen features, "
+                f"C = {probe['C']:.4g} ({probe['selected_by']}), seed {recipe.train.seed}"]
+    lines = [f"- Epochs: {recipe.train.epochs} (best: {result.best_epoch}), batch size {recipe.train.batch_size}, "
+             f"{recipe.train.optimizer} at lr {recipe.train.lr}, {recipe.train.schedule} schedule, "
+             f"seed {recipe.train.seed}"]
+    if "metric" in selection:
+        tie = f", ties to the {selection['tie_break']}" if selection.get("tie_break") else ""
+        carved = ", carved from the training split" if selection.get("validation_carved") else ""
+        lines.append(f"- Epoch chosen by {selection['metric']}{tie} ({selection['validation_size']} validation "
+                     f"examples{carved})")
+    elif "rule" in selection:
+        lines.append(f"- Epoch kept: {selection['rule']}")
+    return lines
+
+
+def _per_class(result) -> list[str]:
+    lines = []
+    per_class, threshold = result.extra.get("test_per_class_f1"), result.extra.get("threshold")
+    if per_class:
+        lines += ["", "| class | F1 |", "|---|---|", *[f"| {name} | {f1:.4f} |" for name, f1 in per_class.items()]]
+    if threshold:
+        lines += ["", f"Decision threshold on P({result.classes[1]}): {threshold['value']:.4g}, chosen by "
+                      f"{threshold['chosen_by']} on {threshold['validation_size']} validation examples (folded "
+                      "into the head's bias, so plain argmax applies it)."]
+    return lines

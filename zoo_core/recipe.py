@@ -69,7 +69,13 @@ class TrainConfig(_Section):
     seed: int = 0
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
     early_stopping: EarlyStopping | None = None
-    select_metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
+    select_metric: Literal["accuracy", "macro_f1", "loss"] = Field(
+        "accuracy", description="validation metric that chooses the kept epoch; ties go to the lower validation loss")
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="balanced: weight the loss by n / (classes * n_class), for imbalanced training data")
+    threshold: Literal["argmax", "validation"] = Field(
+        "argmax", description="two classes: 'validation' chooses the decision threshold that maximises validation "
+                              "macro-F1 (never the test split) and folds it into the head's bias")
     num_threads: int | None = Field(None, ge=1)
 
 

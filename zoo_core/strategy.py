@@ -60,6 +60,11 @@ class Strategy(BaseModel):
         """Options for the new head (`feature_groups`, `standardize`): see `BackboneSpec.create_model`."""
         return {}
 
+    def head_fit(self) -> dict[str, Any] | None:
+        """For a frozen backbone: settings to fit the head to convergence on the cached features (`C`: inverse
+        L2 strength or None for cross-validation, `folds`), instead of the epoch loop; None keeps the loop."""
+        return None
+
     def default_warmup_epochs(self) -> float:
         """Linear learning-rate warm-up, in epochs, when the recipe's `train.warmup_epochs` is not set."""
         return 0.0

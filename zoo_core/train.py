@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from zoo_core.backbone import ImagePreprocessing, Preprocessing, TransferModel
 from zoo_core.data import Split
 from zoo_core.errors import DataError, ZooError
-from zoo_core.metrics import classification_metrics
+from zoo_core.metrics import choose_threshold, classification_metrics, per_class_f1
 from zoo_core.pipeline import PreparedData, batches, prepare
 from zoo_core.plugins import get_backbone, get_reader, get_strategy
 from zoo_core.recipe import Recipe, format_validation_error
@@ -137,6 +137,11 @@ class Engine:
         if recipe.head.num_classes is not None and recipe.head.num_classes != num_classes:
             raise DataError(f"head.num_classes is {recipe.head.num_classes} but the data has {num_classes} "
                             f"classes ({', '.join(self.data.classes)})")
+        if cfg.threshold == "validation":
+            if num_classes != 2:
+                raise DataError(f"train.threshold: validation needs two classes; the data has {num_classes}")
+            if self.data.val is None or not len(self.data.val):
+                raise DataError("train.threshold: validation needs a validation split (set data.val)")
         torch.manual_seed(cfg.seed)  # the head's initialisation depends on the seed only
         self.strategy.check_groups([*self.spec.group_names, "head"])
         self.model = self.spec.create_model(num_classes, dropout=recipe.head.dropout, **self.strategy.head_options())
@@ -223,8 +228,9 @@ class Engine:
         return torch.cat([self.model(self.encode(split, idx)).float().cpu()
                           for idx in batches(len(split), self.recipe.train.batch_size, shuffle=False)])
 
-    def evaluate(self, split: Split, cached: torch.Tensor | None = None) -> dict[str, float]:
-        logits = self.logits(split, cached)
+    def evaluate(self, split: Split, cached: torch.Tensor | None = None,
+                 logits: torch.Tensor | None = None) -> dict[str, float]:
+        logits = self.logits(split, cached) if logits is None else logits
         labels = torch.from_numpy(split.labels)
         metrics = classification_metrics(split.labels, logits.softmax(1).numpy(), len(self.data.classes))
         metrics["loss"] = float(F.cross_entropy(logits, labels))
@@ -244,6 +250,9 @@ class Engine:
                 feats[name] = self.features(split) if split is not None else None
             if self.model.head.standardize:
                 self.model.head.set_statistics(feats["train"].to(self.device))
+            settings = self.strategy.head_fit()
+            if settings is not None:
+                return self._fit_head(feats, settings, start)
         per_group = self._group_parameters()
         optimizer = self._optimizer(per_group)
         steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
@@ -254,6 +263,7 @@ class Engine:
         history, best, best_epoch, best_state, stale = [], None, 0, None, 0
         step, samples, train_seconds = 0, 0, 0.0
         labels_all = torch.from_numpy(data.train.labels)
+        loss_weights = self._class_weights()
         for epoch in range(cfg.epochs):
             self._apply_epoch(epoch, per_group, optimizer)
             epoch_start, running, seen = time.perf_counter(), 0.0, 0
@@ -269,7 +279,7 @@ class Engine:
                     logits = self.model.head(feats["train"][idx].to(self.device))
                 else:
                     logits = self.model(self.encode(data.train, idx, augment=self.recipe.data.augment))
-                loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
+                loss = F.cross_entropy(logits, targets, weight=loss_weights, label_smoothing=cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -297,15 +307,91 @@ class Engine:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.model.eval()
-        metrics = {}
-        if data.test is not None and len(data.test):
-            metrics = self.evaluate(data.test, feats["test"])
-        return RunResult(self.model, data.classes, metrics, history, best_epoch, time.perf_counter() - start,
-                         samples / max(1e-9, train_seconds))
+        extra = {"selection": self.selection(), **self._finish(feats)}
+        return RunResult(self.model, data.classes, extra.pop("metrics"), history, best_epoch,
+                         time.perf_counter() - start, samples / max(1e-9, train_seconds), extra=extra)
 
-    def _score(self, record: dict[str, float]) -> float:
+    def _fit_head(self, feats: dict[str, torch.Tensor | None], settings: dict[str, Any], start: float) -> RunResult:
+        """The head of a frozen backbone, fitted to convergence on the cached features (zoo_core.probe)."""
+        from zoo_core.probe import fit_probe
+
+        cfg, data, head = self.recipe.train, self.data, self.model.head
+        self.log("linear-probe (lbfgs): the head is fitted to convergence; train.lr, epochs and the head's "
+                 "dropout are not used")
+        with torch.no_grad():
+            x = feats["train"].to(self.device)
+            x = ((x - head.mean) / head.std if head.standardize else x).cpu()
+        fit_start = time.perf_counter()
+        fit = fit_probe(x, data.train.labels, len(data.classes), C=settings.get("C"),
+                        folds=settings.get("folds", 5), seed=cfg.seed, balanced=cfg.class_weights == "balanced")
+        seconds = time.perf_counter() - fit_start
+        with torch.no_grad():
+            head.linear.weight.copy_(fit.weight.to(head.linear.weight))
+            head.linear.bias.copy_(fit.bias.to(head.linear.bias))
+        self.model.eval()
+        record: dict[str, float] = {"epoch": 1, "train_loss": fit.loss}
+        if data.val is not None and len(data.val):
+            record.update({f"val_{k}": v for k, v in self.evaluate(data.val, feats["val"]).items()})
+        self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        extra = {"selection": {"rule": "one fit (no epochs to choose from)"}, **self._finish(feats)}
+        probe = {"solver": "lbfgs", "C": fit.C, "iterations": fit.iterations, "seconds": round(seconds, 3),
+                 "selected_by": (f"stratified {fit.folds}-fold cross-validation on the training split, held-out "
+                                 "log-loss" if fit.folds else ("given" if settings.get("C") else
+                                                              "default C=1: a class has one training example"))}
+        if fit.cv:
+            probe["cv_log_loss"] = fit.cv
+        return RunResult(self.model, data.classes, extra.pop("metrics"), [record], 1, time.perf_counter() - start,
+                         len(data.train) / max(1e-9, seconds), extra={"probe": probe, **extra})
+
+    def _class_weights(self) -> torch.Tensor | None:
+        if self.recipe.train.class_weights == "none":
+            return None
+        from zoo_core.probe import class_weights
+
+        return class_weights(self.data.train.labels, len(self.data.classes)).float().to(self.device)
+
+    def _finish(self, feats: dict[str, torch.Tensor | None]) -> dict[str, Any]:
+        """After the kept weights are in place: the decision threshold when asked for, then the test metrics."""
+        data, out = self.data, {"metrics": {}}
+        if self.recipe.train.threshold == "validation":
+            out["threshold"] = self._choose_threshold(feats["val"])
+        if data.test is not None and len(data.test):
+            logits = self.logits(data.test, feats["test"])
+            out["metrics"] = self.evaluate(data.test, feats["test"], logits)
+            out["test_per_class_f1"] = per_class_f1(data.test.labels, logits.softmax(1).numpy(), data.classes)
+        return out
+
+    def _choose_threshold(self, cached_val: torch.Tensor | None) -> dict[str, Any]:
+        """Two classes: the threshold on P(class 1) that maximises validation macro-F1, folded into the head's
+        bias (class 1's logit minus logit(t)), so the checkpoint's plain argmax applies it everywhere."""
+        data = self.data
+        positive = self.logits(data.val, cached_val).softmax(1)[:, 1].numpy()
+        threshold, f1 = choose_threshold(data.val.labels, positive)
+        with torch.no_grad():
+            self.model.head.linear.bias[1] -= math.log(threshold / (1 - threshold))
+        return {"value": threshold, "chosen_by": "validation macro-F1", "validation_macro_f1": f1,
+                "validation_size": len(data.val), "applied_as": "shift of class 1's bias by -logit(threshold)"}
+
+    def _score(self, record: dict[str, float]) -> tuple[float, ...]:
+        return selection_key(record, self.recipe.train.select_metric)
+
+    def selection(self) -> dict[str, Any]:
+        """How the kept epoch was chosen, for recipe.yaml and the card."""
+        val = self.data.val
+        if val is None or not len(val):
+            return {"rule": "last epoch (no validation split)"}
         metric = self.recipe.train.select_metric
-        key = f"val_{metric}"
-        if key not in record:  # no validation split: the last epoch wins
-            return float(record["epoch"])
-        return -record[key] if metric == "loss" else record[key]
+        return {"metric": f"validation {metric}", "tie_break": None if metric == "loss" else "lower validation loss",
+                "validation_size": len(val), "validation_carved": "carved_from" in self.data.provenance.get("val", {})}
+
+
+def selection_key(record: dict[str, float], metric: str) -> tuple[float, ...]:
+    """Higher is better. Ties in the metric go to the lower validation loss: a tiny validation split saturates
+    (6 examples: 100% at epoch 1), and a strict `>` on the metric alone then kept the under-fitted first epoch
+    (measured in bench/selection.py). No validation split: the last epoch wins."""
+    key = f"val_{metric}"
+    if key not in record:
+        return (float(record["epoch"]),)
+    if metric == "loss":
+        return (-record[key],)
+    return (record[key], -record.get("val_loss", 0.0))

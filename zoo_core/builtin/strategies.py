@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr
 from safetensors.torch import save_file
@@ -24,6 +24,13 @@ class LinearProbe(Strategy):
         None, description="pool and concatenate these layer groups' outputs instead of the final features "
                           "(mid-level features often transfer better to a distant domain)")
     standardize: bool = Field(True, description="standardise each feature with the training set's statistics")
+    solver: Literal["lbfgs", "sgd"] = Field(
+        "lbfgs", description="lbfgs: fit the head to convergence on the cached features (logistic regression, "
+                             "train.lr and epochs unused); sgd: the epoch loop at train.lr, the only solver "
+                             "of linear-probe recipes written before solver existed")
+    C: float | None = Field(None, gt=0, description="lbfgs: inverse L2 strength, as scikit-learn's "
+                                                    "LogisticRegression (default: chosen by cross-validation)")
+    cv_folds: int = Field(5, ge=2, description="lbfgs: stratified folds of the training split that choose C")
 
     def check_groups(self, groups):
         for name in self.feature_groups or ():
@@ -36,6 +43,9 @@ class LinearProbe(Strategy):
 
     def head_options(self):
         return {"feature_groups": self.feature_groups, "standardize": self.standardize}
+
+    def head_fit(self):
+        return {"C": self.C, "folds": self.cv_folds} if self.solver == "lbfgs" else None
 
 
 class Freeze(Strategy):

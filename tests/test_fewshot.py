@@ -1,0 +1,149 @@
+"""Few labels: the linear probe's standardisation and fit, best-epoch selection, imbalance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from zoo_core.backbone import Head
+from zoo_core.probe import fit_logistic, fit_probe
+
+
+def test_a_feature_constant_on_the_training_set_cannot_explode_on_new_inputs():
+    head = Head(4, 2, standardize=True)
+    train = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    train[:, 0] = 0.0  # a dead ReLU channel on the few training images
+    head.set_statistics(train)
+    test = torch.tensor([[1.0, 0.5, -0.5, 0.2]])  # the channel wakes up on a test image
+    standardised = (test - head.mean) / head.std
+    assert standardised.abs().max() < 20  # the old 1e-6 clamp made it 1e6
+    assert torch.allclose(head.std[1:], train[:, 1:].std(0))  # ordinary features keep their own std
+
+
+def separable(n: int, d: int = 20, classes: int = 3, seed: int = 0):
+    centres = np.random.default_rng(100).normal(size=(classes, d))  # one problem; `seed` draws its examples
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = centres[y] + rng.normal(size=(n, d))
+    return torch.from_numpy(x).float(), y
+
+
+def test_the_probe_solves_scikit_learns_objective():
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = separable(60)
+    ours = fit_logistic(x, torch.from_numpy(y), 3, C=0.5)
+    theirs = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(x.numpy(), y)
+    probabilities = torch.softmax(x.double() @ ours.weight.T + ours.bias, 1).numpy()
+    assert np.allclose(probabilities, theirs.predict_proba(x.numpy()), atol=1e-4)
+
+
+def test_the_cross_validated_probe_reaches_scikit_learns_accuracy():
+    from sklearn.linear_model import LogisticRegressionCV
+
+    x, y = separable(24, seed=1)  # 8 a class
+    x_test, y_test = separable(600, seed=2)
+    fit = fit_probe(x, y, 3)
+    ours = float(((x_test.double() @ fit.weight.T + fit.bias).argmax(1).numpy() == y_test).mean())
+    theirs = LogisticRegressionCV(Cs=10, max_iter=5000).fit(x.numpy(), y).score(x_test.numpy(), y_test)
+    assert ours >= theirs - 0.01 and ours > 0.9
+    assert fit.folds == 5 and len(fit.cv) == 17 and fit.C in [float(c) for c in fit.cv]
+
+
+def test_balanced_class_weights_move_the_boundary_towards_the_majority():
+    x, y = separable(40, classes=2, seed=3)
+    keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:4]]  # 20 against 4
+    x, y = x[keep], y[keep]
+    plain = fit_probe(x, y, 2, C=0.01)
+    balanced = fit_probe(x, y, 2, C=0.01, balanced=True)
+    minority_share = [float(torch.softmax(x.double() @ f.weight.T + f.bias, 1)[:, 1].mean()) for f in (plain, balanced)]
+    assert minority_share[1] > minority_share[0]
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_linear_probe_solvers_run_in_the_engine_and_are_recorded(tmp_path, tiny_recipe, solver):
+    import yaml
+
+    result = tiny_recipe.train(tmp_path, {"name": "linear-probe", "solver": solver})
+    resolved = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
+    assert resolved["strategy"]["solver"] == solver
+    if solver == "lbfgs":
+        probe = resolved["resolved"]["probe"]
+        assert probe["solver"] == "lbfgs" and probe["C"] > 0 and "cross-validation" in probe["selected_by"]
+        assert len(result.history) == 1
+    else:
+        assert "probe" not in resolved["resolved"] and len(result.history) == 2
+
+
+def test_a_tie_in_accuracy_goes_to_the_later_epoch_with_the_lower_loss():
+    from zoo_core.train import selection_key
+
+    history = [{"epoch": 1, "val_accuracy": 1.0, "val_loss": 0.66},  # a 6-example split saturates at once
+               {"epoch": 2, "val_accuracy": 1.0, "val_loss": 0.21},
+               {"epoch": 3, "val_accuracy": 0.83, "val_loss": 0.10}]
+    best = max(history, key=lambda r: selection_key(r, "accuracy"))
+    assert best["epoch"] == 2  # the tie goes to the lower loss; a better loss never beats a better accuracy
+    assert max(history, key=lambda r: selection_key(r, "loss"))["epoch"] == 3
+    assert max([{"epoch": 1}, {"epoch": 2}], key=lambda r: selection_key(r, "accuracy"))["epoch"] == 2
+
+
+def test_the_card_and_recipe_say_how_the_epoch_was_chosen(tmp_path, tiny_recipe):
+    import yaml
+
+    result = tiny_recipe.train(tmp_path, "finetune", data={"limit": {"val": 6, "test": 24}})
+    resolved = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
+    assert resolved["resolved"]["selection"] == {"metric": "validation accuracy", "tie_break": "lower validation loss",
+                                                 "validation_size": 6, "validation_carved": False}
+    card = (result.checkpoint / "README.md").read_text()
+    assert "Epoch chosen by validation accuracy, ties to the lower validation loss (6 validation examples)" in card
+
+
+def test_metrics_show_what_accuracy_hides_on_imbalanced_data():
+    from zoo_core.metrics import classification_metrics, per_class_f1
+
+    labels = np.array([0] * 9 + [1])
+    always_majority = np.tile([0.9, 0.1], (10, 1))
+    metrics = classification_metrics(labels, always_majority, 2)
+    assert metrics["accuracy"] == 0.9 and metrics["balanced_accuracy"] == 0.5
+    assert per_class_f1(labels, always_majority, ["healthy", "sick"]) == {"healthy": pytest.approx(18 / 19),
+                                                                          "sick": 0.0}
+
+
+def test_the_threshold_maximises_validation_f1_and_keeps_argmax_when_nothing_is_gained():
+    from zoo_core.metrics import choose_threshold
+
+    threshold, f1 = choose_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.35, 0.9]))
+    assert threshold == pytest.approx(0.325) and f1 == 1.0
+    assert choose_threshold(np.array([0, 1]), np.array([0.2, 0.8]))[0] == 0.5
+
+
+@pytest.mark.parametrize("strategy", ["linear-probe", "finetune"])
+def test_class_weights_and_a_validation_threshold_in_the_engine(tmp_path, tiny_recipe, strategy):
+    import yaml
+
+    import zoo_core
+
+    train = {"class_weights": "balanced", "threshold": "validation", "epochs": 1}
+    result = tiny_recipe.train(tmp_path, strategy, train=train)
+    resolved = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
+    threshold = resolved["resolved"]["threshold"]
+    assert 0 < threshold["value"] < 1 and threshold["validation_size"] == 16
+    assert resolved["train"]["class_weights"] == "balanced" and resolved["train"]["threshold"] == "validation"
+    assert set(resolved["resolved"]["test_per_class_f1"]) == {"normal", "pneumonia"}
+    assert "balanced_accuracy" in result.metrics
+    # the checkpoint's plain argmax applies the threshold: P(pneumonia) from the bias before the shift
+    loaded = zoo_core.load(result.checkpoint)
+    x = torch.randn(32, 3, 32, 32)
+    with torch.no_grad():
+        logits = loaded.model(x)
+        unshifted = logits[:, 1] + np.log(threshold["value"] / (1 - threshold["value"]))
+        p = torch.sigmoid(unshifted - logits[:, 0])
+    assert torch.equal(logits.argmax(1), (p > threshold["value"]).long())
+
+
+def test_a_validation_threshold_needs_a_validation_split(tmp_path, tiny_recipe):
+    from zoo_core.errors import DataError
+
+    with pytest.raises(DataError, match="threshold: validation needs a validation split"):
+        tiny_recipe.train(tmp_path, "finetune", train={"threshold": "validation"}, data={"val": None})
