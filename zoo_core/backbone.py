@@ -276,6 +276,50 @@ class BackboneSpec:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class LazyBackbone:
+    """A backbone listed from metadata alone; its `BackboneSpec` is made on first use (`spec`).
+
+    For plugins that register very many architectures (zoo-timm: over a thousand), where building each one, even
+    on the meta device, to count its parameters would make every listing take minutes. Register it like a spec;
+    `get_backbone` returns the resolved spec, while listings (`zoo backbones`) show this metadata and leave the
+    fields that need the built module (`num_params`, `feature_dim`, `groups`) as None.
+
+    Args:
+        name, family, modality, preprocessing, weights, description: as `BackboneSpec`'s, known without building.
+        resolve: makes the full spec (it may build the module on the meta device to learn its feature width).
+    """
+
+    name: str
+    family: str
+    modality: Modality
+    preprocessing: Preprocessing
+    resolve: Callable[[], BackboneSpec] = field(repr=False, compare=False)
+    weights: tuple[Weights, ...] = ()
+    description: str = ""
+
+    @cached_property
+    def spec(self) -> BackboneSpec:
+        spec = self.resolve()
+        if spec.name != self.name:
+            raise WeightsError(f"lazy backbone '{self.name}' resolved to a spec named '{spec.name}'")
+        return spec
+
+    def summary(self, plugin: str | None = None) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "modality": self.modality,
+            "plugin": plugin,
+            "num_params": None,
+            "feature_dim": None,
+            "groups": None,
+            "weights": [w.as_dict() for w in self.weights],
+            "preprocessing": self.preprocessing.as_dict(),
+            "description": self.description,
+        }
+
+
 class Head(nn.Module):
     """The new head: optional standardisation (statistics set from the training features), dropout, linear."""
 
