@@ -298,8 +298,8 @@ def list_backbones(pattern: str | None = None) -> list[str]:
         The matching names.
 
     Example:
-        >>> list_backbones("resnet*")
-        ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152']
+        >>> list_backbones("vgg1?_bn")
+        ['vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn']
     """
     return get_catalog().names("backbone", pattern)
 
