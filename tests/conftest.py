@@ -65,7 +65,8 @@ def plugin_site(tmp_path):
 
     class Site:
         path = site
-        env = {"PYTHONPATH": str(site)}
+        # the caller's PYTHONPATH stays behind it (a source checkout run without installing)
+        env = {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}
 
         def add(self, name: str, source: str, entry_point: str | None = None) -> None:
             make_dist(site, name, source, entry_point)

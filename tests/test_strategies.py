@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from pydantic import ValidationError
 
 import zoo_core
@@ -108,3 +109,15 @@ def test_adapter_targets_come_from_the_backbone_spec():
                             "bert.encoder.layer.1.attention.self.query", "bert.encoder.layer.1.attention.self.value"]
     resnet_targets = zoo_core.get_backbone("resnet18").adapter_target_names(resnet)
     assert "conv1" not in resnet_targets and "layer1.0.conv1" in resnet_targets  # the stem conv is left out
+
+
+def test_standardised_head_reads_features_constant_in_training_as_zero():
+    """A unit that never varied over the training features (dead on those images) must not blow up elsewhere."""
+    from zoo_core.backbone import Head
+
+    head = Head(3, 2, standardize=True)
+    head.set_statistics(torch.tensor([[1.0, 0.0, 5.0], [3.0, 0.0, 5.0]]))  # features 1 and 2 constant
+    seen = head(torch.tensor([[2.0, 4.0, 9.0]]))
+    assert torch.isfinite(seen).all()
+    assert torch.allclose(seen, head(torch.tensor([[2.0, 0.0, 5.0]])))  # as if they had their training value
+    assert torch.allclose(head.std[0], torch.tensor(2.0).sqrt())  # a varying feature is standardised as before

@@ -64,9 +64,15 @@ def backbones(pattern: str = typer.Argument(None, help="Wildcard filter, e.g. 'r
         return _print_json(rows)
     table = Table("name", "family", "modality", "params", "features", "groups", "weights", "plugin")
     for row in rows:
-        table.add_row(row["name"], row["family"], row["modality"], _millions(row["num_params"]),
-                      str(row["feature_dim"]), str(len(row["groups"])), str(len(row["weights"])), row["plugin"])
+        # a lazily registered backbone (zoo-timm's) is listed unbuilt: `zoo info NAME` gives these three
+        table.add_row(row["name"], row["family"], row["modality"], _or_blank(row["num_params"], _millions),
+                      _or_blank(row["feature_dim"], str), _or_blank(row["groups"], lambda g: str(len(g))),
+                      str(len(row["weights"])), row["plugin"])
     console.print(table)
+
+
+def _or_blank(value: Any, show) -> str:
+    return "" if value is None else show(value)
 
 
 @app.command()

@@ -124,6 +124,17 @@ class Catalog:
         return sorted(names, key=natural_key)
 
     def get(self, kind: str, name: str) -> Any:
+        """What a plugin registered under `name`; a backbone registered lazily is resolved to its spec."""
+        entry = self.entry(kind, name)
+        if kind == "backbone":
+            from zoo_core.backbone import LazyBackbone
+
+            if isinstance(entry, LazyBackbone):
+                return entry.spec
+        return entry
+
+    def entry(self, kind: str, name: str) -> Any:
+        """What a plugin registered under `name`, as registered (a `LazyBackbone` stays unresolved)."""
         self.check()
         try:
             return self._items[kind][name]
@@ -272,7 +283,9 @@ def summaries(kind: str, pattern: str | None = None) -> list[dict[str, Any]]:
         ['file', 'hf']
     """
     catalog = get_catalog()
-    return [catalog.get(kind, name).summary(catalog.plugin_of(kind, name)) for name in catalog.names(kind, pattern)]
+    # entries as registered: a lazily registered backbone lists its metadata without being built
+    return [catalog.entry(kind, name).summary(catalog.plugin_of(kind, name))
+            for name in catalog.names(kind, pattern)]
 
 
 def list_backbones(pattern: str | None = None) -> list[str]:
@@ -285,8 +298,8 @@ def list_backbones(pattern: str | None = None) -> list[str]:
         The matching names.
 
     Example:
-        >>> list_backbones("resnet*")
-        ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152']
+        >>> list_backbones("vgg1?_bn")
+        ['vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn']
     """
     return get_catalog().names("backbone", pattern)
 
