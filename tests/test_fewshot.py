@@ -147,3 +147,18 @@ def test_a_validation_threshold_needs_a_validation_split(tmp_path, tiny_recipe):
 
     with pytest.raises(DataError, match="threshold: validation needs a validation split"):
         tiny_recipe.train(tmp_path, "finetune", train={"threshold": "validation"}, data={"val": None})
+
+
+def test_cross_validation_prefers_the_stronger_penalty_within_one_standard_error():
+    """With few, overlapping examples the held-out loss is flat near its minimum: the probe keeps the strongest
+    penalty within one standard error of the best (glmnet's lambda.1se), not the noisy minimum itself."""
+    generator = torch.Generator().manual_seed(0)
+    shift = 0.5 * 3 / np.sqrt(32)
+    x = torch.cat([torch.randn(10, 32, generator=generator) - shift,
+                   torch.randn(10, 32, generator=generator) + shift]).double()
+    y = np.array([0] * 10 + [1] * 10)
+    fit = fit_probe(x, y, 2)
+    losses = {float(c): v for c, v in fit.cv.items()}
+    best = min(losses, key=losses.get)
+    chosen = min(losses, key=lambda c: abs(c - fit.C))  # the record's keys are rounded to 4 digits
+    assert chosen < best and losses[chosen] <= losses[best] * 1.2  # stronger, and nearly as good held out

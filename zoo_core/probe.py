@@ -100,16 +100,23 @@ def _fit_probe(x: torch.Tensor, labels: np.ndarray, num_classes: int, C: float |
         return fit
     from sklearn.model_selection import StratifiedKFold
 
-    held_out = np.zeros(len(grid))
-    for train_idx, test_idx in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), labels):
+    per_fold = np.zeros((k, len(grid)))
+    splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), labels)
+    for f, (train_idx, test_idx) in enumerate(splits):
         tr, te = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
         init = None
         for i, c in enumerate(sorted(grid)):  # strong to weak penalty, each warm-started from the last
             fit = fit_logistic(x[tr], y[tr], num_classes, c, weights, init=init)
             init = (fit.weight, fit.bias)
-            held_out[i] += log_loss(x[te], y[te], fit, weights) / k
+            per_fold[f, i] = log_loss(x[te], y[te], fit, weights)
     ordered = sorted(grid)
-    best = ordered[int(np.argmin(held_out))]
+    held_out = per_fold.mean(0)
+    # One standard error (glmnet's lambda.1se): the strongest penalty whose held-out loss is within one standard
+    # error of the best. On a few separable examples the loss keeps falling as C grows and the minimum sits at the
+    # weakest penalty, which is overconfident on new data; within the noise, prefer the simpler model.
+    top = int(np.argmin(held_out))
+    bound = held_out[top] + per_fold[:, top].std(ddof=1) / np.sqrt(k)
+    best = ordered[int(np.flatnonzero(held_out <= bound)[0])]
     fit = fit_logistic(x, y, num_classes, best, weights)
     fit.cv = {f"{c:.4g}": round(float(s), 5) for c, s in zip(ordered, held_out, strict=True)}
     fit.folds = k
