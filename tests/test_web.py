@@ -251,3 +251,16 @@ def test_lineage_layout_of_fifty_versions_keeps_boxes_apart():
     assert parents_order == leaves_order
     # 42 leaves wrap into sub-columns: the drawing stays about one screen tall
     assert placed.height < 1000 and len({x for x, _ in where.values()}) == 1 + 1 + 1 + 4
+
+
+def test_every_answer_carries_the_security_headers(sample_catalog):
+    """Pages, API answers, errors and downloads: nosniff, no framing, same-origin referrers; and on every page a
+    policy that runs no script and loads no remote image (a card's tracking pixel never reaches its author)."""
+    for path in ("/", f"/{sample_catalog.hostile}", "/plugins", "/nobody/nothing", "/api/models", "/static/zoo.css"):
+        response = get(sample_catalog, path)
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["x-frame-options"] == "DENY" and response.headers["referrer-policy"] == "same-origin"
+        policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
+        assert policy["script-src"] == "'none'" and policy["img-src"] == "'self' data:", path
+        assert policy["frame-ancestors"] == "'none'"
+    assert "content-security-policy" not in get(sample_catalog, "/docs").headers  # FastAPI's page needs its CDN
