@@ -262,18 +262,8 @@ class BackboneSpec:
         return self.variant(options)
 
     def summary(self, plugin: str | None = None) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "modality": self.modality,
-            "plugin": plugin,
-            "num_params": self.num_params,
-            "feature_dim": self.feature_dim,
-            "groups": self.group_names,
-            "weights": [w.as_dict() for w in self.weights],
-            "preprocessing": self.preprocessing.as_dict(),
-            "description": self.description,
-        }
+        return _summary(self, plugin, num_params=self.num_params, feature_dim=self.feature_dim,
+                        groups=self.group_names)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,18 +296,16 @@ class LazyBackbone:
         return spec
 
     def summary(self, plugin: str | None = None) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "modality": self.modality,
-            "plugin": plugin,
-            "num_params": None,
-            "feature_dim": None,
-            "groups": None,
-            "weights": [w.as_dict() for w in self.weights],
-            "preprocessing": self.preprocessing.as_dict(),
-            "description": self.description,
-        }
+        return _summary(self, plugin, num_params=None, feature_dim=None, groups=None)
+
+
+def _summary(entry: BackboneSpec | LazyBackbone, plugin: str | None, *, num_params: int | None,
+             feature_dim: int | None, groups: list[str] | None) -> dict[str, Any]:
+    """One backbone as listings show it; the three fields that need the built module are given by the caller."""
+    return {"name": entry.name, "family": entry.family, "modality": entry.modality, "plugin": plugin,
+            "num_params": num_params, "feature_dim": feature_dim, "groups": groups,
+            "weights": [w.as_dict() for w in entry.weights], "preprocessing": entry.preprocessing.as_dict(),
+            "description": entry.description}
 
 
 class Head(nn.Module):
@@ -348,10 +336,12 @@ class Head(nn.Module):
         self.mean.copy_(features.mean(0))
         self.std.copy_(std.clamp(min=max(self.STD_FLOOR * typical, 1e-6)).masked_fill(dead, float("inf")))
 
+    def standardized(self, x: torch.Tensor) -> torch.Tensor:
+        """The features as the linear layer reads them (standardised when the head standardises)."""
+        return (x - self.mean) / self.std if self.standardize else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.standardize:
-            x = (x - self.mean) / self.std
-        return self.linear(self.dropout(x))
+        return self.linear(self.dropout(self.standardized(x)))
 
 
 class TransferModel(nn.Module):

@@ -13,6 +13,7 @@ from rich.tree import Tree
 
 from zoo_core.client import open_registry
 from zoo_core.errors import ZooError
+from zoo_core.registry.types import GC_GRACE
 
 REGISTRY = typer.Option(None, "--registry", "-r",
                         help="Registry folder or server URL (default: $ZOO_REGISTRY or ~/.zoo).")
@@ -173,7 +174,7 @@ def register(app: typer.Typer, console) -> None:
 
     @app.command()
     def gc(registry: str = REGISTRY,
-           grace: float = typer.Option(3600.0, min=0, help="Keep unreferenced blobs and uploads younger than this "
+           grace: float = typer.Option(GC_GRACE, min=0, help="Keep unreferenced blobs and uploads younger than this "
                                                            "many seconds (pushes in flight own them).")) -> None:
         """Remove blobs that no version references (left by failed pushes), once older than the grace period."""
         result = open_registry(registry).gc(grace)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import ZooError
+from zoo_core.registry.types import GC_GRACE
 
 if TYPE_CHECKING:
     from zoo_core.registry.types import VersionInfo
@@ -73,7 +74,7 @@ class Registry(abc.ABC):
         """Publish a draft version (its card is checked now)."""
 
     @abc.abstractmethod
-    def gc(self, grace: float = 3600.0) -> dict[str, int]:
+    def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         """Remove blobs no version references and abandoned uploads, once older than `grace` seconds (pushes in
         flight keep theirs): `{"removed", "bytes"}` (embedded registries only)."""
 

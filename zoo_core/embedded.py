@@ -9,6 +9,7 @@ from typing import Any
 
 from zoo_core.client import Registry
 from zoo_core.registry.service import ADMIN, RegistryService, VersionInfo
+from zoo_core.registry.types import GC_GRACE
 from zoo_core.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class EmbeddedRegistry(Registry):
     def publish_draft(self, ref: str) -> VersionInfo:
         return self.service.set_status(ref, "published", None, self.viewer)
 
-    def gc(self, grace: float = 3600.0) -> dict[str, int]:
+    def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         return self.service.gc(grace)
 
     def create_token(self, namespace: str, name: str = "default") -> str:

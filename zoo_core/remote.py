@@ -18,7 +18,7 @@ from zoo_core.client import Registry
 from zoo_core.errors import ZooError, error_from_response
 from zoo_core.registry.files import file_matches, folder_complete
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.types import VersionInfo, check_path
+from zoo_core.registry.types import GC_GRACE, VersionInfo, check_path
 from zoo_core.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class HttpRegistry(Registry):
     def publish_draft(self, ref: str) -> VersionInfo:
         return self._status(ref, "published", None)
 
-    def gc(self, grace: float = 3600.0) -> dict[str, int]:
+    def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         raise ZooError("gc runs on the server's machine: zoo gc --registry FOLDER")
 
     def create_token(self, namespace: str, name: str = "default") -> str:

@@ -294,7 +294,7 @@ class Engine:
             if data.val is not None and len(data.val):
                 record.update({f"val_{k}": v for k, v in self.evaluate(data.val, feats["val"]).items()})
             history.append(record)
-            self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            self._log_record(record)
             score = self._score(record)
             if best is None or score > best:
                 best, best_epoch, stale = score, epoch + 1, 0
@@ -320,7 +320,7 @@ class Engine:
                  "dropout are not used")
         with torch.no_grad():
             x = feats["train"].to(self.device)
-            x = ((x - head.mean) / head.std if head.standardize else x).cpu()
+            x = head.standardized(x).cpu()
         fit_start = time.perf_counter()
         fit = fit_probe(x, data.train.labels, len(data.classes), C=settings.get("C"),
                         folds=settings.get("folds", 5), seed=cfg.seed, balanced=cfg.class_weights == "balanced")
@@ -332,7 +332,7 @@ class Engine:
         record: dict[str, float] = {"epoch": 1, "train_loss": fit.loss}
         if data.val is not None and len(data.val):
             record.update({f"val_{k}": v for k, v in self.evaluate(data.val, feats["val"]).items()})
-        self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        self._log_record(record)
         extra = {"selection": {"rule": "one fit (no epochs to choose from)"}, **self._finish(feats)}
         probe = {"solver": "lbfgs", "C": fit.C, "iterations": fit.iterations, "seconds": round(seconds, 3),
                  "selected_by": (f"stratified {fit.folds}-fold cross-validation on the training split, held-out "
@@ -342,6 +342,9 @@ class Engine:
             probe["cv_log_loss"] = fit.cv
         return RunResult(self.model, data.classes, extra.pop("metrics"), [record], 1, time.perf_counter() - start,
                          len(data.train) / max(1e-9, seconds), extra={"probe": probe, **extra})
+
+    def _log_record(self, record: dict[str, float]) -> None:
+        self.log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
 
     def _class_weights(self) -> torch.Tensor | None:
         if self.recipe.train.class_weights == "none":

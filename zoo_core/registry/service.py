@@ -51,6 +51,7 @@ from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse
 from zoo_core.registry.types import (
     ADMIN,
     ANONYMOUS,
+    GC_GRACE,
     FileSpec,
     VersionInfo,
     Viewer,
@@ -64,9 +65,6 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
            "ModelNotFoundError", "NotFoundError", "RegistryService", "RevisionNotFoundError", "UnknownAliasError",
            "VersionInfo", "Viewer", "check_path", "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
-
-# `zoo gc` leaves blobs and uploads younger than this alone (seconds): long enough for any push to publish.
-GC_GRACE = 3600.0
 
 class RegistryService(PublishingMixin, QueriesMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):

@@ -8,22 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from zoo_core.errors import (  # noqa: F401  (the registry's errors, importable from here as before)
-    AuthError,
-    CardError,
-    EntryNotFoundError,
-    ForbiddenError,
-    ModelNotFoundError,
-    NotFoundError,
-    RevisionNotFoundError,
-    UnknownAliasError,
-    ZooError,
-)
+from zoo_core.errors import ZooError
 
 if TYPE_CHECKING:  # an annotation only: the HTTP client needs these types without SQLAlchemy
     from zoo_core.registry.models import Model
 
 MAX_PATH = 255
+# `zoo gc` leaves blobs and uploads younger than this alone (seconds): long enough for any push to publish.
+GC_GRACE = 3600.0
 
 
 @dataclass
