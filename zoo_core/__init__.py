@@ -27,6 +27,7 @@ _LAZY = {
     "PretrainedWeights": "sources", "WeightSource": "sources", "load_pretrained": "sources",
     "load_weights": "sources",
     "Strategy": "strategy",
+    "rank": "transferability",
 }
 
 __all__ = [  # the same names as _LAZY (a literal, so linters and type checkers read it)
@@ -35,7 +36,7 @@ __all__ = [  # the same names as _LAZY (a literal, so linters and type checkers 
     "TransferModel", "UnknownNameError", "WeightSource", "Weights", "WeightsError", "ZooError", "get_backbone",
     "get_catalog", "get_reader", "get_settings", "get_source", "get_strategy", "hookimpl", "import_model",
     "list_backbones", "list_strategies", "load", "load_checkpoint", "load_pretrained", "load_weights",
-    "open_registry", "write_checkpoint",
+    "open_registry", "rank", "write_checkpoint",
 ]
 
 
@@ -89,3 +90,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this runs
     from zoo_core.settings import Settings, get_settings
     from zoo_core.sources import PretrainedWeights, WeightSource, load_pretrained, load_weights
     from zoo_core.strategy import Strategy
+    from zoo_core.transferability import rank

@@ -260,6 +260,43 @@ def features(recipe: Path = typer.Argument(..., help="Recipe whose base and data
     console.print(f"{out}: " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
 
 
+@app.command()
+def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whose labelled training split to score."),
+         refs: list[str] = typer.Argument(None, help="Weight references (torchvision:..., hf:..., file:...) or "
+                                                     "registry models (ns/name@rev)."),
+         candidates: list[str] = typer.Option([], "--candidates", "-c", help="Registry wildcard, e.g. 'acme/*'."),
+         by: str = typer.Option("logme", "--by", help="Score to rank by: logme, hscore, leep, nce."),
+         set_: list[str] = typer.Option([], "--set", help="Override a data field: --set labels_per_class=32"),
+         registry: str = typer.Option(None, "--registry", "-r", help="Registry folder or server URL."),
+         as_json: bool = JSON_OPTION) -> None:
+    """Rank candidate bases for your labelled data by transferability scores (no fine-tuning)."""
+    from rich.markup import escape
+
+    from zoo_core.recipe import set_override
+    from zoo_core.transferability import load_data_section
+    from zoo_core.transferability import rank as rank_candidates
+
+    section, seed = load_data_section(data)
+    for assignment in set_:
+        set_override(section, assignment.removeprefix("data."))
+    log = (lambda m: None) if as_json else (lambda m: Console(stderr=True).print(m, highlight=False))
+    results = rank_candidates(section, [*(refs or []), *candidates], by=by, seed=seed, registry=registry, log=log)
+    if as_json:
+        return _print_json([r.as_dict() for r in results])
+    table = Table("#", "candidate", "LogME", "H-score", "LEEP", "NCE", "s", "parent", "test accuracy",
+                  title=f"ranked by {by} on {results[0].examples if results else 0} labelled examples")
+    scored = [r for r in results if not r.error]
+    for i, r in enumerate(scored, 1):
+        cells = [f"{r.scores[k]:.3f}" if k in r.scores else "-" for k in ("logme", "hscore", "leep", "nce")]
+        accuracy = r.metrics.get("test_accuracy", r.metrics.get("accuracy"))
+        table.add_row(str(i), r.candidate, *cells, f"{r.seconds:.1f}", ", ".join(r.parents) or "-",
+                      "-" if accuracy is None else f"{accuracy:.3f}")
+    console.print(table)
+    for r in results:
+        if r.error:
+            console.print(f"[red]not scored[/red] {r.candidate}: {escape(r.error)}", highlight=False)
+
+
 from zoo_core import cli_registry  # noqa: E402  (registry commands live in their own module)
 
 cli_registry.register(app, console)

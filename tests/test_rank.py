@@ -1,0 +1,111 @@
+"""`zoo rank`: the transferability scores against their definitions, and the command end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from zoo_core.transferability import _max_log_evidence, h_score, leep, log_evidence, logme, nce
+
+
+def direct_log_evidence(f: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
+    """ln N(y; 0, I/beta + F F^T / alpha) / N, computed the slow way."""
+    n = len(y)
+    cov = np.eye(n) / beta + f @ f.T / alpha
+    _, logdet = np.linalg.slogdet(cov)
+    return float(-0.5 * (n * math.log(2 * math.pi) + logdet + y @ np.linalg.solve(cov, y))) / n
+
+
+@pytest.mark.parametrize("n,d", [(40, 6), (8, 20)])  # more examples than features, and fewer (rank-deficient)
+def test_logme_is_the_maximised_bayesian_evidence(n, d):
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(n, d))
+    y = (f[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(np.float64)
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    x, sigma = u.T @ y, s ** 2
+    for alpha, beta in [(0.5, 2.0), (3.0, 0.7), (10.0, 10.0)]:
+        assert log_evidence(alpha, beta, x, float(y @ y), sigma, n, d) == pytest.approx(
+            direct_log_evidence(f, y, alpha, beta), rel=1e-9)
+    best = _max_log_evidence(x, float(y @ y), sigma, n, d)
+    grid = [direct_log_evidence(f, y, a, b) for a in np.logspace(-3, 3, 25) for b in np.logspace(-3, 3, 25)]
+    assert best >= max(grid) - 1e-6  # the fixed point is the maximum, not just a stationary guess
+    assert logme(f, y.astype(int)) == pytest.approx(np.mean([
+        _max_log_evidence(u.T @ (y == c).astype(float), float((y == c).sum()), sigma, n, d) for c in (0, 1)]))
+
+
+def test_informative_features_score_higher_than_noise():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2], 20)
+    centres = rng.normal(size=(3, 32)) * 3
+    informative = centres[labels] + rng.normal(size=(60, 32))
+    noise = rng.normal(size=(60, 32))
+    assert logme(informative, labels) > logme(noise, labels)
+    # H-score is at most C - 1 = 2 (all the variance between classes); noise in 32 dimensions fits some of it
+    assert h_score(informative, labels) == pytest.approx(2.0, abs=0.1)
+    assert h_score(noise, labels) < 1.5
+
+
+def test_h_score_is_the_class_mean_spread_in_units_of_the_feature_covariance():
+    rng = np.random.default_rng(2)
+    labels = np.repeat([0, 1], 500)  # many examples, few features: Ledoit-Wolf barely shrinks
+    f = rng.normal(size=(1000, 3)) + np.outer(labels, [2.0, 0.0, 0.0])
+    centred = f - f.mean(0)
+    means = np.stack([centred[labels == c].mean(0) for c in (0, 1)])
+    between = sum(0.5 * np.outer(m, m) for m in means)
+    expected = np.trace(np.linalg.solve(np.cov(f.T, bias=True), between))
+    assert h_score(f, labels) == pytest.approx(expected, rel=0.02)
+
+
+def test_leep_and_nce_reward_a_source_head_that_predicts_the_labels():
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1], 50)
+    aligned = np.full((100, 4), 0.1 / 3)
+    aligned[np.arange(100), labels * 2] = 0.9  # source classes 0 and 2 stand for the two target classes
+    uninformative = rng.dirichlet(np.ones(4), size=100)
+    assert nce(aligned, labels) == pytest.approx(0.0)  # Z determines Y: no conditional entropy left
+    assert nce(uninformative, labels) < -0.3  # close to -ln 2
+    assert leep(aligned, labels) > leep(uninformative, labels)
+    assert leep(uninformative, labels) == pytest.approx(math.log(0.5), abs=0.1)
+    assert leep(aligned, labels) <= 0
+
+
+def test_zoo_rank_scores_registry_and_file_candidates(tmp_path, tiny_recipe, zoo):
+    registry = tmp_path / "registry"
+    env = {"ZOO_REGISTRY": str(registry)}
+    recipe_path = tiny_recipe.write(tiny_recipe(tmp_path / "a", publish="acme/xray-tiny", train={"epochs": 3}),
+                                    tmp_path / "source.yaml")
+    zoo("train", str(recipe_path), "-q", env=env, check=True)
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump(tiny_recipe(tmp_path / "unused")["data"]))
+    out = zoo("rank", str(data), "scratch:tinynet", "--candidates", "acme/*", "--json", env=env, check=True)
+    rows = json.loads(out.stdout)
+    assert [r["candidate"] for r in rows] == sorted([r["candidate"] for r in rows],
+                                                     key=lambda c: -next(r["scores"]["logme"] for r in rows
+                                                                         if r["candidate"] == c))
+    by_name = {r["candidate"]: r for r in rows}
+    trained, scratch = by_name["zoo:acme/xray-tiny"], by_name["scratch:tinynet"]
+    assert trained["origin"] == "zoo:acme/xray-tiny@1" and trained["examples"] == 16
+    assert set(trained["scores"]) == {"logme", "hscore", "leep", "nce"}  # it kept its head: LEEP and NCE too
+    assert set(scratch["scores"]) == {"logme", "hscore"} and scratch["error"] is None
+    assert "accuracy" in trained["metrics"]
+    table = zoo("rank", str(data), "acme/xray-tiny@1", "scratch:tinynet", env=env, check=True).stdout
+    assert "ranked by logme on 16 labelled examples" in table and "xray-tiny" in table
+
+
+def test_zoo_rank_says_what_is_wrong(tmp_path, tiny_recipe, zoo):
+    env = {"ZOO_REGISTRY": str(tmp_path / "empty")}
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump(tiny_recipe(tmp_path)["data"]))
+    result = zoo("rank", str(data), "--candidates", "acme/*", env=env)
+    assert result.returncode == 2 and "no registry model matches 'acme/*'" in result.stderr
+    result = zoo("rank", str(data), "scratch:tinynet", "--by", "logmee", env=env)
+    assert result.returncode == 2 and "unknown score 'logmee'" in result.stderr
+    (tmp_path / "bad.yaml").write_text("base: scratch\n")
+    result = zoo("rank", str(tmp_path / "bad.yaml"), "scratch:tinynet", env=env)
+    assert result.returncode == 2 and "must be a recipe (with a data: section)" in result.stderr
+    rows = json.loads(zoo("rank", str(data), "scratch:no-such-net", "--json", env=env, check=True).stdout)
+    assert rows[0]["error"] and "no-such-net" in rows[0]["error"]

@@ -1,0 +1,312 @@
+"""`zoo rank`: which base will transfer best to *your* labels, scored from frozen features, with no fine-tuning.
+
+Each candidate's backbone embeds the labelled training examples once (the engine's own data preparation and the
+candidate's own preprocessing); the scores then take milliseconds. Higher is better for every score:
+
+- LogME (You et al., ICML 2021): the log marginal evidence of a Bayesian linear model from the features to each
+  one-hot label column, maximised over its prior and noise precisions, per example, averaged over classes.
+- H-score (Bao et al., ICIP 2019): tr(cov(f)^-1 cov(E[f|y])), how far apart the class means are in units of the
+  feature covariance. With few labels cov(f) is singular, so it is shrunk (Ledoit-Wolf), as in the regularised
+  H-score of Ibrahim et al. (ICLR 2023).
+- LEEP (Nguyen et al., ICML 2020): the average log-likelihood of the labels under the "expected empirical
+  predictor" built on the candidate's own source classifier; only candidates that keep their head (zoo checkpoints).
+- NCE (Tran et al., ICCV 2019): -H(Y|Z), Z the source classifier's hard predictions; same candidates as LEEP.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo_core.errors import ZooError
+
+SCORES = ("logme", "hscore", "leep", "nce")
+
+
+# -- the scores ------------------------------------------------------------------------------------------------
+def logme(features: np.ndarray, labels: np.ndarray) -> float:
+    """LogME of `features` (N x D) for integer `labels` (N): mean over classes of the maximised log evidence / N."""
+    f = np.asarray(features, dtype=np.float64)
+    y_all = np.asarray(labels)
+    n, d = f.shape
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    keep = s > 1e-10 * max(float(s.max(initial=0.0)), 1e-300)
+    u, sigma = u[:, keep], s[keep] ** 2  # the eigenvalues of F^T F that are not zero
+    evidences = [_max_log_evidence(u.T @ (y_all == c).astype(np.float64), float((y_all == c).sum()), sigma, n, d)
+                 for c in np.unique(y_all)]
+    return float(np.mean(evidences))
+
+
+def _max_log_evidence(x: np.ndarray, y_energy: float, sigma: np.ndarray, n: int, d: int) -> float:
+    """Maximise the evidence of y = F w + noise, w ~ N(0, I/alpha), noise ~ N(0, I/beta) (Bishop, PRML 3.5.2) by
+    MacKay's fixed-point updates, in the eigenbasis of F^T F: `x` = U^T y, `y_energy` = |y|^2."""
+    x2 = x ** 2
+    alpha, beta = 1.0, 1.0
+    for _ in range(100):
+        t = alpha / beta
+        gamma = float((sigma / (sigma + t)).sum())  # effective number of parameters
+        m2, res2 = _fit(t, x2, y_energy, sigma)
+        alpha = gamma / max(m2, 1e-12)
+        beta = max(n - gamma, 1e-12) / max(res2, 1e-12)
+        if abs(alpha / beta - t) <= 1e-4 * t:
+            break
+    return log_evidence(alpha, beta, x, y_energy, sigma, n, d)
+
+
+def _fit(t: float, x2: np.ndarray, y_energy: float, sigma: np.ndarray) -> tuple[float, float]:
+    """|m|^2 and |y - F m|^2 for the posterior mean m at alpha / beta = t."""
+    outside = max(y_energy - float(x2.sum()), 0.0)  # the part of y no feature can explain
+    m2 = float((sigma * x2 / (sigma + t) ** 2).sum())
+    res2 = float((x2 * (t / (sigma + t)) ** 2).sum()) + outside
+    return m2, res2
+
+
+def log_evidence(alpha: float, beta: float, x: np.ndarray, y_energy: float, sigma: np.ndarray, n: int,
+                 d: int) -> float:
+    """ln p(y | alpha, beta) / N (PRML 3.86), from the eigenvalues `sigma` of F^T F and `x` = U^T y."""
+    m2, res2 = _fit(alpha / beta, x ** 2, y_energy, sigma)
+    # ln|A|, A = alpha I + beta F^T F: eigenvalues alpha + beta sigma, and alpha for the D - k null directions
+    log_det = float(np.log(alpha + beta * sigma).sum()) + (d - len(sigma)) * math.log(alpha)
+    evidence = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - beta / 2 * res2 - alpha / 2 * m2
+                - log_det / 2 - n / 2 * math.log(2 * math.pi))
+    return evidence / n
+
+
+def h_score(features: np.ndarray, labels: np.ndarray) -> float:
+    """tr(cov(f)^-1 cov(E[f|y])) with cov(f) shrunk by Ledoit-Wolf (scikit-learn's)."""
+    from sklearn.covariance import ledoit_wolf
+
+    f = np.asarray(features, dtype=np.float64)
+    f = f - f.mean(0)
+    y = np.asarray(labels)
+    classes, counts = np.unique(y, return_counts=True)
+    means = np.stack([f[y == c].mean(0) for c in classes])  # C x D
+    solved = np.linalg.solve(ledoit_wolf(f)[0], means.T)  # D x C
+    return float(((counts / len(y)) * np.einsum("cd,dc->c", means, solved)).sum())
+
+
+def _joint(source_probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P(y, z) from soft source predictions, and the target classes in order."""
+    classes = np.unique(labels)
+    joint = np.stack([source_probs[labels == c].sum(0) for c in classes]) / len(labels)
+    return joint, classes
+
+
+def leep(source_probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean log of sum_z P(y_i | z) theta_z(x_i), P(y | z) estimated from the same data."""
+    theta = np.asarray(source_probs, dtype=np.float64)
+    y = np.asarray(labels)
+    joint, classes = _joint(theta, y)
+    p_y_given_z = joint / np.maximum(joint.sum(0, keepdims=True), 1e-300)
+    eep = theta @ p_y_given_z.T  # N x C
+    index = np.searchsorted(classes, y)
+    return float(np.log(np.maximum(eep[np.arange(len(y)), index], 1e-300)).mean())
+
+
+def nce(source_probs: np.ndarray, labels: np.ndarray) -> float:
+    """-H(Y | Z) with Z the source classifier's argmax."""
+    z = np.asarray(source_probs).argmax(1)
+    y = np.asarray(labels)
+    total = 0.0
+    for value in np.unique(z):
+        in_z = y[z == value]
+        p_z = len(in_z) / len(y)
+        _, counts = np.unique(in_z, return_counts=True)
+        p = counts / len(in_z)
+        total += p_z * float((p * np.log(p)).sum())
+    return total
+
+
+# -- ranking candidates ---------------------------------------------------------------------------------------
+@dataclass
+class Ranked:
+    """One candidate's scores. `origin` is the exact weights used; `parents`/`metrics` come from the registry or
+    the checkpoint when known; `error` says why a candidate could not be scored (it is then listed last)."""
+
+    candidate: str
+    origin: str | None = None
+    backbone: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    examples: int = 0
+    feature_dim: int = 0
+    parents: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_data_section(path: str | Path) -> tuple[dict[str, Any], int]:
+    """The `data:` section (and seed) of a recipe, or of a file holding only a data section (`reader:` at the top).
+    Relative paths are resolved against the file, as for recipes."""
+    import yaml
+
+    from zoo_core.recipe import resolve_paths
+
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"data file '{path}' does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ZooError(f"data file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict) or not ("reader" in loaded or isinstance(loaded.get("data"), dict)):
+        raise ZooError(f"data file '{path}' must be a recipe (with a data: section) or a data section "
+                       "(reader:, args:, labels_per_class: ...)")
+    recipe = loaded if "data" in loaded else {"data": loaded}
+    resolve_paths(recipe, path.parent)
+    seed = recipe.get("train", {}).get("seed", 0) if isinstance(recipe.get("train"), dict) else 0
+    return recipe["data"], int(seed)
+
+
+def expand_candidates(candidates: Iterable[str], registry=None) -> list[str]:
+    """Weight references as given, plus every registry model matching a wildcard (`acme/*`, as `zoo:NS/NAME`).
+    A bare `NS/NAME[@REV]` is a registry reference."""
+    out: list[str] = []
+    for candidate in candidates:
+        if any(ch in candidate for ch in "*?["):
+            ids = _registry_ids(registry)
+            pattern = candidate.removeprefix("zoo:")
+            matches = [f"zoo:{i}" for i in ids if fnmatch.fnmatchcase(i, pattern)]
+            if not matches:
+                raise ZooError(f"no registry model matches '{candidate}'"
+                               + (f" (the registry has {len(ids)}: {', '.join(ids[:5])}...)" if ids else ""))
+            out += matches
+        elif ":" not in candidate.split("@")[0] and "/" in candidate:
+            out.append(f"zoo:{candidate}")
+        else:
+            out.append(candidate)
+    return list(dict.fromkeys(out))
+
+
+def _registry_ids(registry) -> list[str]:
+    ids, page = [], 1
+    while True:
+        found = registry.search(None, page=page, per_page=100)
+        ids += [r["id"] for r in found["results"]]
+        if len(ids) >= found["total"] or not found["results"]:
+            return ids
+        page += 1
+
+
+def rank(data: str | Path | dict[str, Any], candidates: Sequence[str], *, scores: Sequence[str] = SCORES,
+         by: str = "logme", seed: int | None = None, registry=None, device: str = "cpu", batch_size: int = 64,
+         log: Callable[[str], None] = lambda message: None) -> list[Ranked]:
+    """Score every candidate on the labelled training split of `data` and return them best first (by `by`).
+
+    Args:
+        data: a recipe or data-section YAML file, or a data-section dict (reader, args, labels_per_class, ...).
+        candidates: weight references (`torchvision:...`, `hf:...`, `file:...`, `scratch:...`), registry references
+            (`ns/name@rev`, `zoo:ns/name`) or registry wildcards (`acme/*`).
+        registry: a `Registry` (or URI) for registry candidates; default `ZOO_REGISTRY`.
+    """
+    unknown = [s for s in (*scores, by) if s not in SCORES]
+    if unknown:
+        raise ZooError(f"unknown score '{unknown[0]}': choose from {', '.join(SCORES)}")
+    if by not in scores:
+        scores = (*scores, by)
+    if isinstance(data, (str, Path)):
+        data, file_seed = load_data_section(data)
+        seed = file_seed if seed is None else seed
+    seed = seed or 0
+    needs_registry = any(c.startswith("zoo:") or any(ch in c for ch in "*?[") or
+                         (":" not in c.split("@")[0] and "/" in c) for c in candidates)
+    if needs_registry and (registry is None or isinstance(registry, (str, Path))):
+        from zoo_core.client import open_registry
+
+        registry = open_registry(registry)
+    refs = expand_candidates(candidates, registry)
+    if not refs:
+        raise ZooError("no candidates: name weight references or registry models (e.g. 'acme/*')")
+    results = []
+    for ref in refs:
+        log(f"scoring {ref}")
+        results.append(_score(ref, data, seed, scores, registry, device, batch_size))
+    missing = -math.inf
+    return sorted(results, key=lambda r: (r.error is None, r.scores.get(by, missing)), reverse=True)
+
+
+def _score(ref: str, data: dict[str, Any], seed: int, scores: Sequence[str], registry, device: str,
+           batch_size: int) -> Ranked:
+    import torch
+
+    from zoo_core.recipe import recipe_from_dict
+    from zoo_core.train import Engine
+
+    ranked = Ranked(candidate=ref)
+    start = time.perf_counter()
+    try:
+        base = ref
+        if ref.startswith("zoo:"):
+            info = registry.resolve(ref[4:])
+            ranked.parents = [p.get("ref") or "a private model" for p in info.parents]
+            ranked.metrics = dict(info.metrics)
+            base = f"file:{registry.pull(f'{info.model_id}@{info.number}')}"
+            ranked.origin = f"zoo:{info.model_id}@{info.number}"
+        # the engine prepares the data exactly as a recipe with this base would (few-label subset, preprocessing)
+        recipe = recipe_from_dict({"base": base, "strategy": "finetune", "data": data,
+                                   "train": {"seed": seed, "device": device, "batch_size": batch_size, "epochs": 1}},
+                                  source=f"(rank {ref})")
+        engine = Engine(recipe, progress=False)
+        split = engine.data.train
+        features = engine.features(split).numpy().astype(np.float64)
+        labels = np.asarray(split.labels)
+        if len(np.unique(labels)) < 2:
+            raise ZooError("the training split has fewer than two classes")
+        weights = engine.weights
+        ranked.origin = ranked.origin or (weights.origin if weights is not None else base)
+        ranked.backbone, ranked.examples, ranked.feature_dim = engine.spec.name, len(labels), features.shape[1]
+        if weights is not None and weights.files is not None and not ranked.metrics:
+            ranked.metrics = _checkpoint_metrics(weights.files)
+        if "logme" in scores:
+            ranked.scores["logme"] = logme(features, labels)
+        if "hscore" in scores:
+            ranked.scores["hscore"] = h_score(features, labels)
+        probs = _source_probabilities(weights, torch.from_numpy(features).float())
+        if probs is not None:
+            if "leep" in scores:
+                ranked.scores["leep"] = leep(probs, labels)
+            if "nce" in scores:
+                ranked.scores["nce"] = nce(probs, labels)
+    except ZooError as exc:
+        ranked.error = str(exc)
+    ranked.seconds = time.perf_counter() - start
+    return ranked
+
+
+def _checkpoint_metrics(folder: Path) -> dict[str, float]:
+    import json
+
+    try:
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))} if isinstance(metrics, dict) else {}
+
+
+def _source_probabilities(weights, features) -> np.ndarray | None:
+    """The candidate's own classifier on the features (LEEP, NCE), when it kept one that reads these features."""
+    import torch
+
+    from zoo_core.backbone import Head
+
+    head_state = getattr(weights, "head_state", None) if weights is not None else None
+    if not head_state or "linear.weight" not in head_state:
+        return None
+    out_features, in_features = head_state["linear.weight"].shape
+    if in_features != features.shape[1]:
+        return None  # the source head read other layers (a multi-layer probe)
+    head = Head(in_features, out_features, standardize="mean" in head_state)
+    head.load_state_dict(dict(head_state))
+    head.eval()
+    with torch.no_grad():
+        return head(features).softmax(1).double().numpy()
