@@ -8,6 +8,7 @@ the wheel as registry_server/templates).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import threading
 from pathlib import Path
@@ -146,10 +147,48 @@ def home(request: Request, q: str | None = None, task: str | None = None, modali
                   per_page=per_page)
 
 
+BACKBONES_PER_PAGE = 100
+
+
+def matching_backbones(backbones: list[dict[str, Any]], q: str | None, plugin: str | None,
+                       modality: str | None) -> list[dict[str, Any]]:
+    """The backbones a /plugins filter keeps: `q` a wildcard on the name ('convnext*'), else a substring of the name
+    or the family, case-insensitive."""
+    text = (q or "").strip().lower()
+    wildcard = any(ch in text for ch in "*?[")
+
+    def keep(b: dict[str, Any]) -> bool:
+        name = str(b.get("name", "")).lower()
+        if text and not (fnmatch.fnmatchcase(name, text) if wildcard
+                         else text in name or text in str(b.get("family", "")).lower()):
+            return False
+        return (not plugin or b.get("plugin") == plugin) and (not modality or b.get("modality") == modality)
+
+    return [b for b in backbones if keep(b)]
+
+
 @router.get("/plugins")
-def plugins(request: Request) -> HTMLResponse:
+def plugins(request: Request, q: str | None = None, plugin: str | None = None, modality: str | None = None,
+            page: int = 1) -> HTMLResponse:
+    """What the plugins contribute; the backbones (zoo-timm alone brings over a thousand) filtered and paged."""
     listing, problem = plugin_listing()
-    return render(request, "plugins.html", problem=problem, **listing)
+    backbones = listing.get("backbones", [])
+    shown = matching_backbones(backbones, q, plugin, modality)
+    pages = max(1, -(-len(shown) // BACKBONES_PER_PAGE))
+    page_number = min(max(1, page), pages)
+    current = {"q": q, "plugin": plugin, "modality": modality}
+
+    def url_with(**changes: Any) -> str:
+        params = {**current, **changes}
+        query = urlencode({k: v for k, v in params.items() if v not in (None, "") and (k, v) != ("page", 1)})
+        return "/plugins" + (f"?{query}" if query else "") + "#backbones"
+
+    start = (page_number - 1) * BACKBONES_PER_PAGE
+    return render(request, "plugins.html", problem=problem, **{**listing, "backbones": shown[start:start +
+                  BACKBONES_PER_PAGE]}, matched=len(shown), total=len(backbones), first=start + 1, name_filter=q or "",
+                  plugin=plugin or "", modality=modality or "", pages=pages, page_number=page_number,
+                  url_with=url_with, plugin_names=sorted({str(b.get("plugin")) for b in backbones}),
+                  modalities=sorted({str(b.get("modality")) for b in backbones}))
 
 
 @router.get("/compare")

@@ -20,7 +20,8 @@ HTML = {"Accept": "text/html"}
 
 
 def get(catalog, path: str, **kwargs) -> httpx.Response:
-    return httpx.get(catalog.url + path, headers={**HTML, **kwargs.pop("headers", {})}, timeout=30, **kwargs)
+    return httpx.get(catalog.url + path, headers={**HTML, **kwargs.pop("headers", {})},
+                     timeout=kwargs.pop("timeout", 30), **kwargs)
 
 
 def result_ids(page: str) -> list[str]:
@@ -125,13 +126,45 @@ def test_compare_shows_metric_and_recipe_differences(sample_catalog):
 
 
 def test_plugins_page_lists_what_each_plugin_contributes(sample_catalog):
-    page = get(sample_catalog, "/plugins").text
     for backbone, family in (("resnet50", "resnet"), ("vgg16", "vgg"), ("inception_v3", "inception"),
                              ("alexnet", "alexnet"), ("bert-base-uncased", "bert"), ("tinynet", "tinynet")):
+        # the first visit lists the plugins in a child process that imports every plugin: slow on a busy machine
+        page = get(sample_catalog, "/plugins", params={"q": backbone}, timeout=300).text
         assert re.search(rf'<th scope="row">{backbone}</th><td>{family}</td>', page), backbone
+    page = get(sample_catalog, "/plugins", params={"q": "resnet50", "plugin": "torchvision"}).text
     assert "stem → layer1 → layer2 → layer3 → layer4" in page
     assert "torchvision:resnet50.IMAGENET1K_V2" in page
     assert re.search(r'<th scope="row">lora</th><td>.*?r=8', page)
+
+
+def backbone_rows(page: str) -> list[tuple[str, str]]:
+    """(name, plugin) of each row of the backbones table."""
+    table = re.search(r'<h2 id="backbones">.*?</table>', page, re.S).group(0)
+    return re.findall(r'<tr><th scope="row">([^<]+)</th>.*?<td>([^<]*)</td></tr>', table, re.S)
+
+
+def test_the_plugins_page_filters_and_pages_the_backbones(sample_catalog):
+    """zoo-timm alone brings over a thousand backbones: a page holds 100, with a filter by name, plugin and modality."""
+    from registry_server.web import BACKBONES_PER_PAGE
+
+    first = get(sample_catalog, "/plugins", timeout=300).text
+    total = int(re.search(r"1–100 of (\d+) backbones", first).group(1))
+    assert total > 1000 and len(backbone_rows(first)) == BACKBONES_PER_PAGE
+    pages = -(-total // BACKBONES_PER_PAGE)
+    assert f"Page 1 of {pages}" in first and 'rel="next" href="/plugins?page=2#backbones"' in first
+    last = get(sample_catalog, "/plugins", params={"page": pages}).text
+    assert len(backbone_rows(last)) == total - BACKBONES_PER_PAGE * (pages - 1)
+    assert backbone_rows(get(sample_catalog, "/plugins", params={"page": 10_000}).text) == backbone_rows(last)
+    names = {name for page in range(1, pages + 1)
+             for name, _ in backbone_rows(get(sample_catalog, "/plugins", params={"page": page}).text)}
+    assert len(names) == total  # every backbone on exactly one page
+    convnext = backbone_rows(get(sample_catalog, "/plugins", params={"q": "convnext*"}).text)
+    assert convnext and all(name.startswith("convnext") for name, _ in convnext)
+    torchvision = get(sample_catalog, "/plugins", params={"plugin": "torchvision", "modality": "image"}).text
+    assert {plugin for _, plugin in backbone_rows(torchvision)} == {"torchvision"}
+    assert re.search(r"of \d+ matching \(of \d+\) backbones", torchvision)
+    assert "No backbone matches" in get(sample_catalog, "/plugins", params={"q": "no-such-net"}).text
+    assert get(sample_catalog, "/plugins", params={"page": "two"}).status_code == 400
 
 
 def server_pid(url: str) -> int:
@@ -152,7 +185,7 @@ def test_the_plugins_page_keeps_model_code_out_of_the_server(sample_catalog):
     server never maps their libraries, measured from outside in the server's /proc/PID/maps."""
     maps = Path(f"/proc/{server_pid(sample_catalog.url)}/maps")
     assert "libtorch" not in maps.read_text()  # nor at its start: the registry and the server are torch-free
-    page = get(sample_catalog, "/plugins").text
+    page = get(sample_catalog, "/plugins", params={"q": "resnet50"}, timeout=300).text
     assert re.search(r'<th scope="row">resnet50</th><td>resnet</td>', page)  # the listing was made, elsewhere
     mapped = maps.read_text()
     assert "libtorch" not in mapped and "torchvision" not in mapped and "transformers" not in mapped

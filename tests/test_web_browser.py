@@ -152,9 +152,15 @@ def test_a_card_carrying_a_script_does_not_run_it(page, sample_catalog):
 
 def test_plugins_page(page):
     page.goto("/plugins")
-    table = page.locator("#backbones + .table-wrap table")
+    assert page.get_by_role("navigation", name="Pages of backbones").is_visible()
+    table = page.locator("#backbones ~ .table-wrap table").first
     for backbone in ("resnet50", "vgg16", "inception_v3", "alexnet", "bert-base-uncased", "tinynet"):
+        page.get_by_label("Name", exact=True).fill(backbone)
+        page.get_by_role("button", name="Filter").click()
         assert table.get_by_role("rowheader", name=backbone, exact=True).count() == 1, backbone
+    page.get_by_label("Name", exact=True).fill("resnet50")
+    page.get_by_label("Plugin", exact=True).select_option("torchvision")
+    page.get_by_role("button", name="Filter").click()
     resnet50 = table.locator("tr").filter(has=page.get_by_role("rowheader", name="resnet50", exact=True))
     assert "stem → layer1 → layer2 → layer3 → layer4" in resnet50.inner_text()  # not cspresnet50 (zoo-timm)
     page.shot("plugins")
