@@ -18,7 +18,7 @@ from zoo_core.client import Registry
 from zoo_core.errors import ZooError, error_from_response
 from zoo_core.registry.files import file_matches, folder_complete
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.types import GC_GRACE, VersionInfo, check_path
+from zoo_core.registry.types import GC_GRACE, VersionInfo, check_path, check_tree
 from zoo_core.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -201,4 +201,8 @@ def _info(data: dict[str, Any]) -> VersionInfo:
             check_path(path)
         except ZooError as exc:
             raise ZooError(f"the registry sent an unsafe file path: {exc}") from None
+    try:
+        check_tree(entry["path"] for entry in info.files)
+    except ZooError as exc:
+        raise ZooError(f"the registry sent files that cannot be written: {exc}") from None
     return info

@@ -31,7 +31,7 @@ from zoo_core.registry.blobs import BlobWriter
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
 from zoo_core.registry.models import FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.types import ADMIN, FileSpec, VersionInfo, Viewer, check_path, manifest_commit
+from zoo_core.registry.types import ADMIN, FileSpec, VersionInfo, Viewer, check_path, check_tree, manifest_commit
 
 # `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
 RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
@@ -166,6 +166,7 @@ class PublishingMixin:
         by_path = {f.path: f for f in files}
         if len(by_path) != len(files):
             raise ZooError("two files with the same name in one version")
+        check_tree(by_path)
         for f in files:  # every blob stored and of the declared size, before anything becomes visible
             check_path(f.path)
             if not self.blobs.exists(f.sha256):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -47,13 +48,42 @@ ANONYMOUS = Viewer()
 
 
 def check_path(path: str) -> str:
-    """A file name inside a version: relative, no `..`, no control characters, no backslashes."""
-    if not path or len(path) > MAX_PATH or any(ord(c) < 32 or ord(c) == 127 for c in path) or "\\" in path:
-        raise ZooError(f"file name {path!r} is not allowed (empty, too long, or with control characters)")
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or ".." in pure.parts or path.startswith("/") or str(pure) != path:
-        raise ZooError(f"file name {path!r} is not allowed: it must stay inside the version folder")
+    """A file name inside a version that every client can write and fetch back by URL: relative, no `..` or `.`
+    parts, no empty parts; no control characters (C0 or C1), no invisible formatting characters (bidi overrides
+    that show `exe.txt` for `txt.exe`, zero-width spaces), no backslash, `#` or `?` (a URL would cut the name there);
+    and written in Unicode's composed compatibility form (NFKC), so look-alike spellings such as fullwidth letters
+    or a decomposed accent cannot sit beside the plain name."""
+    if not path or len(path) > MAX_PATH:
+        raise ZooError(f"file name {path!r} is not allowed (empty or longer than {MAX_PATH} characters)")
+    bad = next((c for c in path if unicodedata.category(c) in ("Cc", "Cf") or c in "\\#?"), None)
+    if bad is not None:
+        raise ZooError(f"file name {path!r} is not allowed: it holds {unicodedata.name(bad, 'a control character')} "
+                       f"(U+{ord(bad):04X}); control and formatting characters, backslashes, '#' and '?' are refused")
+    if unicodedata.normalize("NFKC", path) != path:
+        raise ZooError(f"file name {path!r} is not allowed: write it as "
+                       f"{unicodedata.normalize('NFKC', path)!r} (Unicode NFKC; look-alike spellings are refused)")
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or PurePosixPath(path).is_absolute():
+        raise ZooError(f"file name {path!r} is not allowed: it must stay inside the version folder "
+                       "(relative, no empty, '.' or '..' parts)")
     return path
+
+
+def check_tree(paths: Iterable[str]) -> None:
+    """The files of one version form a folder every file system can hold: no file where another file's folder
+    must be (`x` beside `x/y`), and no two names that differ only in case (one would overwrite the other on
+    macOS and Windows)."""
+    names = list(paths)
+    folders = {"/".join(p.split("/")[:i]) for p in names for i in range(1, p.count("/") + 1)}
+    clash = sorted(folders.intersection(names))
+    if clash:
+        raise ZooError(f"'{clash[0]}' is both a file and the folder of another file in this version")
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.casefold(), name)
+        if other != name:
+            raise ZooError(f"'{other}' and '{name}' differ only in case: one would overwrite the other on "
+                           "case-insensitive file systems")
 
 
 def manifest_commit(model_id: str, number: int, files: Iterable[FileSpec]) -> str:
