@@ -69,3 +69,25 @@ def test_the_client_refuses_a_server_listing_files_it_cannot_write():
     version["files"] = [{"path": "report\u202etxt.exe", "size": 1, "sha256": "0" * 64}]
     with pytest.raises(ZooError, match="unsafe file path"):
         _info(version)
+
+
+def test_caps_on_files_description_and_tags_store_no_version(tmp_path, monkeypatch):
+    from zoo_core.errors import ContentError
+    from zoo_core.registry import types
+
+    monkeypatch.setattr(types, "MAX_FILES", 3)  # the real cap is 10,000 files: the same check, fewer blobs
+    service = RegistryService(f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "blobs")
+    try:
+        files = [service.store_file(io.BytesIO(str(i).encode()), f"f{i}.bin") for i in range(4)]
+        with pytest.raises(ContentError, match="at most 3 files; this one has 4"):
+            service.publish("acme/many", files, status="draft")
+        with pytest.raises(ContentError, match="the description is 10,001 characters; at most 10,000"):
+            service.publish("acme/long", files[:1], status="draft", description="x" * 10_001)
+        with pytest.raises(ContentError, match="101 tags"):
+            service.publish("acme/tags", files[:1], status="draft", tags=[f"t{i}" for i in range(101)])
+        with pytest.raises(ContentError, match="longer than 100 characters"):
+            service.publish("acme/tags", files[:1], status="draft", tags=["t" * 101])
+        assert service.search()["total"] == 0
+        assert service.publish("acme/fine", files[:3], status="draft", description="ok", tags=["a"]).number == 1
+    finally:
+        service.engine.dispose()

@@ -31,7 +31,16 @@ from zoo_core.registry.blobs import BlobWriter
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
 from zoo_core.registry.models import FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.types import ADMIN, FileSpec, VersionInfo, Viewer, check_path, check_tree, manifest_commit
+from zoo_core.registry.types import (
+    ADMIN,
+    FileSpec,
+    VersionInfo,
+    Viewer,
+    check_limits,
+    check_path,
+    check_tree,
+    manifest_commit,
+)
 
 # `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
 RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
@@ -190,6 +199,7 @@ class PublishingMixin:
                 raise CardError(f"cannot publish {ref.model_id}: the model card lacks " + ", ".join(missing)
                                 + " (push as a draft to keep it unpublished)")
         meta = parse_card(card)[0] if card else {}
+        check_limits(len(files), description, tags if tags is not None else meta.get("tags"))
         config = _json_or_empty(self._read_small(by_path, "config.json"))
         config = config.get("transfer_zoo", config)  # a zoo checkpoint in a Hub library's layout
         recipe = yaml_or_none(recipe_text)

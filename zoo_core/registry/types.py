@@ -15,6 +15,10 @@ if TYPE_CHECKING:  # an annotation only: the HTTP client needs these types witho
     from zoo_core.registry.models import Model
 
 MAX_PATH = 255
+# what one version may hold: generous for a checkpoint (sharded weights, tokenizer, ONNX exports), bounded for a page
+MAX_FILES = 10_000
+MAX_DESCRIPTION = 10_000  # characters
+MAX_TAGS, MAX_TAG = 100, 100  # tags a model, characters a tag
 # `zoo gc` leaves blobs and uploads younger than this alone (seconds): long enough for any push to publish.
 GC_GRACE = 3600.0
 
@@ -67,6 +71,23 @@ def check_path(path: str) -> str:
         raise ZooError(f"file name {path!r} is not allowed: it must stay inside the version folder "
                        "(relative, no empty, '.' or '..' parts)")
     return path
+
+
+def check_limits(files: int, description: str | None, tags: Any) -> None:
+    """The caps on one version: its number of files, the model's description and tags (ContentError, 422)."""
+    from zoo_core.errors import ContentError
+
+    if files > MAX_FILES:
+        raise ContentError(f"a version holds at most {MAX_FILES:,} files; this one has {files:,}")
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise ContentError(f"the description is {len(description):,} characters; at most {MAX_DESCRIPTION:,} "
+                           "(the model card is the place for more)")
+    if isinstance(tags, (list, tuple)):
+        if len(tags) > MAX_TAGS:
+            raise ContentError(f"{len(tags):,} tags; a model has at most {MAX_TAGS}")
+        long = next((t for t in tags if len(str(t)) > MAX_TAG), None)
+        if long is not None:
+            raise ContentError(f"tag {str(long)[:40]!r}... is longer than {MAX_TAG} characters")
 
 
 def check_tree(paths: Iterable[str]) -> None:
