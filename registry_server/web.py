@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,20 @@ def templates_dir() -> Path:
 def create_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(templates_dir()))
     templates.env.filters.update(filesize=filesize, day=lambda iso: (iso or "")[:10], metric=format_metric)
+    templates.env.globals["version_link"] = version_link
     return templates
+
+
+VERSION_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*@[0-9]+")
+
+
+def version_link(ref: str | None) -> str | None:
+    """The catalog page of a parent that is a version of this registry (`ns/name@3`); None for anything else. A
+    card's `base_model` is free text: `\\evil.example@x` must stay text, not become `/\\evil.example/v/x`, which
+    browsers read as a link to another site."""
+    if not isinstance(ref, str) or not VERSION_REF.fullmatch(ref):
+        return None
+    return version_url(ref)
 
 
 def filesize(n: int | None) -> str:

@@ -297,3 +297,35 @@ def test_every_answer_carries_the_security_headers(sample_catalog):
         assert policy["script-src"] == "'none'" and policy["img-src"] == "'self' data:", path
         assert policy["frame-ancestors"] == "'none'"
     assert "content-security-policy" not in get(sample_catalog, "/docs").headers  # FastAPI's page needs its CDN
+
+
+def test_an_external_base_model_is_text_not_a_link_to_another_site(tmp_path, serve):
+    """A card's `base_model` is free text: `\\evil.example@x` once became href="/\\evil.example/v/x", which
+    browsers read as //evil.example/v/x. Only versions of this registry are linked."""
+    from registry_server.web import version_link
+    from tests.test_registry import CARD
+    from zoo_core.registry.service import RegistryService
+
+    assert version_link("acme/resnet@3") == "/acme/resnet/v/3"
+    for text in ("\\evil.example@x", "\\\\evil.example/a@1", "//evil.example/a@1", "hf:bert-base-uncased",
+                 "acme/resnet@latest", "javascript:alert(1)@1", None):
+        assert version_link(text) is None, text
+    root = tmp_path / "registry"
+    service = RegistryService(f"sqlite:///{root / 'registry.db'}", root / "blobs")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "README.md").write_text(CARD.replace("license:", "base_model: \\evil.example@x\nlicense:", 1)
+                                      .format(name="m", accuracy=0.9, tag="x"))
+    (folder / "model.safetensors").write_bytes(b"w")
+    service.push_folder(folder, "acme/external-parent")
+    service.engine.dispose()
+    page = get_url(serve(root) + "/acme/external-parent")
+    links = [attrs.get("href") for tag, attrs in Tags(page).tags if tag == "a"]
+    assert "<code>\\evil.example@x</code>" in page
+    assert not [h for h in links if h and "evil" in h]
+
+
+def get_url(url: str) -> str:
+    response = httpx.get(url, headers=HTML, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.text
