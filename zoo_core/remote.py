@@ -25,6 +25,17 @@ logger = logging.getLogger(__name__)
 
 
 
+def _rewind(body: Any) -> bool:
+    """Whether a request body can be sent again: none, bytes, or a file rewound to its start."""
+    if body is None or isinstance(body, (bytes, str)):
+        return True
+    try:
+        body.seek(0)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
 def _raise_for(response: Any) -> NoReturn:
     """Turn an error answer (an httpx or requests response, status >= 400) into the exact `ZooError` class the
     server raised (`error_from_response` reads the body's `type`, then `X-Error-Code`, then the status)."""
@@ -50,11 +61,28 @@ class HttpRegistry(Registry):
     def __repr__(self) -> str:
         return f"HttpRegistry({self.url!r})"
 
+    # Requests that may be sent twice: a server may close an idle keep-alive connection just as a request goes out
+    # on it ("Server disconnected without sending a response"); browsers and urllib3 then retry on a new one. A
+    # blob PUT is idempotent too (content-addressed), once its body is rewound. A POST is never sent twice.
+    RETRIED = ("GET", "HEAD", "PUT")
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        for attempt in (1, 2):
+            try:
+                return self.http.request(method, path, **kwargs)
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                body = kwargs.get("content")
+                if attempt == 2 or method not in self.RETRIED or not _rewind(body):
+                    raise ZooError(f"the registry at {self.url} closed the connection without answering: {exc}"
+                                   + (" (the request may or may not have taken effect)" if method == "POST" else "")
+                                   ) from None
+                logger.debug("%s %s: connection closed by the server, retrying once", method, path)
+            except httpx.HTTPError as exc:
+                raise ZooError(f"cannot reach the registry at {self.url}: {exc}") from None
+        raise AssertionError("unreachable")
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ZooError(f"cannot reach the registry at {self.url}: {exc}") from None
+        response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             _raise_for(response)
         return response.json() if response.content else None
@@ -76,7 +104,7 @@ class HttpRegistry(Registry):
                 while chunk := handle.read(1024 * 1024):
                     digest.update(chunk)
             relative, sha256, size = file.relative_to(folder).as_posix(), digest.hexdigest(), file.stat().st_size
-            exists = self.http.head(f"/api/blobs/{sha256}")
+            exists = self._send("HEAD", f"/api/blobs/{sha256}")
             if exists.status_code != 200:  # equal files are stored once: upload only what the server lacks
                 with file.open("rb") as handle:
                     self._call("PUT", f"/api/blobs/{sha256}", params={"path": relative}, content=handle,
