@@ -250,13 +250,18 @@ def test_every_strategy_trains_and_its_checkpoint_reloads(trained, tmp_path, str
     assert label in CLASSES
 
 
-def test_pooling_option_is_kept_by_the_checkpoint(trained, tmp_path):
+def test_pooling_option_is_kept_by_the_checkpoint_and_its_next_run(trained, tmp_path):
     _, files = trained
     result = run(sample_recipe(f"glove:{files['glove']}", "linear-probe", tmp_path / "sif",
                                backbone_options={"pooling": "sif", "oov": "skip"}))
     loaded = zoo_core.load(result.checkpoint)
     assert loaded.model.spec.options["pooling"] == "sif" and loaded.model.spec.options["oov"] == "skip"
     assert torch.equal(loaded.model.backbone.token_weights, sif_weights(loaded.model.spec.options["vocab_size"], 1e-3))
+    # the checkpoint as the next base: its vectors, words (vocab.txt) and options carry over
+    again = run(sample_recipe(f"file:{result.checkpoint}", "linear-probe", tmp_path / "again"))
+    assert again.model.spec.options == loaded.model.spec.options
+    assert torch.equal(again.model.backbone.embedding.weight, loaded.model.backbone.embedding.weight)
+    assert (again.checkpoint / VOCAB_FILE).read_bytes() == (result.checkpoint / VOCAB_FILE).read_bytes()
 
 
 def test_scratch_base_and_a_foreign_tokenizer_are_refused(trained, tmp_path):
