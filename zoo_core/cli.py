@@ -260,9 +260,10 @@ def features(recipe: Path = typer.Argument(..., help="Recipe whose base and data
     console.print(f"{out}: " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
 
 
-from zoo_core import cli_registry  # noqa: E402  (registry commands live in their own module)
+from zoo_core import cli_registry, cli_reproduce  # noqa: E402  (registry commands live in their own modules)
 
 cli_registry.register(app, console)
+cli_reproduce.register(app, console)
 
 
 def main() -> None:
