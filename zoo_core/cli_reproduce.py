@@ -23,7 +23,7 @@ def register(app: typer.Typer, console) -> None:
                                              "zoo-trained ancestor down, each step from the parent it rebuilt."),
                   record: bool = typer.Option(False, "--record", help="Store the outcome in the registry as an "
                                               "attestation on the version (each version of a chain)."),
-                  tolerance: float = typer.Option(0.02, min=0, help="Metrics must agree within tolerance × "
+                  tolerance: float = typer.Option(0.02, min=0, help="Test metrics must agree within tolerance × "
                                                   "max(1, |recorded|) when bit-identity is not expected."),
                   threads: int = typer.Option(None, min=1, help="Run with this many threads instead of the "
                                               "recorded number (bit-identity is then not expected)."),
@@ -65,7 +65,7 @@ def show(console, link) -> None:
         summary = f"weights bit-for-bit identical (sha256 {link.sha256[:16]}…)"
     else:
         summary = (f"largest weight difference {link.max_weight_difference:.3g} ({link.max_weight_tensor}); "
-                   f"expected {link.expected}; metrics tolerance {link.tolerance} × max(1, |recorded|)")
+                   f"expected {link.expected}; test metrics within {link.tolerance} × max(1, |recorded|)")
     console.print(f"[bold]{link.ref}[/bold]: {link.outcome} — {escape(summary)}", highlight=False)
     for note in link.notes:
         console.print(f"  note: {escape(note)}", highlight=False)
