@@ -112,9 +112,12 @@ def test_a_changed_data_file_is_refused_naming_the_file_and_the_split(chain, tmp
         with pytest.raises(DataMismatchError, match="pneumoniamnist_sample.npz.*neither at"):
             reproduce("acme/pneumonia-tiny@1", registry, output=tmp_path)
         link = reproduce("acme/pneumonia-tiny@1", registry, data_dirs=[moved], output=tmp_path)
+        assert link.outcome == "bit-identical" and f"found at {moved / path.name}" in link.notes[0]
+        (moved / path.name).rename(moved / "xrays.npz")  # renamed too: found by its content
+        link = reproduce("acme/pneumonia-tiny@1", registry, data_dirs=[tmp_path], output=tmp_path)
+        assert link.outcome == "bit-identical" and f"found at {moved / 'xrays.npz'}" in link.notes[0]
     finally:
-        shutil.move(moved / path.name, path)
-    assert link.outcome == "bit-identical" and f"found at {moved / path.name}" in link.notes[0]
+        shutil.move(next(moved.iterdir()), path)
 
 
 def test_a_missing_base_is_refused(chain, tmp_path):
@@ -150,8 +153,25 @@ def test_an_attestation_is_recorded_over_http_and_shown_everywhere(chain, serve,
     assert [r["id"] for r in found["results"]] == ["acme/pneumonia-tiny"]
     shown = zoo("show", "acme/pneumonia-tiny@1", "--registry", url, check=True).stdout
     assert "reproduction: bit-identical by lab" in shown
+    listed = json.loads(zoo("search", "--reproduced", "--json", "--registry", url, check=True).stdout)
+    assert [r["id"] for r in listed["results"]] == ["acme/pneumonia-tiny"]
     # an attestation that says "differs" is kept, and does not count as reproduced
     assert registry.attest("acme/mnist-tiny@1", "differs")["outcome"] == "differs"
     assert registry.search(reproduced=True)["total"] == 1
     with pytest.raises(ZooError, match="outcome is one of"):
         registry.attest("acme/mnist-tiny@1", "close enough")
+
+
+def test_operations_without_a_deterministic_implementation_are_named_once_and_other_warnings_pass():
+    import warnings
+
+    from zoo_core.determinism import nondeterminism_log
+
+    torch_says = ("adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, but you set "
+                  "'torch.use_deterministic_algorithms(True, warn_only=True)'. You can file an issue at ...")
+    with pytest.warns(UserWarning, match="unrelated") as passed, nondeterminism_log() as found:
+        for _ in range(3):
+            warnings.warn(torch_says, UserWarning, stacklevel=1)
+            warnings.warn("unrelated", UserWarning, stacklevel=1)
+    assert found == ["adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation"]
+    assert [str(w.message) for w in passed] == ["unrelated"]

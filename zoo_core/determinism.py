@@ -121,11 +121,13 @@ def nondeterminism_log() -> Iterator[list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield found
+    shown = set()
     for warning in caught:
         text = str(warning.message)
-        if "deterministic" in text:
-            found.append(text.split(". ")[0])
-        else:  # not ours: show it as it would have been shown
+        if "does not have a deterministic implementation" in text:
+            found.append(text.split(", but you set")[0])
+        elif (text, warning.category, warning.filename, warning.lineno) not in shown:  # not ours: shown, once
+            shown.add((text, warning.category, warning.filename, warning.lineno))
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     found[:] = sorted(set(found))
 
