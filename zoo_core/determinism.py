@@ -92,12 +92,10 @@ def folder_sha256(path: Path) -> str:
 
 
 def data_files(args: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The files and folders a reader's arguments name, each with its sha256, keyed by argument (`path`,
-    `train_path`, ...): how `zoo reproduce` finds the data again, wherever it has moved."""
+    """The files and folders a reader's arguments name, each with its sha256, keyed by the argument's dotted path
+    (`path`, `files.train`, `splits.test.images`): how `zoo reproduce` finds the data again, wherever it moved."""
     found = {}
-    for key, value in args.items():
-        if not isinstance(value, str):
-            continue
+    for key, value in string_values(args):
         path = Path(value).expanduser()
         if path.is_file():
             found[key] = {"path": str(path), "name": path.name, "size": path.stat().st_size,
@@ -105,6 +103,25 @@ def data_files(args: dict[str, Any]) -> dict[str, dict[str, Any]]:
         elif path.is_dir():
             found[key] = {"path": str(path), "name": path.name, "folder": True, "sha256": folder_sha256(path)}
     return found
+
+
+def string_values(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Every string inside nested dicts and lists, with its dotted path: ("files.train", "data/train.tsv")."""
+    if isinstance(value, str):
+        yield prefix, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from string_values(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from string_values(item, f"{prefix}.{index}")
+
+
+def reader_arguments(recipe) -> dict[str, Any]:
+    """The reader's arguments with its defaults filled in (a reader's default may change in a later release)."""
+    from zoo_core.plugins import get_reader
+
+    return get_reader(recipe.data.reader)(**recipe.data.args).model_dump(mode="json")
 
 
 def base_sha256(files: Path | None) -> str | None:
@@ -144,6 +161,7 @@ def record(recipe, engine, nondeterministic: list[str]) -> dict[str, Any]:
             "train.warmup_epochs": warmup if warmup is not None else engine.strategy.default_warmup_epochs(),
             "train.device": engine.device.type,
             "train.num_threads": torch.get_num_threads(),
+            "data.args": reader_arguments(recipe),
             "preprocessing": engine.preprocessing.as_dict(),
         },
         "determinism": {"seed": recipe.train.seed, **engine.determinism},

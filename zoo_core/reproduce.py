@@ -14,6 +14,7 @@ A version's recipe.yaml records everything its run depended on (zoo_core.determi
 
 from __future__ import annotations
 
+import copy
 import getpass
 import math
 import tempfile
@@ -22,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from zoo_core.client import Registry, open_registry
-from zoo_core.determinism import file_sha256, folder_sha256
+from zoo_core.determinism import file_sha256, folder_sha256, string_values
 from zoo_core.errors import DataMismatchError, MissingBaseError, ZooError
 
 DEFAULT_TOLERANCE = 0.02
@@ -96,9 +98,10 @@ def reproduce(ref: str, registry: Registry | str | None = None, data_dirs: list[
     resolved = recipe.pop("resolved", {}) or {}
     notes: list[str] = []
     recipe["base"] = _base(exact, info.parents, resolved, registry, base, notes)
-    recipe["data"]["args"] = _locate_data(exact, recipe["data"]["args"], resolved.get("data_files") or {},
-                                          [Path(d) for d in data_dirs], notes)
     defaults = resolved.get("defaults") or {}
+    args = {**(defaults.get("data.args") or {}), **recipe["data"]["args"]}  # the reader's defaults as they were
+    recipe["data"]["args"] = _locate_data(exact, args, resolved.get("data_files") or {},
+                                          [Path(d) for d in data_dirs], notes)
     train = recipe["train"]
     train["device"] = "cpu"
     train["num_threads"] = threads or defaults.get("train.num_threads") or train.get("num_threads")
@@ -110,8 +113,6 @@ def reproduce(ref: str, registry: Registry | str | None = None, data_dirs: list[
     parsed = recipe_from_dict(recipe, source=f"recipe.yaml of {exact}")
     _check_splits(exact, parsed, resolved.get("data") or {}, recipe["data"]["args"])
     log(f"reproducing {exact}: base {recipe['base']}, {train['num_threads']} threads")
-    import torch
-
     threads_before = torch.get_num_threads()
     try:
         run_recipe(parsed, progress=False, log=lambda m: None, overwrite=True)
@@ -211,7 +212,7 @@ def _locate_data(exact: str, args: dict[str, Any], files: dict[str, dict[str, An
     """The reader's arguments pointing at the recorded data: each recorded file found by name in the --data
     folders, else at its recorded path, else by content anywhere under the --data folders. A file found by name
     whose content differs is kept: the split check names the splits that changed."""
-    args = dict(args)
+    args = copy.deepcopy(args)
     for key, record in files.items():
         named = [d / record["name"] for d in dirs if (d / record["name"]).exists()]
         recorded = Path(record["path"])
@@ -220,11 +221,11 @@ def _locate_data(exact: str, args: dict[str, Any], files: dict[str, dict[str, An
         if match is None:
             match = _by_content(record, dirs)
         if match is not None:
-            args[key] = str(match)
+            _set(args, key, str(match))
             if match != recorded:
                 notes.append(f"data.args.{key}: found at {match}")
         elif candidates:
-            args[key] = str(candidates[0])
+            _set(args, key, str(candidates[0]))
             notes.append(f"data.args.{key}: {candidates[0]} differs from the recorded file (sha256 "
                          f"{record['sha256'][:12]}…)")
         else:
@@ -237,6 +238,18 @@ def _locate_data(exact: str, args: dict[str, Any], files: dict[str, dict[str, An
             if found:
                 args[key] = str(found[0])
     return args
+
+
+def _set(args: dict[str, Any], dotted: str, value: str) -> None:
+    """`args["files"]["train"] = value` for the dotted key `files.train` (list items by their index)."""
+    *parents, leaf = dotted.split(".")
+    node: Any = args
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(leaf)] = value
+    else:
+        node[leaf] = value
 
 
 def _digest(path: Path) -> str:
@@ -263,7 +276,7 @@ def _check_splits(exact: str, recipe, recorded: dict[str, Any], args: dict[str, 
                for name in SPLITS if recorded.get(name, {}).get("sha256")
                and prepared.provenance.get(name, {}).get("sha256") != recorded[name]["sha256"]]
     if changed:
-        files = ", ".join(f"'{v}' (data.args.{k})" for k, v in args.items() if isinstance(v, str) and Path(v).exists())
+        files = ", ".join(f"'{v}' (data.args.{k})" for k, v in string_values(args) if Path(v).exists())
         splits = "; ".join(f"split '{name}': sha256 {want[:12]}… recorded, {(got or 'none')[:12]}… found"
                            for name, want, got in changed)
         raise DataMismatchError(f"cannot reproduce {exact}: the data in {files or 'the recorded data'} does not match "
