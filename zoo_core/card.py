@@ -88,8 +88,8 @@ def _reproducibility(record: dict | None) -> list[str]:
         f"{pinned['num_threads']} intra-op threads, deterministic algorithms "
         f"{'on' if pinned['deterministic_algorithms'] else 'off'}, on {env['device']} "
         f"(CPU capability {env['cpu_capability']}, BLAS {env['math_backend']['blas']}). "
-        "`zoo reproduce` re-runs `recipe.yaml`; with the same packages on the same CPU capability the weights "
-        "come out bit-for-bit identical.", "",
+        "`zoo reproduce` re-runs `recipe.yaml`; with the same packages, thread count and CPU capability the "
+        "weights come out bit-for-bit identical.", "",
         *(["Not deterministic: " + "; ".join(nondeterministic) + "."] if nondeterministic else
           ["Nothing in this run is known to be non-deterministic."]), "",
     ]
