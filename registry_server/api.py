@@ -18,6 +18,8 @@ from registry_server.schemas import (
     ERRORS,
     AliasEventOut,
     AliasIn,
+    AttestationIn,
+    AttestationOut,
     BlobOut,
     LineageOut,
     ModelOut,
@@ -41,13 +43,14 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
            backbone: str | None = None, family: str | None = None, strategy: str | None = None,
            license: str | None = None, tag: str | None = None, library: str | None = None,
            namespace: str | None = None, metric: str | None = Query(None, description="e.g. accuracy>=0.9"),
-           descendant_of: str | None = None, relation: str | None = None, sort: str = "updated",
+           descendant_of: str | None = None, relation: str | None = None, reproduced: bool = False,
+           sort: str = "updated",
            page: int = 1, per_page: int = 20, who: Viewer = Reader, service: RegistryService = Service
            ) -> dict[str, Any]:
     return service.search(q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
                           strategy=strategy, license=license, tag=tag, library=library, namespace=namespace,
-                          metric=parse_metric(metric), descendant_of=descendant_of, relation=relation, sort=sort,
-                          page=page, per_page=per_page)
+                          metric=parse_metric(metric), descendant_of=descendant_of, relation=relation,
+                          reproduced=reproduced, sort=sort, page=page, per_page=per_page)
 
 
 @router.get("/models/{namespace}/{name}", response_model=ModelOut)
@@ -119,3 +122,10 @@ def set_alias(namespace: str, name: str, body: AliasIn, who: Viewer = Writer,
 def set_status(namespace: str, name: str, revision: str, body: StatusIn, who: Viewer = Writer,
                service: RegistryService = Service) -> dict[str, Any]:
     return service.set_status(f"{namespace}/{name}@{revision}", body.status, body.reason, who).as_dict()
+
+
+@router.post("/models/{namespace}/{name}/versions/{revision}/attestations", status_code=201,
+             response_model=AttestationOut, summary="Record a reproduction of a version (zoo reproduce --record)")
+def attest(namespace: str, name: str, revision: str, body: AttestationIn, who: Viewer = Reader,
+           service: RegistryService = Service) -> dict[str, Any]:
+    return service.attest(f"{namespace}/{name}@{revision}", body.outcome, body.environment, body.details, who)

@@ -48,6 +48,19 @@ class ParentOut(BaseModel):
     private: bool = Field(False, description="the parent is a private model the caller cannot see")
 
 
+class AttestationIn(BaseModel):
+    """A reproduction of a version: `zoo reproduce --record` sends it."""
+
+    outcome: Literal["bit-identical", "within tolerance", "differs"]
+    environment: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+
+
+class AttestationOut(AttestationIn):
+    by: str | None = Field(description="the namespace of the token that recorded it (local: an embedded registry)")
+    at: str
+
+
 class VersionOut(BaseModel):
     """One version: what `Registry.resolve` returns."""
 
@@ -67,6 +80,7 @@ class VersionOut(BaseModel):
     card: str | None = None
     status_reason: str | None = None
     size: int | None = Field(None, description="bytes, all files together")
+    attestations: list[AttestationOut] = Field([], description="reproductions of this version, oldest first")
 
 
 class ModelOut(BaseModel):

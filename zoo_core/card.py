@@ -17,7 +17,8 @@ def base_model_id(origin: str) -> str:
 
 
 def render_card(*, recipe, result, origin: str | None, data_provenance: dict, versions: dict[str, str],
-                task: str = "image-classification", relation: str = "finetune") -> str:
+                task: str = "image-classification", relation: str = "finetune",
+                reproducibility: dict | None = None) -> str:
     """The card's Markdown. `relation` is the strategy's (`Strategy.relation`), the card's `base_model_relation`."""
     card = recipe.card
     metrics = result.metrics
@@ -69,9 +70,29 @@ def render_card(*, recipe, result, origin: str | None, data_provenance: dict, ve
           if metrics else ["_No test split was evaluated._"]),
         *_per_class(result),
         "",
+        *_reproducibility(reproducibility),
         "## Limitations", "", card.limitations or PLACEHOLDER, "",
     ]
     return "\n".join(lines)
+
+
+def _reproducibility(record: dict | None) -> list[str]:
+    """What was pinned (zoo_core.determinism), and what could not be made deterministic."""
+    if not record or "determinism" not in record:
+        return []
+    pinned, env = record["determinism"], record["environment"]
+    nondeterministic = record.get("nondeterministic") or []
+    return [
+        "## Reproducibility", "",
+        f"Pinned: seed {pinned['seed']} (initialisation, data order, augmentation, splits), "
+        f"{pinned['num_threads']} intra-op threads, deterministic algorithms "
+        f"{'on' if pinned['deterministic_algorithms'] else 'off'}, on {env['device']} "
+        f"(CPU capability {env['cpu_capability']}, BLAS {env['math_backend']['blas']}). "
+        "`zoo reproduce` re-runs `recipe.yaml`; with the same packages, thread count and CPU capability the "
+        "weights come out bit-for-bit identical.", "",
+        *(["Not deterministic: " + "; ".join(nondeterministic) + "."] if nondeterministic else
+          ["Nothing in this run is known to be non-deterministic."]), "",
+    ]
 
 
 def _optimisation(recipe, result) -> list[str]:

@@ -80,6 +80,7 @@ def write_checkpoint(path: str | Path, model: TransferModel, labels: list[str],
         config, state = _config_and_state(model, labels, preprocessing)
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "library": "transfer-zoo"})
+        sort_metadata(tmp / WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
         if extra is not None:
             extra(tmp)
@@ -90,6 +91,24 @@ def write_checkpoint(path: str | Path, model: TransferModel, labels: list[str],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def sort_metadata(path: Path) -> None:
+    """Put the safetensors header's `__metadata__` keys in sorted order, in place. safetensors writes them in its
+    hash map's order, which changes from process to process: equal weights gave files with different sha256
+    (found by `zoo reproduce`). The sorted object has the same length, so only those header bytes change."""
+    with path.open("r+b") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = handle.read(size).decode()
+        start = header.find('"__metadata__":')
+        if start < 0:
+            return
+        start += len('"__metadata__":')
+        metadata, end = json.JSONDecoder().raw_decode(header, start)
+        canonical = json.dumps(dict(sorted(metadata.items())), separators=(",", ":"), ensure_ascii=False)
+        if end - start == len(canonical) and header[start:end] != canonical:
+            handle.seek(8 + len(header[:start].encode()))
+            handle.write(canonical.encode())
 
 
 def _config_and_state(model: TransferModel, labels: list[str], preprocessing: Preprocessing | None):

@@ -297,9 +297,10 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
             console.print(f"[red]not scored[/red] {r.candidate}: {escape(r.error)}", highlight=False)
 
 
-from zoo_core import cli_registry  # noqa: E402  (registry commands live in their own module)
+from zoo_core import cli_registry, cli_reproduce  # noqa: E402  (registry commands live in their own modules)
 
 cli_registry.register(app, console)
+cli_reproduce.register(app, console)
 
 
 def main() -> None:

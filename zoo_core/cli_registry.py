@@ -67,15 +67,18 @@ def register(app: typer.Typer, console) -> None:
                family: str = None, strategy: str = None, license: str = None, tag: str = None,
                metric: str = typer.Option(None, help="e.g. 'accuracy>=0.9'"),
                descendant_of: str = typer.Option(None, help="only descendants of this version"),
-               relation: str = None, sort: str = typer.Option("updated", help="updated, name or a metric"),
+               relation: str = None,
+               reproduced: bool = typer.Option(False, "--reproduced", help="only models whose latest version was "
+                                               "reproduced (zoo reproduce --record)"),
+               sort: str = typer.Option("updated", help="updated, name or a metric"),
                page: int = 1, per_page: int = 20, registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Search models: free text, filters, metric and lineage filters."""
         from zoo_core.registry.queries import parse_metric
 
         found = open_registry(registry).search(query, task=task, modality=modality, backbone=backbone, family=family,
                                           strategy=strategy, license=license, tag=tag, metric=parse_metric(metric),
-                                          descendant_of=descendant_of, relation=relation, sort=sort, page=page,
-                                          per_page=per_page)
+                                          descendant_of=descendant_of, relation=relation,
+                                          reproduced=reproduced or None, sort=sort, page=page, per_page=per_page)
         if as_json:
             return out(found)
         table = Table("model", "latest", "backbone", "strategy", "metrics", "aliases", title=f"{found['total']} models")
@@ -97,6 +100,11 @@ def register(app: typer.Typer, console) -> None:
         console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in info.metrics.items()))
         parents = [f"{p['ref'] or 'a private model'} ({p['relation']})" for p in info.parents]
         console.print("parents: " + (", ".join(parents) or "-"))
+        for a in info.attestations:
+            env = a["environment"]
+            console.print(f"reproduction: {a['outcome']} by {a['by']} on {a['at'][:19]} ({env.get('device', '?')}, "
+                          f"{env.get('cpu_capability', '?')}, torch {env.get('versions', {}).get('torch', '?')})",
+                          highlight=False)
         table = Table("file", "size", "sha256")
         for f in info.files:
             table.add_row(f["path"], str(f["size"]), f["sha256"])

@@ -47,7 +47,8 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     def search(self, query: str | None = None, **filters: Any) -> dict[str, Any]:
         """Models matching free text and filters (task, modality, backbone, family, strategy, license, tag,
-        metric=(name, op, value), descendant_of, relation, sort, page, per_page): `{"total", "results", ...}`."""
+        metric=(name, op, value), descendant_of, relation, reproduced, sort, page, per_page):
+        `{"total", "results", ...}`."""
 
     @abc.abstractmethod
     def lineage(self, ref: str, direction: str = "both") -> dict[str, Any]:
@@ -72,6 +73,12 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     def publish_draft(self, ref: str) -> VersionInfo:
         """Publish a draft version (its card is checked now)."""
+
+    @abc.abstractmethod
+    def attest(self, ref: str, outcome: str, environment: dict[str, Any] | None = None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record a reproduction of a version (`zoo reproduce --record`): outcome bit-identical, within tolerance
+        or differs, the environment it ran in and what differed; shown by `resolve(ref).attestations`."""
 
     @abc.abstractmethod
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:

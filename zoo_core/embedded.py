@@ -68,6 +68,10 @@ class EmbeddedRegistry(Registry):
     def publish_draft(self, ref: str) -> VersionInfo:
         return self.service.set_status(ref, "published", None, self.viewer)
 
+    def attest(self, ref: str, outcome: str, environment: dict[str, Any] | None = None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.service.attest(ref, outcome, environment, details, self.viewer)
+
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         return self.service.gc(grace)
 

@@ -86,6 +86,14 @@ class DataError(ZooError):
     """A data set that is missing, corrupt or does not match what the recipe says."""
 
 
+class MissingBaseError(ZooError):
+    """`zoo reproduce`: the base a version was trained from cannot be found (not in its lineage, yanked, moved)."""
+
+
+class DataMismatchError(DataError):
+    """`zoo reproduce`: the data found does not match the fingerprints recorded at training time."""
+
+
 # -- the registry -------------------------------------------------------------------------------------------------
 class NotFoundError(ZooError, LookupError):
     """A model, version, alias or file that does not exist (or is private to someone else)."""

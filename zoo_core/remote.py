@@ -201,6 +201,12 @@ class HttpRegistry(Registry):
     def publish_draft(self, ref: str) -> VersionInfo:
         return self._status(ref, "published", None)
 
+    def attest(self, ref: str, outcome: str, environment: dict[str, Any] | None = None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+        model_path, revision = self._path(ref)
+        return self._call("POST", f"{model_path}/versions/{revision}/attestations",
+                          json={"outcome": outcome, "environment": environment or {}, "details": details or {}})
+
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         raise ZooError("gc runs on the server's machine: zoo gc --registry FOLDER")
 

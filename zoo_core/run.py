@@ -10,6 +10,8 @@ import yaml
 
 from zoo_core.card import render_card
 from zoo_core.checkpoint import write_checkpoint
+from zoo_core.determinism import nondeterminism_log
+from zoo_core.determinism import record as reproducibility
 from zoo_core.plugins import get_catalog
 from zoo_core.recipe import Recipe
 from zoo_core.sources import split_reference
@@ -40,6 +42,7 @@ def resolved_recipe(recipe: Recipe, engine: Engine, result: RunResult) -> dict[s
         **{key: result.extra[key] for key in ("selection", "probe", "threshold", "test_per_class_f1")
            if key in result.extra},
         "versions": package_versions(recipe, engine),
+        **reproducibility(recipe, engine, result.extra.get("nondeterministic", [])),
     }
     return data
 
@@ -51,7 +54,9 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool
         from zoo_core.errors import ZooError
 
         raise ZooError(f"output '{output}' already exists; choose another output or pass --overwrite")
-    result = engine.train()
+    with nondeterminism_log() as nondeterministic:
+        result = engine.train()
+    result.extra["nondeterministic"] = nondeterministic
     if output is None:
         return result
     resolved = resolved_recipe(recipe, engine, result)
@@ -64,7 +69,8 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool
         (folder / "README.md").write_text(render_card(recipe=recipe, result=result, origin=origin,
                                                       data_provenance=engine.data.provenance,
                                                       versions=resolved["resolved"]["versions"], task=task,
-                                                      relation=engine.strategy.relation))
+                                                      relation=engine.strategy.relation,
+                                                      reproducibility=resolved["resolved"]))
         engine.encoder.save(folder)  # what predicting needs besides config.json (a tokenizer's files)
 
     result.checkpoint = write_checkpoint(output, engine.model.cpu(), result.classes,

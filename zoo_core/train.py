@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from zoo_core.backbone import ImagePreprocessing, Preprocessing, TransferModel
 from zoo_core.data import Split
+from zoo_core.determinism import pin as pin_determinism
 from zoo_core.errors import DataError, ZooError
 from zoo_core.metrics import choose_threshold, classification_metrics, per_class_f1
 from zoo_core.pipeline import PreparedData, batches, prepare
@@ -122,6 +123,7 @@ class Engine:
             torch.set_num_threads(cfg.num_threads)
         self.device = pick_device(cfg.device)
         self.generator = seed_everything(cfg.seed)
+        self.determinism = pin_determinism(self.device)  # recorded in recipe.yaml (zoo_core.determinism)
         self.strategy = build_strategy(recipe)
         base, self.spec = resolve_base(recipe)
         if recipe.backbone_options:

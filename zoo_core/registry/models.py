@@ -118,3 +118,15 @@ class Token(SQLModel, table=True):
     name: str = Field(max_length=64)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Attestation(SQLModel, table=True):
+    """Someone re-ran a version's recipe (`zoo reproduce --record`) and says what came out: append-only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    outcome: str = Field(max_length=20, index=True)  # bit-identical | within tolerance | differs
+    actor: str | None = Field(default=None, max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+    environment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

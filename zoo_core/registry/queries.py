@@ -12,6 +12,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from zoo_core.errors import ZooError
+from zoo_core.registry.attestations import reproduced_versions
 from zoo_core.registry.models import Alias, LineageEdge, Model, Namespace, Version, VersionMetric
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import ADMIN, Viewer
@@ -81,11 +82,12 @@ class QueriesMixin:
                strategy: str | None = None, license: str | None = None, tag: str | None = None,
                library: str | None = None, namespace: str | None = None,
                metric: tuple[str, str, float] | None = None, descendant_of: str | None = None,
-               relation: str | None = None, sort: str = "updated", page: int = 1,
+               relation: str | None = None, reproduced: bool = False, sort: str = "updated", page: int = 1,
                per_page: int = 20, facets: bool = False) -> dict[str, Any]:
         """Models whose latest version matches, with every version's aliases and metrics in the same answer;
         `facets` adds, per facet (task, modality, family, strategy, license, tag), each value's count among the
-        matches."""
+        matches. `reproduced`: only models whose latest version someone reproduced (an attestation that says
+        bit-identical or within tolerance)."""
         with Session(self.engine) as session:
             latest = select(Alias.model_id, Alias.version_id).where(Alias.name == "latest").subquery()
             stmt = (select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
@@ -121,6 +123,8 @@ class QueriesMixin:
                     ids = [n["version_id"] for n in graph["nodes"] if n.get("depth", 0) > 0 and "version_id" in n]
                     edges = edges.where(LineageEdge.child_id.in_(ids))
                 stmt = stmt.where(Version.id.in_(edges))
+            if reproduced:
+                stmt = stmt.where(Version.id.in_(reproduced_versions()))
             total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
             counts = _facet_counts(session, stmt) if facets else None
             if sort == "name":

@@ -30,6 +30,7 @@ from zoo_core.errors import (
     UnknownAliasError,
     ZooError,
 )
+from zoo_core.registry.attestations import AttestationsMixin
 from zoo_core.registry.blobs import open_blob_store
 from zoo_core.registry.cards import missing_for_publication
 from zoo_core.registry.db import create_db_engine
@@ -66,7 +67,7 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
            "VersionInfo", "Viewer", "check_path", "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
 
-class RegistryService(PublishingMixin, QueriesMixin):
+class RegistryService(PublishingMixin, QueriesMixin, AttestationsMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
         e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
@@ -148,6 +149,7 @@ class RegistryService(PublishingMixin, QueriesMixin):
             info.size = sum(f.size for f in files)
             info.parents = self._parents(session, version.id, viewer)
             info.card = version.card
+            info.attestations = self._attestations(session, version.id)
         return info
 
     def _parents(self, session: Session, version_id: int, viewer: Viewer) -> list[dict[str, Any]]:

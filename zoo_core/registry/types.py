@@ -131,6 +131,7 @@ class VersionInfo:
     card: str | None = None
     status_reason: str | None = None
     size: int | None = None  # bytes, all files together
+    attestations: list[dict[str, Any]] = field(default_factory=list)  # reproductions (registry/attestations.py)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
