@@ -67,7 +67,7 @@ def _migration_lock(engine: Engine):
         return contextlib.nullcontext()
     from filelock import FileLock
 
-    return FileLock(f"{database}.migrate.lock", timeout=600)
+    return FileLock(f"{database}.migrate.lock", timeout=600, mode=0o600)
 
 
 def _private_file(database: str | None) -> None:
