@@ -37,7 +37,8 @@ LAUNCHED_BY_ZOO = "ZOO_DISTRIBUTED_LAUNCHER"  # set by `zoo train --nproc`: rank
 
 @dataclass(frozen=True)
 class World:
-    """This process's place among the ranks; `World()` is the single-process case."""
+    """This process's place among the ranks; `World()` is a process on its own (no process group). Under torchrun
+    even one process joins a group and trains through DDP, so `--nproc 1` runs the same code as `--nproc 8`."""
 
     rank: int = 0
     size: int = 1
@@ -50,12 +51,12 @@ class World:
 
     @property
     def active(self) -> bool:
-        return self.size > 1
+        return self.backend is not None
 
 
 def launched() -> bool:
-    """True in a process that torchrun started as one of several."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True in a process that torchrun started (it sets RANK and WORLD_SIZE, the env:// rendezvous)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def current() -> World:
@@ -70,8 +71,8 @@ def _wants_cuda(device: str) -> bool:
         return torch.cuda.is_available()
     if device.startswith("cuda"):
         if device != "cuda":
-            raise ZooError(f"train.device is '{device}' but this run has {os.environ.get('WORLD_SIZE')} processes: "
-                           "use 'cuda' (or auto): rank r takes the local GPU r (CUDA_VISIBLE_DEVICES chooses them)")
+            raise ZooError(f"train.device is '{device}' but torchrun started this run: use 'cuda' (or auto), and "
+                           "each rank takes the local GPU of its LOCAL_RANK (CUDA_VISIBLE_DEVICES chooses them)")
         return True
     return False
 
