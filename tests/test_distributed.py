@@ -30,6 +30,7 @@ EXACT = {"accuracy": 1e-6, "balanced_accuracy": 1e-6, "macro_f1": 1e-6, "auroc":
 PER_RANK_BATCHNORM = {"accuracy": 1 / 24 + 1e-9, "balanced_accuracy": 0.05, "macro_f1": 0.05, "auroc": 0.15,
                       "loss": 5e-3}
 STRATEGIES = {
+    # batch 5 on 2 ranks: shares of 3 and 2, and the epoch's last batch of 1 leaves rank 1 an empty share
     "finetune": ({"name": "finetune", "freeze_norm_stats": True}, EXACT),
     "freeze": ({"name": "freeze", "trainable_from": "block2"}, PER_RANK_BATCHNORM),
     "lora": ({"name": "lora", "r": 2}, PER_RANK_BATCHNORM),
@@ -44,7 +45,7 @@ def layout(folder: Path) -> dict:
             "tensors": {k: tuple(v.shape) for k, v in weights.items()}}
 
 
-def assert_like_one(one, folder: Path, tolerance: dict[str, float]) -> None:
+def assert_like_one(one, folder: Path, tolerance: dict[str, float], batch_size: int = 8) -> None:
     two = json.loads((folder / "metrics.json").read_text())
     assert set(two) == set(one.metrics)
     for metric, value in one.metrics.items():
@@ -53,14 +54,15 @@ def assert_like_one(one, folder: Path, tolerance: dict[str, float]) -> None:
     resolved = yaml.safe_load((folder / "recipe.yaml").read_text())
     assert resolved["resolved"]["distributed"] == {"world_size": 2, "backend": "gloo", "device": "cpu",
                                                    "precision": "fp32", "grad_accum_steps": 1}
-    assert resolved["train"]["batch_size"] == 8  # the global batch, as written
+    assert resolved["train"]["batch_size"] == batch_size  # the global batch, as written
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_two_processes_train_like_one(tmp_path, tiny_recipe, zoo, name):
     strategy, tolerance = STRATEGIES[name]
     base, _ = base_checkpoint(tmp_path)
-    recipe = tiny_recipe(tmp_path, strategy, base=base, train={"num_threads": 1})
+    batch_size = 5 if name == "finetune" else 8
+    recipe = tiny_recipe(tmp_path, strategy, base=base, train={"num_threads": 1, "batch_size": batch_size})
     one = tiny_recipe.run({**recipe, "output": str(tmp_path / "one")})
     path = tiny_recipe.write(recipe, tmp_path / "recipe.yaml")
     if name == "finetune":  # torchrun itself, as the README shows it
@@ -72,7 +74,7 @@ def test_two_processes_train_like_one(tmp_path, tiny_recipe, zoo, name):
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)  # rank 0 alone prints (a second summary would not parse as one object)
     assert summary["metrics"] == json.loads((tmp_path / "two" / "metrics.json").read_text())
-    assert_like_one(one, tmp_path / "two", tolerance)
+    assert_like_one(one, tmp_path / "two", tolerance, batch_size)
     # nothing else beside the two checkpoints and what the test made (no rank's temporary folder left)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "one", "recipe.yaml", "two"]
 
@@ -137,3 +139,29 @@ def test_two_nodes_on_loopback_meet_at_a_rendezvous_endpoint_and_probe_like_one(
     assert [node.returncode for node in nodes] == [0, 0], outputs
     assert sum(bool(out.strip()) for out, _ in outputs) == 1  # global rank 0 alone printed the summary
     assert_like_one(one, tmp_path / "out", EXACT)
+
+
+def test_accumulation_splits_the_step_not_the_batch(tmp_path, tiny_recipe):
+    """grad_accum_steps: 3 micro-batches a step give one process's metrics (BatchNorm statistics kept from the
+    base, as in the exact case above); the resolved recipe records it."""
+    base, _ = base_checkpoint(tmp_path)
+    strategy = {"name": "finetune", "freeze_norm_stats": True}
+    plain = tiny_recipe.train(tmp_path / "a", strategy, base=base)
+    accumulated = tiny_recipe.train(tmp_path / "b", strategy, base=base, train={"grad_accum_steps": 3})
+    for metric, value in plain.metrics.items():
+        assert accumulated.metrics[metric] == pytest.approx(value, abs=EXACT[metric])
+    resolved = yaml.safe_load((accumulated.checkpoint / "recipe.yaml").read_text())
+    assert resolved["resolved"]["distributed"] == {"world_size": 1, "backend": None, "device": "cpu",
+                                                   "precision": "fp32", "grad_accum_steps": 3}
+
+
+def test_bf16_autocast_trains_on_cpu_and_cuda_only_settings_are_refused(tmp_path, tiny_recipe):
+    from zoo_core.errors import ZooError
+
+    result = tiny_recipe.train(tmp_path / "bf16", "finetune", train={"precision": "bf16"})
+    assert all(r["train_loss"] == pytest.approx(r["train_loss"]) for r in result.history)  # finite, not NaN
+    assert yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())["train"]["precision"] == "bf16"
+    with pytest.raises(ZooError, match="fp16 needs CUDA"):
+        tiny_recipe.train(tmp_path / "fp16", "finetune", train={"precision": "fp16", "device": "cpu"})
+    with pytest.raises(ZooError, match="sync_batchnorm needs CUDA"):
+        tiny_recipe.train(tmp_path / "sync", "finetune", train={"sync_batchnorm": True, "device": "cpu"})
