@@ -196,6 +196,8 @@ def train(recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     from zoo_core import distributed
 
     if nproc is not None or nnodes != "1":
+        if distributed.launched():
+            raise ZooError("--nproc/--nnodes start torchrun, but this process already runs under torchrun: drop them")
         child = ["train", str(recipe), *[f"--set={s}" for s in set_], *([f"--output={output}"] if output else []),
                  *(["--overwrite"] if overwrite else []), *(["--quiet"] if quiet else []),
                  *(["--json"] if as_json else [])]

@@ -312,7 +312,8 @@ class Engine:
                 seen += len(idx)
                 running += loss * len(idx)
                 rate = seen / max(1e-9, time.perf_counter() - epoch_start)
-                bar.set_postfix(loss=f"{running / seen:.4f}", samples_s=f"{rate:.0f}")
+                # rank 0's share of the loss, scaled: the ranks' sum is known at the end of the epoch
+                bar.set_postfix(loss=f"{running * self.world.size / seen:.4f}", samples_s=f"{rate:.0f}")
             running, = distributed.all_sum([running], self.world, self.device)  # each rank summed its share
             distributed.sync_buffers(self.model, self.world)
             train_seconds += time.perf_counter() - epoch_start
