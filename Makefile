@@ -8,7 +8,7 @@ TEST_PLUGINS := $(wildcard tests/plugins/*)
 HF_CLIENTS := 0.36.2 1.33.0
 SETUP_INPUTS := pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml tests/plugins/*/pyproject.toml)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean wheelhouse
 
 $(BIN)/.installed: $(SETUP_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ bench: $(BIN)/.installed
 	cd bench && ../$(BIN)/python stream.py
 	cd bench && ../$(BIN)/python catalog.py
 	cd bench && ../$(BIN)/python transfer.py
+	cd bench && ../$(BIN)/python distributed.py
+
+# Wheels for scripts/gpu-check.sh on a GPU machine without a package index (torch excluded: it brings its own)
+wheelhouse: $(BIN)/.installed
+	bash scripts/wheelhouse.sh dist/wheelhouse
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-output

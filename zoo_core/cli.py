@@ -5,6 +5,7 @@ Commands import what they need when they run (plugins, torch): `zoo --help` and 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -183,8 +184,34 @@ def train(recipe: Path = typer.Argument(..., help="Recipe YAML file."),
           output: str = typer.Option(None, "--output", "-o", help="Checkpoint folder (overrides output:)."),
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-          as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")) -> None:
+          as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+          nproc: int = typer.Option(None, "--nproc", min=1, help="Processes on this node, launched by torchrun "
+                                                                   "(one a GPU on CUDA)."),
+          nnodes: str = typer.Option("1", "--nnodes", help="Nodes (torchrun's --nnodes, e.g. 2 or 1:4)."),
+          rdzv_endpoint: str = typer.Option(None, "--rdzv-endpoint",
+                                            help="HOST:PORT where the nodes meet (the same on every node)."),
+          rdzv_id: str = typer.Option("zoo", "--rdzv-id", help="Rendezvous id shared by the nodes of one job."),
+          ) -> None:
     """Run a transfer recipe and write a documented checkpoint."""
+    from zoo_core import distributed
+
+    if nproc is not None or nnodes != "1":
+        if distributed.launched():
+            raise ZooError("--nproc/--nnodes start torchrun, but this process already runs under torchrun: drop them")
+        child = ["train", str(recipe), *[f"--set={s}" for s in set_], *([f"--output={output}"] if output else []),
+                 *(["--overwrite"] if overwrite else []), *(["--quiet"] if quiet else []),
+                 *(["--json"] if as_json else [])]
+        return distributed.launch(distributed.torchrun_arguments(nproc or 1, nnodes, rdzv_endpoint, rdzv_id, child))
+    if not distributed.launched():
+        return _train(recipe, set_, output, overwrite, quiet, as_json)
+    try:
+        _train(recipe, set_, output, overwrite, quiet, as_json)
+    except Exception as exc:  # one line per failed rank; torchrun stops the others
+        distributed.report_failure(exc, str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}")
+        raise SystemExit(1) from None
+
+
+def _train(recipe: Path, set_: list[str], output: str | None, overwrite: bool, quiet: bool, as_json: bool) -> None:
     from zoo_core.recipe import load_recipe
     from zoo_core.run import run_recipe
 
@@ -192,6 +219,8 @@ def train(recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     parsed = load_recipe(recipe, overrides)
     log = (lambda m: None) if as_json else (lambda m: Console(stderr=True).print(m, highlight=False))
     result = run_recipe(parsed, progress=not quiet and not as_json, log=log, overwrite=overwrite)
+    if os.environ.get("RANK", "0") != "0":
+        return  # torchrun's other ranks: rank 0 prints the summary
     summary = {"checkpoint": str(result.checkpoint) if result.checkpoint else None, "metrics": result.metrics,
                "best_epoch": result.best_epoch, "seconds": round(result.seconds, 2)}
     if as_json:
@@ -312,3 +341,7 @@ def main() -> None:
 
         Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # torchrun --nproc-per-node N -m zoo_core.cli train recipe.yaml
+    main()

@@ -76,7 +76,18 @@ class TrainConfig(_Section):
     threshold: Literal["argmax", "validation"] = Field(
         "argmax", description="two classes: 'validation' chooses the decision threshold that maximises validation "
                               "macro-F1 (never the test split) and folds it into the head's bias")
-    num_threads: int | None = Field(None, ge=1)
+    num_threads: int | None = Field(None, ge=1, description="CPU threads (per process)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="bf16/fp16: autocast (fp16 needs CUDA and scales the loss with a GradScaler)")
+    grad_accum_steps: int = Field(
+        1, ge=1, description="split each batch into this many micro-batches (memory): batch_size stays the batch "
+                             "of one optimizer step, so results match 1 up to BatchNorm's statistics")
+    compile: bool = Field(False, description="torch.compile the trained module")
+    sync_batchnorm: bool = Field(False, description="several CUDA processes: BatchNorm statistics over the global "
+                                                    "batch (SyncBatchNorm) instead of each rank's share")
+    find_unused_parameters: bool = Field(
+        False, description="several processes: let DDP find parameters the forward skips (slower; only for a "
+                           "backbone whose forward leaves a trainable parameter unused)")
 
 
 class CardConfig(_Section):

@@ -1,4 +1,7 @@
-"""`zoo train`: run a recipe and write its checkpoint (weights, config, card, resolved recipe) atomically."""
+"""`zoo train`: run a recipe and write its checkpoint (weights, config, card, resolved recipe) atomically.
+
+Under torchrun every rank runs the recipe (zoo_core.distributed); rank 0 alone logs, writes and publishes, once
+every rank has finished training without error."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from zoo_core import distributed
 from zoo_core.card import render_card
 from zoo_core.checkpoint import write_checkpoint
 from zoo_core.determinism import nondeterminism_log
@@ -42,23 +46,35 @@ def resolved_recipe(recipe: Recipe, engine: Engine, result: RunResult) -> dict[s
         **{key: result.extra[key] for key in ("selection", "probe", "threshold", "test_per_class_f1")
            if key in result.extra},
         "versions": package_versions(recipe, engine),
+        # how it ran: train.batch_size is the global batch, split among these processes
+        "distributed": {"world_size": engine.world.size, "backend": engine.world.backend,
+                        "device": engine.device.type, "precision": recipe.train.precision,
+                        "grad_accum_steps": recipe.train.grad_accum_steps},
         **reproducibility(recipe, engine, result.extra.get("nondeterministic", [])),
     }
     return data
 
 
 def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool = False) -> RunResult:
-    engine = Engine(recipe, progress=progress, log=log)
-    output = Path(recipe.output).expanduser() if recipe.output else None
-    if output is not None and output.exists() and not overwrite:
-        from zoo_core.errors import ZooError
+    with distributed.session(recipe.train.device) as world:
+        if not world.main:
+            progress, log = False, (lambda message: None)
+        engine = Engine(recipe, progress=progress, log=log)
+        output = Path(recipe.output).expanduser() if recipe.output else None
+        if world.main and output is not None and output.exists() and not overwrite:
+            from zoo_core.errors import ZooError
 
-        raise ZooError(f"output '{output}' already exists; choose another output or pass --overwrite")
-    with nondeterminism_log() as nondeterministic:
-        result = engine.train()
-    result.extra["nondeterministic"] = nondeterministic
-    if output is None:
-        return result
+            raise ZooError(f"output '{output}' already exists; choose another output or pass --overwrite")
+        with nondeterminism_log() as nondeterministic:
+            result = engine.train()
+        result.extra["nondeterministic"] = nondeterministic
+        distributed.barrier(world)  # nothing is written unless every rank got here
+        if output is None or not world.main:
+            return result
+        return _write(recipe, engine, result, output, log, overwrite)
+
+
+def _write(recipe: Recipe, engine: Engine, result: RunResult, output: Path, log, overwrite: bool) -> RunResult:
     resolved = resolved_recipe(recipe, engine, result)
     origin = resolved["resolved"]["base"]
     task = "text-classification" if engine.spec.modality == "text" else "image-classification"

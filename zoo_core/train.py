@@ -4,11 +4,13 @@ One optimizer parameter group per layer group is built once; each epoch the stra
 scales switch `requires_grad` and the groups' learning rates (a frozen group has scale 0, and its BatchNorm
 layers run in eval mode). When the strategy never trains the backbone, features are computed once and the
 head trains on the cache. Inputs are prepared as the loaded weights were (their own preprocessing) by the
-encoder the backbone declares.
+encoder the backbone declares. Under torchrun, each step's batch is shared among the ranks and evaluation is
+gathered (zoo_core.distributed); `train.precision` autocasts, `train.grad_accum_steps` splits each step's batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 from torch import nn
 from tqdm.auto import tqdm
 
+from zoo_core import distributed
 from zoo_core.backbone import ImagePreprocessing, Preprocessing, TransferModel
 from zoo_core.data import Split
 from zoo_core.determinism import pin as pin_determinism
@@ -59,6 +62,11 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ZooError(f"train.device is '{name}' but no CUDA device is available")
     return device
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision == "fp16" and device.type != "cuda":
+        raise ZooError(f"train.precision fp16 needs CUDA (the device is {device}); use bf16 or fp32")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -121,9 +129,17 @@ class Engine:
         cfg = recipe.train
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        self.device = pick_device(cfg.device)
-        self.generator = seed_everything(cfg.seed)
+        self.world = distributed.current()
+        self.device = distributed.place(pick_device(cfg.device), self.world)
+        check_precision(cfg.precision, self.device)
+        if cfg.sync_batchnorm and self.device.type != "cuda":
+            raise ZooError("train.sync_batchnorm needs CUDA (torch's SyncBatchNorm runs on GPUs only); on CPU "
+                           "each rank normalises with its share of the batch")
+        self.generator = seed_everything(cfg.seed)  # the epoch order: the same on every rank
         self.determinism = pin_determinism(self.device)  # recorded in recipe.yaml (zoo_core.determinism)
+        # augmentation draws differ between ranks (their images do); one process keeps one generator
+        self.augment_generator = self.generator if not self.world.active else \
+            torch.Generator().manual_seed(cfg.seed + 7919 * self.world.rank)
         self.strategy = build_strategy(recipe)
         base, self.spec = resolve_base(recipe)
         if recipe.backbone_options:
@@ -150,6 +166,8 @@ class Engine:
         if self.weights is not None:
             self.model.load_backbone_state(self.weights.state_dict, self.weights.origin)
         self.strategy.prepare(self.model)
+        if cfg.sync_batchnorm and self.world.active:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.groups = self.model.layer_groups()
         self.group_names = [g.name for g in self.groups]
         # the scratch strategy keeps the base's preprocessing (and tokenizer) with its architecture
@@ -210,25 +228,37 @@ class Engine:
     # -- data --------------------------------------------------------------------------------------------
     def encode(self, split: Split, idx: np.ndarray, augment: bool = False):
         inputs = split.inputs[idx] if isinstance(split.inputs, np.ndarray) else [split.inputs[i] for i in idx]
-        batch = self.encoder(inputs, augment=augment, generator=self.generator)
+        batch = self.encoder(inputs, augment=augment, generator=self.augment_generator)
         if isinstance(batch, dict):
             return {k: v.to(self.device) for k, v in batch.items()}
         return batch.to(self.device)
 
+    def autocast(self):
+        precision = self.recipe.train.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+    def _sharded(self, split: Split, forward, batch_size: int | None, width: int) -> torch.Tensor:
+        """`forward` over this rank's share of the split, gathered: the whole split's rows on every rank."""
+        mine = distributed.shard(np.arange(len(split)), self.world)
+        with self.autocast():
+            out = [forward(self.encode(split, mine[idx])).float().cpu()
+                   for idx in batches(len(mine), batch_size or self.recipe.train.batch_size, shuffle=False)]
+        return distributed.gather_rows(torch.cat(out) if out else torch.empty(0, width), self.world)
+
     @torch.no_grad()
     def features(self, split: Split, batch_size: int | None = None) -> torch.Tensor:
         self.model.eval()
-        out = [self.model.features(self.encode(split, idx)).float().cpu()
-               for idx in batches(len(split), batch_size or self.recipe.train.batch_size, shuffle=False)]
-        return torch.cat(out) if out else torch.empty(0, self.spec.feature_dim)
+        return self._sharded(split, self.model.features, batch_size, self.spec.feature_dim)
 
     @torch.no_grad()
     def logits(self, split: Split, cached: torch.Tensor | None = None) -> torch.Tensor:
         self.model.eval()
         if cached is not None:
-            return self.model.head(cached.to(self.device)).float().cpu()
-        return torch.cat([self.model(self.encode(split, idx)).float().cpu()
-                          for idx in batches(len(split), self.recipe.train.batch_size, shuffle=False)])
+            with self.autocast():
+                return self.model.head(cached.to(self.device)).float().cpu()
+        return self._sharded(split, self.model, None, len(self.data.classes))
 
     def evaluate(self, split: Split, cached: torch.Tensor | None = None,
                  logits: torch.Tensor | None = None) -> dict[str, float]:
@@ -266,6 +296,9 @@ class Engine:
         step, samples, train_seconds = 0, 0, 0.0
         labels_all = torch.from_numpy(data.train.labels)
         loss_weights = self._class_weights()
+        replicas = distributed.Replicas(self.model.head if cache else self.model, self.world,
+                                        cfg.find_unused_parameters)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         for epoch in range(cfg.epochs):
             self._apply_epoch(epoch, per_group, optimizer)
             epoch_start, running, seen = time.perf_counter(), 0.0, 0
@@ -276,20 +309,15 @@ class Engine:
                 factor = self._lr_factor(step, total, warmup)
                 for param_group in optimizer.param_groups:
                     param_group["lr"] = cfg.lr * param_group["scale"] * factor
-                targets = labels_all[idx].to(self.device)
-                if cache:
-                    logits = self.model.head(feats["train"][idx].to(self.device))
-                else:
-                    logits = self.model(self.encode(data.train, idx, augment=self.recipe.data.augment))
-                loss = F.cross_entropy(logits, targets, weight=loss_weights, label_smoothing=cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss = self._step(idx, feats["train"], labels_all, loss_weights, replicas, scaler, optimizer)
                 step += 1
                 seen += len(idx)
-                running += loss.item() * len(idx)
+                running += loss * len(idx)
                 rate = seen / max(1e-9, time.perf_counter() - epoch_start)
-                bar.set_postfix(loss=f"{running / seen:.4f}", samples_s=f"{rate:.0f}")
+                # rank 0's share of the loss, scaled: the ranks' sum is known at the end of the epoch
+                bar.set_postfix(loss=f"{running * self.world.size / seen:.4f}", samples_s=f"{rate:.0f}")
+            running, = distributed.all_sum([running], self.world, self.device)  # each rank summed its share
+            distributed.sync_buffers(self.model, self.world)
             train_seconds += time.perf_counter() - epoch_start
             samples += seen
             record = {"epoch": epoch + 1, "train_loss": running / max(1, seen)}
@@ -312,6 +340,45 @@ class Engine:
         extra = {"selection": self.selection(), **self._finish(feats)}
         return RunResult(self.model, data.classes, extra.pop("metrics"), history, best_epoch,
                          time.perf_counter() - start, samples / max(1e-9, train_seconds), extra=extra)
+
+    def _step(self, idx: np.ndarray, train_feats: torch.Tensor | None, labels_all: torch.Tensor,
+              loss_weights: torch.Tensor | None, replicas: distributed.Replicas, scaler, optimizer) -> float:
+        """One optimizer step on the batch `idx`: this rank's share of it, in `grad_accum_steps` micro-batches.
+        Each loss is a sum normalised by the whole batch (its size, or its class weights' sum) and multiplied by
+        the world size, so DDP's average of the ranks' gradients is the whole batch's mean-loss gradient, as in
+        one process. Returns this rank's part of the batch's mean loss."""
+        cfg = self.recipe.train
+        norm = float(loss_weights.cpu()[labels_all[idx]].sum()) if loss_weights is not None else float(len(idx))
+        parts = [part for part in np.array_split(distributed.shard(idx, self.world), cfg.grad_accum_steps)
+                 if len(part)]
+        scale = self.world.size / norm
+        if not parts:  # fewer examples than ranks: one example weighted 0, so this rank joins the all-reduce
+            parts, scale = [idx[:1]], 0.0
+        module = self._trained_module(replicas)
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for i, part in enumerate(parts):
+            with replicas.no_sync(i < len(parts) - 1):
+                with self.autocast():
+                    inputs = train_feats[part].to(self.device) if train_feats is not None else \
+                        self.encode(self.data.train, part, augment=self.recipe.data.augment)
+                    logits = module(inputs)
+                loss = F.cross_entropy(logits.float(), labels_all[part].to(self.device), weight=loss_weights,
+                                       label_smoothing=cfg.label_smoothing, reduction="sum")
+                scaler.scale(loss * scale).backward()
+            total += loss.item() / norm * (scale > 0)
+        scaler.step(optimizer)
+        scaler.update()
+        return total
+
+    def _trained_module(self, replicas: distributed.Replicas) -> nn.Module:
+        """The (DDP-wrapped) module, compiled once per wrapper when `train.compile` asks for it."""
+        module = replicas.get()
+        if not self.recipe.train.compile:
+            return module
+        if getattr(self, "_compiled_for", None) is not module:
+            self._compiled_for, self._compiled = module, torch.compile(module)
+        return self._compiled
 
     def _fit_head(self, feats: dict[str, torch.Tensor | None], settings: dict[str, Any], start: float) -> RunResult:
         """The head of a frozen backbone, fitted to convergence on the cached features (zoo_core.probe)."""
