@@ -191,8 +191,9 @@ def wrk(tool: str, base: str, paths: list[str], duration: float, connections: in
     """GET random paths of `paths` with wrk for `duration` seconds: req/s, p50, p99 (ms), errors."""
     script = workdir / "paths.lua"
     script.write_text(LUA % ", ".join(json.dumps(p) for p in paths))
-    out = subprocess.run([tool, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script),
-                          base], capture_output=True, text=True, check=True).stdout
+    command = [tool, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s",
+               str(script), base]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     raw = json.loads(line.removeprefix("RESULT "))
     return {"rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1), "p50_ms": round(raw["p50_us"] / 1000, 1),
