@@ -57,8 +57,9 @@ def model(namespace: str, name: str, who: Viewer = Reader, service: RegistryServ
     summary = service.model_summary(model_id, who)
     versions = service.versions(model_id, who)
     hub: dict[str, Any] = {"id": model_id, "author": namespace}  # nothing published yet: drafts only
-    if any("latest" in v.aliases for v in versions):
-        hub = hub_model_info(service, service.resolve(f"{model_id}@latest", who), who)
+    latest = next((v for v in versions if "latest" in v.aliases), None)
+    if latest:
+        hub = hub_model_info(service, service.resolve(f"{model_id}@{latest.number}", who), who, summary)
     return {**hub, **summary, "versions": [v.as_dict() for v in versions]}
 
 

@@ -11,14 +11,25 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from zoo_core.registry.cards import parse_card
 from zoo_core.registry.models import Alias, FileEntry, LineageEdge, Model, Namespace, Version, VersionMetric
 from zoo_core.registry.refs import ModelRef
 from zoo_core.registry.types import Viewer
+
+
+@lru_cache(maxsize=1024)
+def card_metadata(card: str) -> dict[str, Any]:
+    """A card's metadata (its YAML front matter), parsed once per card text: a version's card never changes.
+    Shared between callers: read it, never change it."""
+    return parse_card(card)[0]
+
 
 CACHE_SIZE = 4096  # versions; an entry is a few hundred bytes plus its file list
 HEX = frozenset("0123456789abcdef")
@@ -53,8 +64,30 @@ class FixedCache:
                 self.entries.popitem(last=False)
 
 
-# a version row without the documents a version object does not need (the card stays: `resolve` returns it)
+# Statements are built once, with bound parameters: building one costs more than running it on SQLite.
+# A version row leaves out the documents a version object does not need (the card stays: `resolve` returns it).
 LIGHT = (defer(Version.card_data), defer(Version.config))
+_VERSION_OF = (select(Version, Model.visibility).options(*LIGHT).join(Model, Version.model_id == Model.id)
+               .join(Namespace, Model.namespace_id == Namespace.id)
+               .where(Namespace.name == bindparam("ns"), Model.name == bindparam("name")))
+BY_NUMBER = _VERSION_OF.where(Version.number == bindparam("number"))
+BY_COMMIT = _VERSION_OF.where(Version.commit == bindparam("commit"))
+BY_ALIAS = _VERSION_OF.join(Alias, Alias.version_id == Version.id).where(Alias.model_id == Model.id,
+                                                                         Alias.name == bindparam("alias"))
+ALL_VERSIONS = (select(Version, Model.visibility).options(defer(Version.card), *LIGHT)
+                .join(Model, Version.model_id == Model.id).join(Namespace, Model.namespace_id == Namespace.id)
+                .where(Namespace.name == bindparam("ns"), Model.name == bindparam("name")).order_by(Version.number))
+MODEL = (select(Model, Namespace).join(Namespace, Model.namespace_id == Namespace.id)
+         .where(Namespace.name == bindparam("ns"), Model.name == bindparam("name")))
+ALIASES_OF_VERSION = select(Alias.name).where(Alias.version_id == bindparam("version"))
+ALIASES_OF_MODEL = select(Alias.version_id, Alias.name).where(Alias.model_id == bindparam("model"))
+IDS = bindparam("ids", expanding=True)
+FILES = (select(FileEntry.version_id, FileEntry.path, FileEntry.size, FileEntry.sha256)
+         .where(FileEntry.version_id.in_(IDS)).order_by(FileEntry.path))
+METRICS = select(VersionMetric.version_id, VersionMetric.name, VersionMetric.value).where(
+    VersionMetric.version_id.in_(IDS))
+EDGES = (select(LineageEdge.child_id, LineageEdge.parent_id, LineageEdge.parent_external, LineageEdge.relation)
+         .where(LineageEdge.child_id.in_(IDS)).order_by(LineageEdge.id))
 
 
 class ReadsMixin:
@@ -67,18 +100,15 @@ class ReadsMixin:
         viewer may not read it (the caller then takes the step-by-step path, which says precisely what is
         missing and suggests names)."""
         revision = ref.revision or "latest"
-        stmt = (select(Version, Model.visibility).options(*LIGHT).join(Model, Version.model_id == Model.id)
-                .join(Namespace, Model.namespace_id == Namespace.id)
-                .where(Namespace.name == ref.namespace, Model.name == ref.name))
+        params = {"ns": ref.namespace, "name": ref.name}
         number = revision[1:] if revision.startswith("v") and revision[1:].isdigit() else revision
         if number.isdigit():
-            stmt = stmt.where(Version.number == int(number))
+            stmt, params["number"] = BY_NUMBER, int(number)
         elif len(revision) == 40 and set(revision) <= HEX:
-            stmt = stmt.where(Version.commit == revision)
+            stmt, params["commit"] = BY_COMMIT, revision
         else:
-            stmt = stmt.join(Alias, Alias.version_id == Version.id).where(Alias.model_id == Model.id,
-                                                                           Alias.name == revision)
-        row = session.exec(stmt).first()
+            stmt, params["alias"] = BY_ALIAS, revision
+        row = session.exec(stmt, params=params).first()
         if row is None:
             return None
         version, visibility = row
@@ -87,7 +117,7 @@ class ReadsMixin:
         return version
 
     def _version_aliases(self, session: Session, version_id: int) -> list[str]:
-        return list(session.exec(select(Alias.name).where(Alias.version_id == version_id)).all())
+        return list(session.exec(ALIASES_OF_VERSION, params={"version": version_id}).all())
 
     def _fixed(self, session: Session, versions: list[Version]) -> dict[int, Fixed]:
         """The fixed parts of `versions` (by version id): from the cache, the missing ones in three queries."""
@@ -105,18 +135,14 @@ class ReadsMixin:
             return out
         ids = [v.id for v in missing]
         files: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-        for f in session.exec(select(FileEntry.version_id, FileEntry.path, FileEntry.size, FileEntry.sha256)
-                              .where(FileEntry.version_id.in_(ids)).order_by(FileEntry.path)):
+        for f in session.exec(FILES, params={"ids": ids}):
             files[f.version_id].append({"path": f.path, "size": f.size, "sha256": f.sha256})
         metrics: dict[int, dict[str, float]] = {i: {} for i in ids}
-        for m in session.exec(select(VersionMetric.version_id, VersionMetric.name, VersionMetric.value)
-                              .where(VersionMetric.version_id.in_(ids))):
+        for m in session.exec(METRICS, params={"ids": ids}):
             metrics[m.version_id][m.name] = m.value
         external: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
         internal: set[int] = set()
-        for e in session.exec(select(LineageEdge.child_id, LineageEdge.parent_id, LineageEdge.parent_external,
-                                     LineageEdge.relation).where(LineageEdge.child_id.in_(ids))
-                              .order_by(LineageEdge.id)):
+        for e in session.exec(EDGES, params={"ids": ids}):
             if e.parent_id is not None:
                 internal.add(e.child_id)
             else:
@@ -132,12 +158,7 @@ class ReadsMixin:
     def _model_versions(self, session: Session, ref: ModelRef, viewer: Viewer) -> list[Version] | None:
         """A model's versions (oldest first, without card text or documents) in one query; None when it has
         none or the viewer may not read it (the caller checks the model the step-by-step way)."""
-        rows = session.exec(select(Version, Model.visibility)
-                            .options(defer(Version.card), *LIGHT)
-                            .join(Model, Version.model_id == Model.id)
-                            .join(Namespace, Model.namespace_id == Namespace.id)
-                            .where(Namespace.name == ref.namespace, Model.name == ref.name)
-                            .order_by(Version.number)).all()
+        rows = session.exec(ALL_VERSIONS, params={"ns": ref.namespace, "name": ref.name}).all()
         if not rows:
             return None
         visibility = rows[0][1]
@@ -147,7 +168,7 @@ class ReadsMixin:
 
     def _model_aliases(self, session: Session, model_id: int) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
-        for version_id, name in session.exec(select(Alias.version_id, Alias.name).where(Alias.model_id == model_id)):
+        for version_id, name in session.exec(ALIASES_OF_MODEL, params={"model": model_id}):
             out.setdefault(version_id, []).append(name)
         return out
 

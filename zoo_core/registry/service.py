@@ -47,7 +47,7 @@ from zoo_core.registry.models import (
 )
 from zoo_core.registry.publishing import PublishingMixin, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
-from zoo_core.registry.reads import ReadsMixin
+from zoo_core.registry.reads import MODEL, ReadsMixin
 from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref
 from zoo_core.registry.types import (
     ADMIN,
@@ -79,8 +79,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin):
                asker: Viewer | None = None) -> tuple[Model, Namespace]:
         """The model row, if `viewer` may read it; else ModelNotFoundError suggesting close names that whoever
         asks (`asker`, by default the viewer) can see, never a private name of someone else."""
-        row = session.exec(select(Model, Namespace).join(Namespace).where(
-            Namespace.name == ref.namespace, Model.name == ref.name)).first()
+        row = session.exec(MODEL, params={"ns": ref.namespace, "name": ref.name}).first()
         if row is None or not viewer.can_read(row[0], ref.namespace):
             asker = asker or viewer
             raise ModelNotFoundError(ref.model_id, self._visible_ids(session, asker),
