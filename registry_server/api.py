@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from registry_server import deps
+from registry_server.caching import conditional_json
 from registry_server.hub import hub_model_info
 from registry_server.schemas import (
     ERRORS,
@@ -51,7 +52,8 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
 
 
 @router.get("/models/{namespace}/{name}", response_model=ModelOut)
-def model(namespace: str, name: str, who: Viewer = Reader, service: RegistryService = Service) -> dict[str, Any]:
+def model(namespace: str, name: str, request: Request, who: Viewer = Reader,
+          service: RegistryService = Service) -> Response:
     """The model: the Hub's ModelInfo at `latest` (when published) plus the zoo's summary and versions."""
     model_id = f"{namespace}/{name}"
     summary = service.model_summary(model_id, who)
@@ -60,13 +62,15 @@ def model(namespace: str, name: str, who: Viewer = Reader, service: RegistryServ
     latest = next((v for v in versions if "latest" in v.aliases), None)
     if latest:
         hub = hub_model_info(service, service.resolve(f"{model_id}@{latest.number}", who), who, summary)
-    return {**hub, **summary, "versions": [v.as_dict() for v in versions]}
+    return conditional_json(request, {**hub, **summary, "versions": [v.as_dict() for v in versions]}, who, ModelOut)
 
 
 @router.get("/models/{namespace}/{name}/versions/{revision}", response_model=VersionOut)
-def version(namespace: str, name: str, revision: str, who: Viewer = Reader,
-            service: RegistryService = Service) -> dict[str, Any]:
-    return service.resolve(f"{namespace}/{name}@{revision}", who).as_dict()
+def version(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
+            service: RegistryService = Service) -> Response:
+    """A version, with a strong ETag: If-None-Match answers 304 while it is unchanged for this viewer."""
+    return conditional_json(request, service.resolve(f"{namespace}/{name}@{revision}", who).as_dict(), who,
+                            VersionOut)
 
 
 @router.get("/models/{namespace}/{name}/aliases/history", response_model=list[AliasEventOut])

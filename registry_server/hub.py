@@ -16,9 +16,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from registry_server import deps
+from registry_server.caching import conditional_json
 from registry_server.schemas import ERRORS
 from zoo_core.errors import ConflictError, EntryNotFoundError, ZooError
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, parse_card
@@ -88,9 +89,10 @@ def list_models(request: Request, search: str | None = None, author: str | None 
 
 
 @router.get("/api/models/{namespace}/{name}/revision/{revision}")
-def model_at_revision(namespace: str, name: str, revision: str, who: Viewer = Reader,
-                      service: RegistryService = Service) -> dict[str, Any]:
-    return hub_model_info(service, service.resolve(zoo_ref(namespace, name, revision), who), who)
+def model_at_revision(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
+                      service: RegistryService = Service) -> Response:
+    info = service.resolve(zoo_ref(namespace, name, revision), who)
+    return conditional_json(request, hub_model_info(service, info, who), who)  # ETag, 304: caching.py
 
 
 @router.get("/api/models/{namespace}/{name}/tree/{revision}")

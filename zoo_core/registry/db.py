@@ -35,7 +35,13 @@ def create_db_engine(url: str, migrate: bool = True) -> Engine:
         def _sqlite_pragmas(connection, _record):
             cursor = connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # WAL: readers never wait for a writer, and several server processes share the file (zoo serve
+            # --workers). synchronous=NORMAL is WAL's usual pairing: a commit is safe from a crash of the process
+            # and never corrupts the database; a power loss may forget the last commits (their blobs stay on disk)
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA temp_store=MEMORY")
+            cursor.execute("PRAGMA cache_size=-16000")  # 16 MB of page cache per connection
             cursor.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
