@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from zoo_core.errors import ZooError
 from zoo_core.registry.models import Alias, LineageEdge, Model, Namespace, Version, VersionMetric
+from zoo_core.registry.reads import ALIASES_OF_MODELS, VERSIONS_OF_MODELS
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.search_index import is_plain, literal_match, matching, tagged
 from zoo_core.registry.types import ADMIN, Viewer
@@ -140,10 +141,12 @@ class QueriesMixin:
             light = [defer(Version.card), defer(Version.card_data), defer(Version.config)]
             rows = session.exec(stmt.options(*light).offset((page - 1) * per_page).limit(per_page)).all()
             model_ids = [m.id for m, _, _ in rows]
-            aliases = self._aliases_by_version(session, model_ids)
-            all_versions = session.exec(select(Version).options(*light).where(Version.model_id.in_(model_ids))
-                                        .order_by(Version.number)).all() if model_ids else []
-            metrics = self._metrics_by_version(session, [v.id for v in all_versions])
+            # every version of the page's models, as plain rows, with their metrics from the cache (reads.py)
+            all_versions = session.exec(VERSIONS_OF_MODELS, params={"ids": model_ids}).all() if model_ids else []
+            aliases: dict[int, list[str]] = {}
+            for version_id, name in (session.exec(ALIASES_OF_MODELS, params={"ids": model_ids}) if model_ids else ()):
+                aliases.setdefault(version_id, []).append(name)
+            metrics = {i: dict(fixed.metrics) for i, fixed in self._fixed(session, all_versions).items()}
             by_model: dict[int, list[Version]] = {}
             for v in all_versions:
                 by_model.setdefault(v.model_id, []).append(v)

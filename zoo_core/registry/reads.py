@@ -82,6 +82,9 @@ MODEL = (select(Model, Namespace).join(Namespace, Model.namespace_id == Namespac
 ALIASES_OF_VERSION = select(Alias.name).where(Alias.version_id == bindparam("version"))
 ALIASES_OF_MODEL = select(Alias.version_id, Alias.name).where(Alias.model_id == bindparam("model"))
 IDS = bindparam("ids", expanding=True)
+VERSIONS_OF_MODELS = (select(Version.id, Version.model_id, Version.number, Version.status, Version.commit)
+                      .where(Version.model_id.in_(IDS)).order_by(Version.number))
+ALIASES_OF_MODELS = select(Alias.version_id, Alias.name).where(Alias.model_id.in_(IDS))
 FILES = (select(FileEntry.version_id, FileEntry.path, FileEntry.size, FileEntry.sha256)
          .where(FileEntry.version_id.in_(IDS)).order_by(FileEntry.path))
 METRICS = select(VersionMetric.version_id, VersionMetric.name, VersionMetric.value).where(
