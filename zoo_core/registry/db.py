@@ -6,19 +6,26 @@ registry created by an older release is migrated, never recreated.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event, make_url
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import create_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if engine is not None:
@@ -51,6 +58,12 @@ def create_db_engine(url: str, migrate: bool = True) -> Engine:
 
 
 def upgrade(engine: Engine) -> None:
+    """Migrate to head; a database already there is recognised without Alembic (importing it and reading every
+    migration script costs a CLI command a good part of its start)."""
+    if at_head(engine):
+        return
+    from alembic import command
+
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -66,3 +79,28 @@ def _private_file(database: str | None) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def head_revisions() -> set[str]:
+    """The heads of the migration scripts, read from their `revision` / `down_revision` lines (no import)."""
+    revisions, parents = set(), set()
+    for script in MIGRATIONS.joinpath("versions").glob("*.py"):
+        source = script.read_text()
+        revision = re.search(r"^revision\s*=\s*(.+)$", source, re.M)
+        down = re.search(r"^down_revision\s*=\s*(.+)$", source, re.M)
+        if revision:
+            revisions.add(ast.literal_eval(revision.group(1).strip()))
+        if down:
+            value = ast.literal_eval(down.group(1).strip())
+            parents.update(value if isinstance(value, tuple | list) else [value] if value else [])
+    return revisions - parents
+
+
+def at_head(engine: Engine) -> bool:
+    heads = head_revisions()
+    try:
+        with engine.connect() as connection:
+            current = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+    except DBAPIError:  # no alembic_version table yet: a new database
+        return False
+    return bool(heads) and current == heads
