@@ -42,6 +42,7 @@ bench: $(BIN)/.installed
 	cd bench && ../$(BIN)/python cache.py
 	cd bench && ../$(BIN)/python stream.py
 	cd bench && ../$(BIN)/python catalog.py
+	cd bench && ../$(BIN)/python registry.py
 	cd bench && ../$(BIN)/python transfer.py
 	cd bench && ../$(BIN)/python distributed.py
 

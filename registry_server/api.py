@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from registry_server import deps
+from registry_server.caching import conditional_json
 from registry_server.hub import hub_model_info
 from registry_server.schemas import (
     ERRORS,
@@ -44,31 +45,37 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
            license: str | None = None, tag: str | None = None, library: str | None = None,
            namespace: str | None = None, metric: str | None = Query(None, description="e.g. accuracy>=0.9"),
            descendant_of: str | None = None, relation: str | None = None, reproduced: bool = False,
-           sort: str = "updated",
+           sort: str | None = Query(None, description="relevance (the default with q), updated (the default "
+                                                       "without), name, or a metric's name"),
            page: int = 1, per_page: int = 20, who: Viewer = Reader, service: RegistryService = Service
            ) -> dict[str, Any]:
     return service.search(q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
                           strategy=strategy, license=license, tag=tag, library=library, namespace=namespace,
                           metric=parse_metric(metric), descendant_of=descendant_of, relation=relation,
-                          reproduced=reproduced, sort=sort, page=page, per_page=per_page)
+                          reproduced=reproduced, sort=sort or ("relevance" if q else "updated"),
+                          page=page, per_page=per_page)
 
 
 @router.get("/models/{namespace}/{name}", response_model=ModelOut)
-def model(namespace: str, name: str, who: Viewer = Reader, service: RegistryService = Service) -> dict[str, Any]:
+def model(namespace: str, name: str, request: Request, who: Viewer = Reader,
+          service: RegistryService = Service) -> Response:
     """The model: the Hub's ModelInfo at `latest` (when published) plus the zoo's summary and versions."""
     model_id = f"{namespace}/{name}"
     summary = service.model_summary(model_id, who)
     versions = service.versions(model_id, who)
     hub: dict[str, Any] = {"id": model_id, "author": namespace}  # nothing published yet: drafts only
-    if any("latest" in v.aliases for v in versions):
-        hub = hub_model_info(service, service.resolve(f"{model_id}@latest", who), who)
-    return {**hub, **summary, "versions": [v.as_dict() for v in versions]}
+    latest = next((v for v in versions if "latest" in v.aliases), None)
+    if latest:
+        hub = hub_model_info(service, service.resolve(f"{model_id}@{latest.number}", who), who, summary)
+    return conditional_json(request, {**hub, **summary, "versions": [v.as_dict() for v in versions]}, who, ModelOut)
 
 
 @router.get("/models/{namespace}/{name}/versions/{revision}", response_model=VersionOut)
-def version(namespace: str, name: str, revision: str, who: Viewer = Reader,
-            service: RegistryService = Service) -> dict[str, Any]:
-    return service.resolve(f"{namespace}/{name}@{revision}", who).as_dict()
+def version(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
+            service: RegistryService = Service) -> Response:
+    """A version, with a strong ETag: If-None-Match answers 304 while it is unchanged for this viewer."""
+    return conditional_json(request, service.resolve(f"{namespace}/{name}@{revision}", who).as_dict(), who,
+                            VersionOut)
 
 
 @router.get("/models/{namespace}/{name}/aliases/history", response_model=list[AliasEventOut])

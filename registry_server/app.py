@@ -13,7 +13,6 @@ page instead.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -24,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry_server import api, downloads, hub, web
+from registry_server.timing import HeadersMiddleware, time_queries
 from zoo_core import __version__
 from zoo_core.errors import NotFoundError, RequestError, ZooError
 from zoo_core.registry.service import RegistryService
@@ -50,17 +50,10 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     app.state.service, app.state.max_upload = service, limit
     app.state.templates = web.create_templates()
 
-    @app.middleware("http")
-    async def server_timing(request: Request, call_next):
-        """Server-Timing: app;dur=MS on every answer (the catalog benchmark reads it; so do browser dev tools), and
-        the security headers every answer carries."""
-        start = time.perf_counter()
-        response = await call_next(request)
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.2f}"
-        response.headers.update(SECURITY_HEADERS)
-        if not request.url.path.startswith(("/docs", "/redoc")):  # FastAPI's docs pages load their scripts from a CDN
-            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        return response
+    # Server-Timing (app and database phases) and the security headers on every answer: timing.py
+    time_queries(service.engine)
+    app.add_middleware(HeadersMiddleware, headers=SECURITY_HEADERS, csp=CONTENT_SECURITY_POLICY,
+                       csp_exempt=("/docs", "/redoc"))  # FastAPI's docs pages load their scripts from a CDN
 
     @app.exception_handler(ZooError)
     async def zoo_error(request: Request, exc: ZooError) -> Response:

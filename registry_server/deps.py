@@ -4,6 +4,7 @@ FastAPI's `HTTPBearer` so /docs shows the scheme and its Authorize button)."""
 from __future__ import annotations
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from zoo_core.errors import AuthError
@@ -14,20 +15,22 @@ bearer = HTTPBearer(auto_error=False, scheme_name="token",
                     description="A token for a namespace, made on the server's machine: zoo token create NAMESPACE")
 
 
-def service(request: Request) -> RegistryService:
+# async: a plain function would cost every request a trip through the thread pool
+async def service(request: Request) -> RegistryService:
     return request.app.state.service
 
 
-def viewer(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Viewer:
-    """Who is asking: anonymous without a token, else the namespaces the token grants (AuthError when unknown)."""
+async def viewer(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Viewer:
+    """Who is asking: anonymous without a token, else the namespaces the token grants (AuthError when unknown;
+    the token's lookup, a database query, runs in the thread pool)."""
     if credentials is None:
         if request.headers.get("authorization"):  # another scheme, or Bearer without a token
             raise AuthError("Authorization must be 'Bearer <token>'")
         return ANONYMOUS
-    return request.app.state.service.viewer_for(credentials.credentials)
+    return await run_in_threadpool(request.app.state.service.viewer_for, credentials.credentials)
 
 
-def writer(who: Viewer = Depends(viewer)) -> Viewer:
+async def writer(who: Viewer = Depends(viewer)) -> Viewer:
     """Like `viewer`, but a token is required."""
     if not who.namespaces and not who.admin:
         raise AuthError("writing needs a token: Authorization: Bearer <token> (zoo token create NAMESPACE)")

@@ -16,12 +16,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from registry_server import deps
+from registry_server.caching import conditional_json
 from registry_server.schemas import ERRORS
 from zoo_core.errors import ConflictError, EntryNotFoundError, ZooError
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, parse_card
+from zoo_core.registry.reads import card_metadata
 from zoo_core.registry.service import RegistryService, VersionInfo, Viewer
 
 router = APIRouter(tags=["Hugging Face Hub API"], responses=ERRORS)
@@ -41,11 +43,13 @@ def zoo_ref(namespace: str, name: str, revision: str) -> str:
     return f"{namespace}/{name}@{'latest' if revision in ('main', 'HEAD') else revision}"
 
 
-def hub_model_info(service: RegistryService, info: VersionInfo, who: Viewer) -> dict[str, Any]:
-    """The Hub's ModelInfo for one version, with the zoo's own facts under `zoo`."""
+def hub_model_info(service: RegistryService, info: VersionInfo, who: Viewer,
+                   summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Hub's ModelInfo for one version, with the zoo's own facts under `zoo`; `summary`: the model's
+    `model_summary` when the caller has it already."""
     namespace = info.model_id.split("/")[0]
-    summary = service.model_summary(info.model_id, who)
-    card_data = parse_card(info.card)[0] if info.card else {}
+    summary = summary or service.model_summary(info.model_id, who)
+    card_data = card_metadata(info.card) if info.card else {}
     return {
         "_id": info.commit, "id": info.model_id, "modelId": info.model_id, "author": namespace,
         "sha": info.commit, "lastModified": hub_time(info.created_at), "createdAt": hub_time(summary["created_at"]),
@@ -85,9 +89,10 @@ def list_models(request: Request, search: str | None = None, author: str | None 
 
 
 @router.get("/api/models/{namespace}/{name}/revision/{revision}")
-def model_at_revision(namespace: str, name: str, revision: str, who: Viewer = Reader,
-                      service: RegistryService = Service) -> dict[str, Any]:
-    return hub_model_info(service, service.resolve(zoo_ref(namespace, name, revision), who), who)
+def model_at_revision(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
+                      service: RegistryService = Service) -> Response:
+    info = service.resolve(zoo_ref(namespace, name, revision), who)
+    return conditional_json(request, hub_model_info(service, info, who), who)  # ETag, 304: caching.py
 
 
 @router.get("/api/models/{namespace}/{name}/tree/{revision}")

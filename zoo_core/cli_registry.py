@@ -5,6 +5,7 @@ Nothing here imports torch: these commands answer without loading model code."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -190,7 +191,9 @@ def register(app: typer.Typer, console) -> None:
 
     @app.command()
     def serve(registry: str = REGISTRY, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
-              max_upload: int = typer.Option(None, help="Largest accepted file, in bytes.")) -> None:
+              max_upload: int = typer.Option(None, help="Largest accepted file, in bytes."),
+              workers: int = typer.Option(1, min=1, help="Server processes sharing the port (SQLite in WAL mode "
+                                                         "or PostgreSQL; see ZOO_DATABASE_URL).")) -> None:
         """Serve the registry over HTTP: JSON API under /api, OpenAPI docs at /docs."""
         try:
             import uvicorn
@@ -201,7 +204,16 @@ def register(app: typer.Typer, console) -> None:
                            "pip install 'transfer-zoo[server]'") from None
 
         console.print(f"Transfer Zoo catalog on http://{host}:{port}/  (JSON API under /api, docs at /docs)")
-        uvicorn.run(create_app(registry, max_upload=max_upload), host=host, port=port, log_level="warning")
+        app = create_app(registry, max_upload=max_upload)  # also migrates the database, once, before any worker
+        if workers == 1:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+            return
+        # worker processes build their own app from the environment (uvicorn imports the factory in each)
+        os.environ["ZOO_REGISTRY"] = str(Path(registry).expanduser().resolve())
+        if max_upload:
+            os.environ["ZOO_MAX_UPLOAD"] = str(max_upload)
+        uvicorn.run("registry_server.app:create_app", factory=True, workers=workers, host=host, port=port,
+                    log_level="warning")
 
     token_app = typer.Typer(help="API tokens for the registry server.")
 

@@ -6,20 +6,27 @@ registry created by an older release is migrated, never recreated.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import create_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if engine is not None:
@@ -36,7 +43,13 @@ def create_db_engine(url: str, migrate: bool = True) -> Engine:
         def _sqlite_pragmas(connection, _record):
             cursor = connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # WAL: readers never wait for a writer, and several server processes share the file (zoo serve
+            # --workers). synchronous=NORMAL is WAL's usual pairing: a commit is safe from a crash of the process
+            # and never corrupts the database; a power loss may forget the last commits (their blobs stay on disk)
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA temp_store=MEMORY")
+            cursor.execute("PRAGMA cache_size=-16000")  # 16 MB of page cache per connection
             cursor.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
@@ -48,7 +61,13 @@ def create_db_engine(url: str, migrate: bool = True) -> Engine:
 def upgrade(engine: Engine) -> None:
     """Migrate to head, one process at a time: several processes opening a new registry at once (a `zoo serve`
     with workers, two CLI commands) would otherwise all find it empty and all create its tables (measured: 5 of 6
-    failed with 'table ... already exists'). The others wait, then find it at head."""
+    failed with 'table ... already exists'). The others wait, then find it at head. A database already at head is
+    recognised without Alembic (importing it and reading every migration script costs a CLI command a good part
+    of its start)."""
+    if at_head(engine):
+        return
+    from alembic import command
+
     config = alembic_config(engine)
     with _migration_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":  # released when this transaction ends
@@ -79,3 +98,28 @@ def _private_file(database: str | None) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def head_revisions() -> set[str]:
+    """The heads of the migration scripts, read from their `revision` / `down_revision` lines (no import)."""
+    revisions, parents = set(), set()
+    for script in MIGRATIONS.joinpath("versions").glob("*.py"):
+        source = script.read_text()
+        revision = re.search(r"^revision\s*=\s*(.+)$", source, re.M)
+        down = re.search(r"^down_revision\s*=\s*(.+)$", source, re.M)
+        if revision:
+            revisions.add(ast.literal_eval(revision.group(1).strip()))
+        if down:
+            value = ast.literal_eval(down.group(1).strip())
+            parents.update(value if isinstance(value, tuple | list) else [value] if value else [])
+    return revisions - parents
+
+
+def at_head(engine: Engine) -> bool:
+    heads = head_revisions()
+    try:
+        with engine.connect() as connection:
+            current = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+    except DBAPIError:  # no alembic_version table yet: a new database
+        return False
+    return bool(heads) and current == heads

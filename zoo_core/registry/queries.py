@@ -14,7 +14,9 @@ from sqlmodel import Session, select
 from zoo_core.errors import ZooError
 from zoo_core.registry.attestations import reproduced_versions
 from zoo_core.registry.models import Alias, LineageEdge, Model, Namespace, Version, VersionMetric
+from zoo_core.registry.reads import ALIASES_OF_MODELS, VERSIONS_OF_MODELS
 from zoo_core.registry.refs import parse_ref
+from zoo_core.registry.search_index import is_plain, literal_match, matching, tagged
 from zoo_core.registry.types import ADMIN, Viewer
 
 
@@ -94,17 +96,18 @@ class QueriesMixin:
                     .join(latest, latest.c.model_id == Model.id).join(Version, Version.id == latest.c.version_id))
             if not viewer.admin:
                 stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
-            if query:
-                like = f"%{escape_like(query.lower())}%"  # the query's own % and _ are plain characters
-                stmt = stmt.where(or_(*(func.lower(column).like(like, escape="\\") for column in
-                                        (Model.name, Namespace.name, Model.description, Version.card))))
+            rank = None
+            if query and is_plain(query):  # full-text, ranked (search_index.py)
+                stmt, rank = matching(stmt, query, session.get_bind().dialect.name)
+            elif query:  # other characters (50%, off_sale): literal text
+                stmt = stmt.where(literal_match(query, (Model.name, Namespace.name, Model.description, Version.card)))
             for column, value in ((Model.task, task), (Model.modality, modality), (Version.backbone, backbone),
                                   (Version.family, family), (Version.strategy, strategy), (Model.license, license),
                                   (Version.library, library), (Namespace.name, namespace)):
                 if value:
                     stmt = stmt.where(column == value)
             if tag:
-                stmt = stmt.where(func.lower(_tags_text(Model)).like(f'%"{escape_like(tag.lower())}"%', escape="\\"))
+                stmt = stmt.where(tagged(tag))
             if metric:
                 name, op, value = metric
                 ops = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__"}
@@ -129,7 +132,9 @@ class QueriesMixin:
             counts = _facet_counts(session, stmt) if facets else None
             if sort == "name":
                 stmt = stmt.order_by(Namespace.name, Model.name)
-            elif sort == "updated":
+            elif sort == "relevance" and rank is not None:  # best match first
+                stmt = stmt.order_by(rank, Model.updated_at.desc(), Model.id.desc())
+            elif sort in ("updated", "relevance"):
                 stmt = stmt.order_by(Model.updated_at.desc(), Model.id.desc())
             else:  # a metric, best first
                 value = (select(VersionMetric.value).where(VersionMetric.version_id == Version.id,
@@ -140,10 +145,12 @@ class QueriesMixin:
             light = [defer(Version.card), defer(Version.card_data), defer(Version.config)]
             rows = session.exec(stmt.options(*light).offset((page - 1) * per_page).limit(per_page)).all()
             model_ids = [m.id for m, _, _ in rows]
-            aliases = self._aliases_by_version(session, model_ids)
-            all_versions = session.exec(select(Version).options(*light).where(Version.model_id.in_(model_ids))
-                                        .order_by(Version.number)).all() if model_ids else []
-            metrics = self._metrics_by_version(session, [v.id for v in all_versions])
+            # every version of the page's models, as plain rows, with their metrics from the cache (reads.py)
+            all_versions = session.exec(VERSIONS_OF_MODELS, params={"ids": model_ids}).all() if model_ids else []
+            aliases: dict[int, list[str]] = {}
+            for version_id, name in (session.exec(ALIASES_OF_MODELS, params={"ids": model_ids}) if model_ids else ()):
+                aliases.setdefault(version_id, []).append(name)
+            metrics = {i: dict(fixed.metrics) for i, fixed in self._fixed(session, all_versions).items()}
             by_model: dict[int, list[Version]] = {}
             for v in all_versions:
                 by_model.setdefault(v.model_id, []).append(v)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from zoo_core.errors import (
@@ -48,6 +48,7 @@ from zoo_core.registry.models import (
 )
 from zoo_core.registry.publishing import PublishingMixin, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
+from zoo_core.registry.reads import MODEL, ReadsMixin
 from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref
 from zoo_core.registry.types import (
     ADMIN,
@@ -67,7 +68,7 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
            "VersionInfo", "Viewer", "check_path", "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
 
-class RegistryService(PublishingMixin, QueriesMixin, AttestationsMixin):
+class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
         e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
@@ -79,8 +80,7 @@ class RegistryService(PublishingMixin, QueriesMixin, AttestationsMixin):
                asker: Viewer | None = None) -> tuple[Model, Namespace]:
         """The model row, if `viewer` may read it; else ModelNotFoundError suggesting close names that whoever
         asks (`asker`, by default the viewer) can see, never a private name of someone else."""
-        row = session.exec(select(Model, Namespace).join(Namespace).where(
-            Namespace.name == ref.namespace, Model.name == ref.name)).first()
+        row = session.exec(MODEL, params={"ns": ref.namespace, "name": ref.name}).first()
         if row is None or not viewer.can_read(row[0], ref.namespace):
             asker = asker or viewer
             raise ModelNotFoundError(ref.model_id, self._visible_ids(session, asker),
@@ -136,18 +136,17 @@ class RegistryService(PublishingMixin, QueriesMixin, AttestationsMixin):
     def _info(self, session: Session, model_id: str, version: Version, *, aliases=None, metrics=None,
               detail: bool = False, viewer: Viewer = ADMIN) -> VersionInfo:
         if aliases is None:
-            aliases = self._aliases_by_version(session, [version.model_id]).get(version.id, [])
+            aliases = self._version_aliases(session, version.id)
+        fixed = self._fixed(session, [version])[version.id] if metrics is None or detail else None  # reads.py
         if metrics is None:
-            metrics = self._metrics_by_version(session, [version.id]).get(version.id, {})
+            metrics = dict(fixed.metrics)
         info = VersionInfo(model_id, version.number, version.status, version.commit, version.created_at.isoformat(),
                            version.created_by, version.backbone, version.family, version.strategy, metrics,
                            sorted(aliases), status_reason=version.status_reason)
         if detail:
-            files = session.exec(select(FileEntry).where(FileEntry.version_id == version.id)
-                                 .order_by(FileEntry.path)).all()
-            info.files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
-            info.size = sum(f.size for f in files)
-            info.parents = self._parents(session, version.id, viewer)
+            info.files, info.size = [dict(f) for f in fixed.files], fixed.size
+            info.parents = self._parents(session, version.id, viewer) if fixed.internal_parents else \
+                [dict(p) for p in fixed.external_parents]
             info.card = version.card
             info.attestations = self._attestations(session, version.id)
         return info
@@ -185,24 +184,25 @@ class RegistryService(PublishingMixin, QueriesMixin, AttestationsMixin):
         and parents. NotFoundError subclasses say what is missing and suggest close names."""
         ref = parse_ref(model_ref)
         with Session(self.engine) as session:
-            model, _ = self._model(session, ref, viewer)
-            return self._info(session, ref.model_id, self._version(session, model, ref), detail=True,
-                              viewer=viewer)
+            version = self._find_version(session, ref, viewer)  # one query (reads.py)
+            if version is None:  # not there, or not for this viewer: the precise error, step by step
+                model, _ = self._model(session, ref, viewer)
+                version = self._version(session, model, ref)
+            return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
 
     def versions(self, model_ref: str, viewer: Viewer = ADMIN) -> list[VersionInfo]:
         ref = parse_ref(model_ref)
         with Session(self.engine) as session:
-            model, _ = self._model(session, ref, viewer)
-            rows = session.exec(select(Version).where(Version.model_id == model.id).order_by(Version.number)).all()
-            aliases = self._aliases_by_version(session, [model.id])
-            metrics = self._metrics_by_version(session, [v.id for v in rows])
-            sizes = dict(session.exec(select(FileEntry.version_id, func.sum(FileEntry.size))
-                                      .where(FileEntry.version_id.in_([v.id for v in rows]))
-                                      .group_by(FileEntry.version_id)).all()) if rows else {}
-            infos = [self._info(session, ref.model_id, v, aliases=aliases.get(v.id, []), metrics=metrics.get(v.id, {}))
-                     for v in rows]
+            rows = self._model_versions(session, ref, viewer)  # one query (reads.py)
+            if rows is None:  # no version yet, or not for this viewer (then _model says so)
+                self._model(session, ref, viewer)
+                return []
+            aliases = self._model_aliases(session, rows[0].model_id)
+            fixed = self._fixed(session, rows)
+            infos = [self._info(session, ref.model_id, v, aliases=aliases.get(v.id, []),
+                                metrics=dict(fixed[v.id].metrics)) for v in rows]
             for info, v in zip(infos, rows, strict=True):
-                info.size = int(sizes.get(v.id) or 0)
+                info.size = fixed[v.id].size
             return infos
 
     def model_summary(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""Full-text search with ranking (SQLite FTS5, PostgreSQL tsvector), the tag table, and the indexes following the
+registry (a new `latest`, a yanked one, a rolled-back publish, a registry made before the indexes); on SQLite and
+on a real PostgreSQL. Also the lineage of a long chain in one query."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from zoo_core.errors import NotFoundError
+from zoo_core.registry.db import alembic_config
+from zoo_core.registry.service import RegistryService
+from zoo_core.registry.types import ANONYMOUS, Viewer
+
+CARD = """---
+license: mit
+tags: [{tags}]
+---
+
+# {title}
+
+{body}
+
+## Intended use
+
+Tests.
+
+## Training data
+
+Synthetic.
+
+## Evaluation
+
+| metric | value |
+|---|---|
+| accuracy | 0.9 |
+
+## Limitations
+
+None known.
+"""
+
+
+@pytest.fixture
+def service(database_url, tmp_path):
+    svc = RegistryService(database_url, tmp_path / "blobs")
+    yield svc
+    svc.engine.dispose()
+
+
+@pytest.fixture
+def push(service, tmp_path):
+    counter = iter(range(10_000))
+
+    def make(model: str, body: str = "A model.", tags: str = "x", title: str = "Model", **options):
+        folder = tmp_path / f"ckpt{next(counter)}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(f"weights {model} {body}".encode())
+        (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
+        (folder / "README.md").write_text(CARD.format(tags=tags, title=title, body=body))
+        return service.push_folder(folder, model, **options)
+
+    return make
+
+
+def ids(found) -> list[str]:
+    return [r["id"] for r in found["results"]]
+
+
+def test_words_match_whole_words_and_beginnings_ranked_by_field(service, push):
+    push("acme/chest-xray", body="Finds pneumonia on radiographs.")  # the word in the name
+    push("acme/lungs", body="Trained on chest xray images of pneumonia patients.")  # in the card only
+    push("acme/plain", body="Nothing of the kind.")
+    assert ids(service.search("xray", sort="relevance")) == ["acme/chest-xray", "acme/lungs"]
+    assert ids(service.search("pneumonia xray", sort="relevance")) == ["acme/chest-xray", "acme/lungs"]
+    assert set(ids(service.search("radio"))) == {"acme/chest-xray"}  # a word's beginning
+    assert service.search("ray")["total"] == 0  # not the middle of a word
+    assert ids(service.search("xray pneumonia nothing")) == []  # every word must match
+    # hostile text is words, never query syntax
+    for query in ('xray" OR "plain', "NEAR(xray plain)", "xray*", "xray & plain | lungs", "-xray"):
+        assert "acme/plain" not in ids(service.search(query)), query
+
+
+def test_the_index_follows_latest_and_rolls_back_with_a_failed_publish(service, push, database_url):
+    push("acme/m", title="About zebras", tags="savanna")  # a card's title: not the model's description
+    assert ids(service.search("zebras")) == ["acme/m"] and ids(service.search(tag="Savanna")) == ["acme/m"]
+    push("acme/m", title="About giraffes", tags="tall")  # latest moves: the new card and tags are indexed
+    assert service.search("zebras")["total"] == 0 and ids(service.search("giraffes")) == ["acme/m"]
+    assert service.search(tag="savanna")["total"] == 0 and ids(service.search(tag="tall")) == ["acme/m"]
+    service.set_status("acme/m@2", "yanked", "wrong")  # latest falls back to version 1
+    assert ids(service.search("zebras")) == ["acme/m"] and service.search("giraffes")["total"] == 0
+    with pytest.raises(NotFoundError):
+        push("acme/m", title="About okapis", parent="acme/missing@1")  # fails inside the transaction
+    assert service.search("okapis")["total"] == 0
+    push("acme/secret", title="Private zebras", visibility="private")
+    assert ids(service.search("zebras", viewer=ANONYMOUS)) == ["acme/m"]
+    assert set(ids(service.search("zebras", viewer=Viewer(frozenset({"acme"}))))) == {"acme/m", "acme/secret"}
+
+
+def test_a_registry_from_before_the_indexes_is_indexed_by_the_migration(database_url, tmp_path, push, service):
+    from alembic.script import ScriptDirectory
+
+    push("acme/old", body="Made before search indexes.", tags="legacy")
+    before = ScriptDirectory.from_config(alembic_config()).get_revision("0003_search").down_revision
+    with service.engine.begin() as conn:  # as a registry made before this migration was: no index tables
+        conn.execute(text("DROP TABLE model_search"))
+        conn.execute(text("DROP TABLE model_tag"))
+        conn.execute(text("UPDATE alembic_version SET version_num = :before"), {"before": before})
+    service.engine.dispose()
+    again = RegistryService(database_url, tmp_path / "blobs")
+    assert ids(again.search("indexes")) == ["acme/old"] and ids(again.search(tag="legacy")) == ["acme/old"]
+    again.engine.dispose()
+
+
+def test_ancestors_of_a_long_chain_in_one_query(service, push):
+    push("acme/chain", body="v1")
+    for i in range(2, 61):
+        push("acme/chain", body=f"v{i}", parent=f"acme/chain@{i - 1}")
+    statements = []
+
+    from sqlalchemy import event
+
+    @event.listens_for(service.engine, "before_cursor_execute")
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    graph = service.lineage("acme/chain@60", "ancestors")
+    assert [n["depth"] for n in graph["nodes"]] == list(range(-59, 1))
+    assert len(graph["edges"]) == 59
+    assert sum("WITH RECURSIVE" in s for s in statements) == 1
