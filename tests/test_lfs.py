@@ -243,6 +243,12 @@ def test_a_hub_commit_is_read_in_bounded_lines_and_a_refused_one_leaves_no_blob(
     inline = hub_commit(lfs_hub, "acme/inline", lfs_hub["token"], regular("README.md", CARD.encode()),
                         regular("model.safetensors", big))
     assert inline.status_code == 413 and "Git LFS" in inline.json()["error"]
+    reordered = {"key": "file", "value": {"path": "model.safetensors", "encoding": "base64",
+                                          "content": base64.b64encode(big).decode()}}  # read whole: capped too
+    assert hub_commit(lfs_hub, "acme/inline", lfs_hub["token"], reordered).status_code == 413
+    not_base64 = hub_commit(lfs_hub, "acme/inline", lfs_hub["token"], regular("README.md", CARD.encode()),
+                            {"key": "file", "value": {"content": "no*base64", "path": "x.bin", "encoding": "base64"}})
+    assert not_base64.status_code == 400 and "base64" in not_base64.json()["error"]
     unique = os.urandom(1000)
     refused = hub_commit(lfs_hub, "acme/inline", lfs_hub["token"], regular("README.md", CARD.encode()),
                          regular("weights.bin", unique), regular("metrics.json", b'{"accuracy": Infinity}'))
@@ -250,6 +256,12 @@ def test_a_hub_commit_is_read_in_bounded_lines_and_a_refused_one_leaves_no_blob(
     anonymous = httpx.post(f"{lfs_hub['url']}/api/models/acme/inline/commit/main", content=b"x" * MIB)
     assert anonymous.status_code == 401
     assert blobs(lfs_hub["root"]) == before
+    small = {"key": "file", "value": {"path": "README.md", "encoding": "base64",
+                                      "content": base64.b64encode(CARD.encode()).decode()}}
+    published = hub_commit(lfs_hub, "acme/inline", lfs_hub["token"], small, regular("weights.bin", unique))
+    assert published.status_code == 200, published.text
+    assert httpx.get(f"{lfs_hub['url']}/acme/inline/resolve/main/weights.bin",
+                     headers={"Authorization": f"Bearer {lfs_hub['token']}"}).content == unique
 
 
 def test_gc_keeps_uploaded_blobs_while_their_upload_lasts(tmp_path):
