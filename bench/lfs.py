@@ -3,7 +3,8 @@ a streamed PUT, then the commit), downloaded back with `hf_hub_download`, agains
 `zoo push` (the streamed upload the zoo's own client uses) into the same server in the same run.
 
 Server RSS is sampled every 50 ms: before each transfer, its peak during it, and after. Flat memory means the growth
-stays far below the file size for both, and the LFS path costs about what `zoo push` costs.
+stays far below the file size for both, and the LFS path costs about what `zoo push` costs. A 60 MiB upload_file
+(under the LFS threshold, so base64 inside the commit) shows what the commit endpoint holds.
 
 Default 2 GiB (--quick: 256 MiB). Prints a table; --json adds one JSON object on the last line.
 """
@@ -25,6 +26,8 @@ from _common import emit, zoo_serve  # noqa: E402
 from stream import CARD, rss_mib  # noqa: E402
 
 import zoo_core  # noqa: E402
+
+INLINE_MIB = 60  # below the default LFS threshold (64 MiB): carried base64 inside the commit
 
 
 class Sampler:
@@ -89,10 +92,15 @@ def main() -> None:
             api.upload_file(path_or_fileobj=str(folder / "README.md"), path_in_repo="README.md", repo_id="hub/lfs")
             with Sampler(server.pid) as lfs:
                 api.upload_file(path_or_fileobj=str(big), path_in_repo="model.safetensors", repo_id="hub/lfs")
+            small = folder / "inline.bin"  # just under the LFS threshold: base64 inside the commit
+            small.write_bytes(os.urandom(INLINE_MIB * 1024 * 1024))
+            with Sampler(server.pid) as inline:
+                api.upload_file(path_or_fileobj=str(small), path_in_repo="inline.bin", repo_id="hub/lfs")
             with Sampler(server.pid) as download:
                 pulled = Path(hf_hub_download("hub/lfs", "model.safetensors", endpoint=url, token=token))
             same = _sha(pulled) == digest.hexdigest()
     result = {"file_mib": size_mib, "zoo_push": push.row(size_mib), "lfs_upload_file": lfs.row(size_mib),
+              "inline_upload_file": {**inline.row(INLINE_MIB), "file_mib": INLINE_MIB},
               "hf_hub_download": download.row(size_mib), "identical": same}
     print(f"file {size_mib} MiB into zoo serve; server RSS sampled every 50 ms (MiB)")
     print(f"{'transfer':34} {'before':>8} {'peak':>8} {'after':>8} {'growth':>8} {'MiB/s':>8}")
@@ -101,6 +109,9 @@ def main() -> None:
         r = result[key]
         print(f"{name:34} {r['before_mib']:8.1f} {r['peak_mib']:8.1f} {r['after_mib']:8.1f} {r['growth_mib']:8.1f} "
               f"{r['mib_s']:8.1f}")
+    r = result["inline_upload_file"]
+    print(f"{f'upload_file {INLINE_MIB} MiB (inline)':34} {r['before_mib']:8.1f} {r['peak_mib']:8.1f} "
+          f"{r['after_mib']:8.1f} {r['growth_mib']:8.1f} {r['mib_s']:8.1f}")
     print(f"downloaded bytes identical: {same}")
     emit(result)
 

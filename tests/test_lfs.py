@@ -264,16 +264,48 @@ def test_a_hub_commit_is_read_in_bounded_lines_and_a_refused_one_leaves_no_blob(
                      headers={"Authorization": f"Bearer {lfs_hub['token']}"}).content == unique
 
 
-def test_gc_keeps_uploaded_blobs_while_their_upload_lasts(tmp_path):
+def test_gc_keeps_uploaded_blobs_while_their_upload_lasts(tmp_path, database_url):
     """An LFS upload may come long before its commit: gc keeps the blob while the upload lasts, however old the
     blob, and takes it once the upload has expired."""
     from zoo_core.registry.service import RegistryService
 
-    service = RegistryService(f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "blobs")
+    service = RegistryService(database_url, tmp_path / "blobs")
     spec = service.store_file([b"early upload"], "model.safetensors")
     service.record_upload("acme", spec.sha256)
     os.utime(service.blobs.path(spec.sha256), (time.time() - 7200,) * 2)  # older than gc's grace period
     assert service.gc()["removed"] == 0 and service.blobs.exists(spec.sha256)
     service.record_upload("acme", spec.sha256, lease=-1)  # the upload has expired
     assert service.gc()["removed"] == 1 and not service.blobs.exists(spec.sha256)
+    service.engine.dispose()
+
+
+def test_publishing_needs_an_upload_or_a_readable_version(tmp_path, database_url):
+    """The rule itself, on SQLite and PostgreSQL: a private or yanked version's blob is publishable by its hash only
+    for whoever can read it; anyone who uploads the bytes may publish them, and they are still stored once."""
+    from zoo_core.errors import ZooError
+    from zoo_core.registry.service import RegistryService, Viewer
+
+    service = RegistryService(database_url, tmp_path / "blobs")
+    secret, old = os.urandom(1000), os.urandom(1000)
+    readme = service.store_file([CARD.encode()], "README.md")
+    service.publish("acme/private", [readme, service.store_file([secret], "model.safetensors")],
+                    visibility="private")
+    service.publish("acme/old", [readme, service.store_file([old], "model.safetensors")])
+    service.set_status("acme/old@1", "yanked", "leaked")
+    evil, acme = Viewer(frozenset({"evil"}), name="evil"), Viewer(frozenset({"acme"}), name="acme")
+    own_readme = service.store_file([CARD.encode()], "README.md", viewer=evil)
+    stored = set(service.blobs.all())
+    for data in (secret, old):
+        spec = service.store_file([data], "model.safetensors")  # the spec an attacker can write from the hash alone
+        assert service.has_blob(spec.sha256, evil) is False
+        with pytest.raises(ZooError, match="was not uploaded"):
+            service.publish("evil/copy", [own_readme, spec], viewer=evil)
+    assert service.has_blob(sha(secret), acme) is True  # its own private model: readable, no upload needed
+    assert service.publish("acme/again", [readme, service.store_file([secret], "model.safetensors")],
+                           viewer=acme).number == 1
+    with pytest.raises(ZooError, match="was not uploaded"):  # yanked: not even its owner re-serves it by hash
+        service.publish("acme/again", [readme, service.store_file([old], "model.safetensors")], viewer=acme)
+    uploaded = service.store_file([secret], "model.safetensors", viewer=evil)  # evil has the bytes after all
+    assert service.publish("evil/copy", [own_readme, uploaded], viewer=evil).number == 1
+    assert set(service.blobs.all()) == stored  # equal bytes, one copy
     service.engine.dispose()
