@@ -249,6 +249,9 @@ def test_a_hub_commit_is_read_in_bounded_lines_and_a_refused_one_leaves_no_blob(
     not_base64 = hub_commit(lfs_hub, "acme/inline", lfs_hub["token"], regular("README.md", CARD.encode()),
                             {"key": "file", "value": {"content": "no*base64", "path": "x.bin", "encoding": "base64"}})
     assert not_base64.status_code == 400 and "base64" in not_base64.json()["error"]
+    traversal = hub_commit(lfs_hub, "acme/inline", lfs_hub["token"], regular("README.md", CARD.encode()),
+                           lfs_file("x.bin", b"", oid="../../registry.db"))
+    assert traversal.status_code == 400 and "64 lowercase hex" in traversal.json()["error"]
     unique = os.urandom(1000)
     refused = hub_commit(lfs_hub, "acme/inline", lfs_hub["token"], regular("README.md", CARD.encode()),
                          regular("weights.bin", unique), regular("metrics.json", b'{"accuracy": Infinity}'))

@@ -136,9 +136,12 @@ class PublishingMixin:
                 data = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
                 files[value["path"]] = self.store_file([data], value["path"], size=len(data), viewer=viewer)
             elif key == "lfsFile":  # uploaded beforehand (Git LFS batch API): named by sha256, checked by publish
-                if value.get("algo", "sha256") != "sha256" or not isinstance(value.get("size"), int):
-                    raise ZooError("an lfsFile operation names its file by sha256 `oid` and integer `size`")
-                files[value["path"]] = FileSpec(check_path(value["path"]), str(value.get("oid")), value["size"])
+                path, oid, size = value.get("path"), value.get("oid"), value.get("size")
+                if value.get("algo", "sha256") != "sha256" or not isinstance(path, str) or not isinstance(size, int) \
+                        or not isinstance(oid, str) or not re.fullmatch(r"[0-9a-f]{64}", oid):
+                    raise ZooError("an lfsFile operation names its file by `path`, sha256 `oid` (64 lowercase hex) "
+                                   "and integer `size`")
+                files[path] = FileSpec(check_path(path), oid, size)
             elif key == "deletedFile":
                 files.pop(value["path"], None)
             else:  # deletedFolder
@@ -171,6 +174,10 @@ class PublishingMixin:
         by_path = {f.path: f for f in files}
         if len(by_path) != len(files):
             raise ZooError("two files with the same name in one version")
+        bad = next((f for f in files if not isinstance(f.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", f.sha256)),
+                   None)
+        if bad is not None:  # the address names a path in the blob store: nothing else may reach it
+            raise ZooError(f"file '{bad.path}': its sha256 must be 64 lowercase hex digits, not {bad.sha256!r}")
         denied = self.unpublishable(viewer, [f.sha256 for f in files])
         for f in files:  # every blob stored and of the declared size, before anything becomes visible
             check_path(f.path)
