@@ -41,6 +41,7 @@ bench: $(BIN)/.installed
 	cd bench && ../$(BIN)/python overhead.py
 	cd bench && ../$(BIN)/python cache.py
 	cd bench && ../$(BIN)/python stream.py
+	cd bench && ../$(BIN)/python lfs.py
 	cd bench && ../$(BIN)/python catalog.py
 	cd bench && ../$(BIN)/python registry.py
 	cd bench && ../$(BIN)/python transfer.py

@@ -31,6 +31,7 @@ from registry_server.schemas import (
 )
 from zoo_core.registry.queries import parse_metric
 from zoo_core.registry.service import FileSpec, RegistryService, Viewer
+from zoo_core.registry.uploads import owner_of
 
 router = APIRouter(prefix="/api", responses=ERRORS)
 Service = Depends(deps.service)
@@ -91,9 +92,10 @@ def lineage(namespace: str, name: str, revision: str, direction: Literal["both",
     return service.lineage(f"{namespace}/{name}@{revision}", direction, who)
 
 
-@router.head("/blobs/{sha256}", summary="Whether the registry holds these bytes (200) or not (404)")
+@router.head("/blobs/{sha256}", summary="Whether the writer may publish these bytes without uploading them (200: "
+             "stored, and uploaded by it or held by a version it can read) or not (404)")
 def blob_exists(sha256: str, who: Viewer = Writer, service: RegistryService = Service) -> Response:
-    return Response(status_code=200 if service.has_blob(sha256) else 404)
+    return Response(status_code=200 if service.has_blob(sha256, who) else 404)
 
 
 @router.put("/blobs/{sha256}", response_model=BlobOut)
@@ -107,6 +109,7 @@ async def upload(sha256: str, request: Request, path: str = Query(..., descripti
         async for chunk in request.stream():
             blob.write(chunk)
         digest, size = blob.commit()
+    service.record_upload(owner_of(who), digest)  # the writer has shown it holds these bytes: it may publish them
     return {"sha256": digest, "size": size}
 
 

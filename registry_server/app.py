@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry_server import api, downloads, hub, web
+from registry_server import api, downloads, hub, lfs, web
 from registry_server.timing import HeadersMiddleware, time_queries
 from zoo_core import __version__
 from zoo_core.errors import NotFoundError, RequestError, ZooError
@@ -72,6 +72,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
         return error_response(request, error, exc.headers)
 
     app.include_router(hub.router)
+    lfs.install(app, settings)
     app.include_router(api.router)
     app.include_router(downloads.router)
     # the catalog's pages come last: /{namespace}/{name} must not shadow an API route

@@ -5,12 +5,11 @@ path (create_repo, upload_file / upload_folder). Files are served by downloads.p
 Revisions map to the zoo: a version number (`3` or `v3`), an alias (`production`; `main` is `latest`), or a
 version's commit id (the 40-hex sha1 of its manifest). Errors are the zoo's own classes, whose `X-Error-Code`
 (RepoNotFound, RevisionNotFound, EntryNotFound) the client turns into its exceptions. Nothing here ever mentions
-Xet, so clients stay on plain HTTP.
+Xet, so clients stay on plain HTTP; large files come in through the Git LFS batch API (lfs.py).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from registry_server import deps
+from registry_server import commits, deps, lfs
 from registry_server.caching import conditional_json
 from registry_server.schemas import ERRORS
 from zoo_core.errors import ConflictError, EntryNotFoundError, ZooError
@@ -167,10 +166,10 @@ async def validate_yaml(request: Request) -> dict[str, Any]:
 @router.post("/api/models/{namespace}/{name}/preupload/{revision}")
 async def preupload(namespace: str, name: str, revision: str, request: Request, who: Viewer = Writer
                     ) -> dict[str, Any]:
-    body = await request.json()
-    # "regular" for every file keeps every client version off Git LFS and Xet: content comes in the commit
-    return {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
-                      for f in body.get("files", [])]}
+    body = await lfs.read_json(request)
+    # files from the LFS threshold up stream in through the Git LFS batch API (lfs.py), smaller ones in the commit
+    return {"files": [{"path": f["path"], "uploadMode": lfs.upload_mode(request, f.get("size")), "shouldIgnore": False,
+                       "oid": None} for f in body.get("files", [])]}
 
 
 @router.post("/api/models/{namespace}/{name}/commit/{revision}")
@@ -179,12 +178,9 @@ async def commit(namespace: str, name: str, revision: str, request: Request, cre
     """A commit (NDJSON operations) becomes the next version; see `RegistryService.commit`."""
     if create_pr and create_pr.lower() in ("1", "true"):
         raise ZooError("the zoo has no pull requests; commit to main")
-    try:
-        operations = [json.loads(line) for line in (await request.body()).splitlines() if line.strip()]
-    except ValueError as exc:
-        raise ZooError(f"a commit is one JSON object a line: {exc}") from None
-    parent = zoo_ref(namespace, name, revision).partition("@")[2]
-    info = service.commit(f"{namespace}/{name}", operations, viewer=who, parent_revision=parent)
+    async with commits.received(request, service, who, namespace) as operations:  # streamed, bounded, undone if refused
+        parent = zoo_ref(namespace, name, revision).partition("@")[2]
+        info = service.commit(f"{namespace}/{name}", operations, viewer=who, parent_revision=parent)
     header = next((op.get("value") or {} for op in operations if op.get("key") == "header"), {})
     base = str(request.base_url).rstrip("/")
     return {"commitUrl": f"{base}/{namespace}/{name}/commit/{info.commit}", "commitOid": info.commit,

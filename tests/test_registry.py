@@ -274,7 +274,7 @@ def test_reopening_runs_migrations_once(database_url, tmp_path, checkpoint):
 
     from zoo_core.registry.db import alembic_config
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()  # the newest migration, applied once
     with again.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     again.engine.dispose()

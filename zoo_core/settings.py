@@ -33,6 +33,11 @@ class Settings(BaseSettings):
                                                           "default: AWS.")
     cache: str = Field("~/.cache/zoo", description="Where versions pulled from a registry server are written.")
     max_upload: int = Field(20 * 1024**3, gt=0, description="Largest file the server accepts, in bytes.")
+    lfs_threshold: int = Field(64 * 1024**2, gt=0, description="Files from this size up (bytes) reach the server "
+                               "through Git LFS from Hub clients (streamed); smaller ones ride inside the commit.")
+    lfs_secret: SecretStr | None = Field(None, description="Key that signs the server's Git LFS upload URLs; set the "
+                                         "same one on every server process behind one registry (default: random "
+                                         "per process).")
     load_plugins: str | None = Field(None, description="Comma-separated plugin entry points to load (empty: none "
                                                        "besides the built-ins); default: all installed.")
     trace_plugins: bool = Field(False, description="Print every plugin hook call (for debugging a plugin).")

@@ -130,3 +130,16 @@ class Attestation(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
     environment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Upload(SQLModel, table=True):
+    """Who uploaded which bytes, and until when that counts: publishing a file needs the writer's own upload of it
+    (or a version the writer can read holding the same bytes), and `gc` keeps a blob while an upload of it lasts."""
+
+    __table_args__ = (UniqueConstraint("owner", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(max_length=64)
+    sha256: str = Field(max_length=64, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)

@@ -41,6 +41,7 @@ from zoo_core.registry.types import (
     check_tree,
     manifest_commit,
 )
+from zoo_core.registry.uploads import owner_of
 
 # `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
 RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
@@ -50,19 +51,20 @@ class PublishingMixin:
     """The write side of `RegistryService` (which provides `engine`, `blobs`, `resolve` and the row helpers)."""
 
     def store_file(self, stream: BinaryIO | Iterable[bytes], path: str, size: int | None = None,
-                   sha256: str | None = None, limit: int | None = None) -> FileSpec:
-        """Store one file's bytes (verified against size/sha256 when given) ahead of `publish`."""
+                   sha256: str | None = None, limit: int | None = None, viewer: Viewer = ADMIN) -> FileSpec:
+        """Store one file's bytes (verified against size/sha256 when given) ahead of `publish`, as uploaded by
+        `viewer` (which may then publish them; see uploads.py)."""
         check_path(path)
         digest, written = self.blobs.put(stream, size=size, sha256=sha256, limit=limit, name=path)
+        if not viewer.admin:
+            self.record_upload(owner_of(viewer), digest)
         return FileSpec(path, digest, written)
 
-    def has_blob(self, sha256: str) -> bool:
-        """Whether the bytes with this sha256 are stored (a client uploads only what the registry lacks); a blob
-        that is there is touched, so that `gc` does not take it before the client's publish references it."""
-        if not self.blobs.exists(sha256):
-            return False
-        self.blobs.touch(sha256)
-        return True
+    def has_blob(self, sha256: str, viewer: Viewer = ADMIN) -> bool:
+        """Whether `viewer` may publish these bytes without uploading them (they are stored, and it uploaded them
+        or can read a version holding them); a blob that is there is touched, so that `gc` does not take it
+        before the client's publish references it."""
+        return not self.needs_upload(viewer, sha256)
 
     def open_upload(self, path: str, sha256: str, size: int | None = None, limit: int | None = None) -> BlobWriter:
         """Receive one file's bytes chunk by chunk (a streamed upload): `write` each chunk, then `commit()` checks
@@ -87,7 +89,8 @@ class PublishingMixin:
         specs = []
         for path in files:
             with path.open("rb") as handle:
-                specs.append(self.store_file(handle, path.relative_to(folder).as_posix(), size=path.stat().st_size))
+                specs.append(self.store_file(handle, path.relative_to(folder).as_posix(), size=path.stat().st_size,
+                                             viewer=viewer))
         return self.publish(model_ref, specs, viewer=viewer, status=status, parent=parent, relation=relation,
                             visibility=visibility, description=description, tags=tags)
 
@@ -107,19 +110,17 @@ class PublishingMixin:
             except DbIntegrityError:  # created by a concurrent request
                 raise exists from None
 
-    COMMIT_OPERATIONS = ("header", "file", "deletedFile", "deletedFolder")
+    COMMIT_OPERATIONS = ("header", "file", "lfsFile", "deletedFile", "deletedFolder")
 
     def commit(self, model_ref: str, operations: Iterable[dict[str, Any]], *, viewer: Viewer = ADMIN,
                parent_revision: str = "latest") -> VersionInfo:
         """A Hub commit becomes the next version: the files of `parent_revision` (none yet for a new or empty
         model), changed by the commit's operations (huggingface_hub's NDJSON lines: `header`, `file` with its
-        content inline, `deletedFile`, `deletedFolder`), published atomically with the same card and token rules
-        as `push`."""
+        content inline, `lfsFile` naming bytes uploaded beforehand, `deletedFile`, `deletedFolder`), published
+        atomically with the same card and token rules as `push`."""
         ref = parse_ref(model_ref)
         operations = list(operations)
         unknown = sorted({str(op.get("key")) for op in operations} - set(self.COMMIT_OPERATIONS))
-        if "lfsFile" in unknown:
-            raise ZooError("large files go through `zoo push`: a commit to the zoo takes regular uploads")
         if unknown:
             raise ZooError(f"unknown commit operation(s) {', '.join(unknown)}; the zoo takes "
                            + ", ".join(self.COMMIT_OPERATIONS))
@@ -142,7 +143,14 @@ class PublishingMixin:
             elif key == "file":
                 content = value.get("content", "")
                 data = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
-                files[value["path"]] = self.store_file([data], value["path"], size=len(data))
+                files[value["path"]] = self.store_file([data], value["path"], size=len(data), viewer=viewer)
+            elif key == "lfsFile":  # uploaded beforehand (Git LFS batch API): named by sha256, checked by publish
+                path, oid, size = value.get("path"), value.get("oid"), value.get("size")
+                if value.get("algo", "sha256") != "sha256" or not isinstance(path, str) or not isinstance(size, int) \
+                        or not isinstance(oid, str) or not re.fullmatch(r"[0-9a-f]{64}", oid):
+                    raise ZooError("an lfsFile operation names its file by `path`, sha256 `oid` (64 lowercase hex) "
+                                   "and integer `size`")
+                files[path] = FileSpec(check_path(path), oid, size)
             elif key == "deletedFile":
                 files.pop(value["path"], None)
             else:  # deletedFolder
@@ -176,9 +184,16 @@ class PublishingMixin:
         if len(by_path) != len(files):
             raise ZooError("two files with the same name in one version")
         check_tree(by_path)
+        bad = next((f for f in files if not isinstance(f.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", f.sha256)),
+                   None)
+        if bad is not None:  # the address names a path in the blob store: nothing else may reach it
+            raise ZooError(f"file '{bad.path}': its sha256 must be 64 lowercase hex digits, not {bad.sha256!r}")
+        denied = self.unpublishable(viewer, [f.sha256 for f in files])
         for f in files:  # every blob stored and of the declared size, before anything becomes visible
             check_path(f.path)
-            if not self.blobs.exists(f.sha256):
+            # a blob the writer neither uploaded nor can read reads as missing: its hash is no key to it (nor is this
+            # message an oracle of what is stored)
+            if f.sha256 in denied or not self.blobs.exists(f.sha256):
                 raise ZooError(f"file '{f.path}' ({f.sha256}) was not uploaded: store its bytes first "
                                f"(store_file, or PUT /api/blobs/{f.sha256} on a server)")
             actual = self.blobs.size(f.sha256)

@@ -60,6 +60,7 @@ from zoo_core.registry.types import (
     check_path,
     manifest_commit,
 )
+from zoo_core.registry.uploads import UploadsMixin
 from zoo_core.settings import get_settings
 
 # the registry's public names, importable from here as before the split into types/queries/files
@@ -68,7 +69,7 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
            "VersionInfo", "Viewer", "check_path", "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
 
-class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin):
+class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin, UploadsMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
         e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
@@ -351,6 +352,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         publication re-checks them inside its transaction, so gc never takes a blob a publish will reference."""
         with Session(self.engine) as session:
             referenced = set(session.exec(select(FileEntry.sha256).distinct()).all())
+        referenced |= self.leased_blobs()  # uploaded for a commit still to come (Git LFS): kept while the upload lasts
         removed = freed = 0
         for digest in list(self.blobs.all()):
             if digest in referenced:

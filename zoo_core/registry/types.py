@@ -21,6 +21,9 @@ MAX_DESCRIPTION = 10_000  # characters
 MAX_TAGS, MAX_TAG = 100, 100  # tags a model, characters a tag
 # `zoo gc` leaves blobs and uploads younger than this alone (seconds): long enough for any push to publish.
 GC_GRACE = 3600.0
+# An upload counts as the writer's for this long (seconds): its blob may be published by that writer, and `gc` keeps
+# it however old, so that files uploaded long before their commit (Git LFS uploads, then the commit) survive.
+UPLOAD_LEASE = 24 * 3600.0
 
 
 @dataclass

@@ -1,0 +1,100 @@
+"""Who may publish which bytes. The blob store is content-addressed and shared, so knowing a file's sha256 must not
+be enough to publish it: a writer may publish a blob it uploaded itself (an upload lasts `UPLOAD_LEASE`), or one
+that a version it can download already holds (re-pushing a model it can read). Everything else must be uploaded,
+which proves the writer has the bytes; equal bytes are still stored once.
+
+An upload is recorded per owner (the namespace of the writer's token) and sha256, with an expiry; `gc` keeps every
+blob with a live upload however old it is, and forgets expired uploads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import delete, or_
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlmodel import Session, select
+
+from zoo_core.registry.models import FileEntry, Model, Namespace, Upload, Version, utcnow
+from zoo_core.registry.types import UPLOAD_LEASE, Viewer
+
+
+def owner_of(viewer: Viewer) -> str:
+    """The name uploads are recorded under: the token's namespace (tokens write one namespace each)."""
+    return viewer.name or ",".join(sorted(viewer.namespaces)) or "anonymous"
+
+
+class UploadsMixin:
+    """Upload ownership for `RegistryService` (which provides `engine` and `blobs`)."""
+
+    def record_upload(self, owner: str, sha256: str, lease: float = UPLOAD_LEASE) -> None:
+        """`owner` uploaded the blob `sha256` (verified): it may publish it, and gc keeps it, for `lease` seconds."""
+        expires = utcnow() + timedelta(seconds=lease)
+        for _ in range(3):  # two uploads of the same bytes by one owner race on the unique key: renew instead
+            with Session(self.engine) as session:
+                row = session.exec(select(Upload).where(Upload.owner == owner, Upload.sha256 == sha256)).first()
+                if row is None:
+                    row = Upload(owner=owner, sha256=sha256, expires_at=expires)
+                row.expires_at = expires
+                session.add(row)
+                try:
+                    session.commit()
+                    return
+                except DbIntegrityError:
+                    continue
+
+    def unpublishable(self, viewer: Viewer, digests: Iterable[str]) -> set[str]:
+        """The blobs among `digests` that `viewer` may not publish: neither uploaded by it (a live upload) nor held
+        by a version it can download (public or its own, not yanked). Says nothing about whether a blob is stored."""
+        wanted = set(digests)
+        if viewer.admin or not wanted:
+            return set()
+        with Session(self.engine) as session:
+            owned = set(session.exec(select(Upload.sha256).where(
+                Upload.owner == owner_of(viewer), Upload.sha256.in_(wanted), Upload.expires_at > utcnow())).all())
+            rest = wanted - owned
+            if rest:
+                readable = or_(Model.visibility == "public", Namespace.name.in_(sorted(viewer.namespaces)))
+                rest -= set(session.exec(
+                    select(FileEntry.sha256).distinct().join(Version, FileEntry.version_id == Version.id)
+                    .join(Model, Version.model_id == Model.id).join(Namespace, Model.namespace_id == Namespace.id)
+                    .where(FileEntry.sha256.in_(rest), Version.status != "yanked", readable)).all())
+        return rest
+
+    def needs_upload(self, viewer: Viewer, sha256: str) -> bool:
+        """Whether `viewer` must upload these bytes before publishing them: yes unless they are stored and it may
+        publish them. Bytes it need not upload are touched (and its upload renewed), so gc keeps them meanwhile."""
+        if not self.blobs.exists(sha256) or self.unpublishable(viewer, [sha256]):
+            return True
+        self.blobs.touch(sha256)
+        if not viewer.admin:
+            with Session(self.engine) as session:
+                owned = session.exec(select(Upload).where(Upload.owner == owner_of(viewer),
+                                                          Upload.sha256 == sha256)).first()
+            if owned is not None:
+                self.record_upload(owner_of(viewer), sha256)
+        return False
+
+    def leased_blobs(self) -> set[str]:
+        """Blobs with a live upload (gc keeps them); expired uploads are forgotten on the way."""
+        with Session(self.engine) as session:
+            session.exec(delete(Upload).where(Upload.expires_at <= utcnow()))
+            session.commit()
+            return set(session.exec(select(Upload.sha256).distinct()).all())
+
+    def discard_uploads(self, owner: str, created: Iterable[str]) -> None:
+        """Undo the uploads of a refused commit: `created` are blobs it stored that were not there before. Each is
+        deleted unless a version references it or someone else's upload holds it (equal bytes uploaded meanwhile)."""
+        created = set(created)
+        if not created:
+            return
+        with Session(self.engine) as session:
+            session.exec(delete(Upload).where(Upload.owner == owner, Upload.sha256.in_(created)))
+            session.commit()
+            kept = set(session.exec(select(FileEntry.sha256).where(FileEntry.sha256.in_(created))).all())
+            kept |= set(session.exec(select(Upload.sha256).where(Upload.sha256.in_(created))).all())
+        for sha256 in created - kept:
+            with contextlib.suppress(FileNotFoundError):
+                self.blobs.delete(sha256)
