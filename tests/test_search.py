@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect
 
 from zoo_core.errors import NotFoundError
 from zoo_core.registry.db import alembic_config
@@ -103,11 +103,14 @@ def test_a_registry_from_before_the_indexes_is_indexed_by_the_migration(database
     from alembic.script import ScriptDirectory
 
     push("acme/old", body="Made before search indexes.", tags="legacy")
+    from alembic import command
+
     before = ScriptDirectory.from_config(alembic_config()).get_revision("0003_search").down_revision
-    with service.engine.begin() as conn:  # as a registry made before this migration was: no index tables
-        conn.execute(text("DROP TABLE model_search"))
-        conn.execute(text("DROP TABLE model_tag"))
-        conn.execute(text("UPDATE alembic_version SET version_num = :before"), {"before": before})
+    config = alembic_config(service.engine)
+    with service.engine.begin() as conn:  # back to a registry made before this migration: no index tables
+        config.attributes["connection"] = conn
+        command.downgrade(config, before)
+        assert "model_tag" not in inspect(conn).get_table_names()
     service.engine.dispose()
     again = RegistryService(database_url, tmp_path / "blobs")
     assert ids(again.search("indexes")) == ["acme/old"] and ids(again.search(tag="legacy")) == ["acme/old"]
