@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from registry_server import deps
-from registry_server.hub import hub_model_info
+from registry_server.hub import hub_model_info, hub_time, hub_version
 from registry_server.schemas import (
     ERRORS,
     AliasEventOut,
@@ -56,10 +56,10 @@ def model(namespace: str, name: str, who: Viewer = Reader, service: RegistryServ
     model_id = f"{namespace}/{name}"
     summary = service.model_summary(model_id, who)
     versions = service.versions(model_id, who)
-    hub: dict[str, Any] = {"id": model_id, "author": namespace}  # nothing published yet: drafts only
-    if any("latest" in v.aliases for v in versions):
-        hub = hub_model_info(service, service.resolve(f"{model_id}@latest", who), who)
-    return {**hub, **summary, "versions": [v.as_dict() for v in versions]}
+    hub = hub_model_info(service, hub_version(service, namespace, name, "main", who), who)
+    # the Hub's clients parse `created_at` too: every date in the client's `...Z` form
+    dates = {key: hub_time(summary[key]) for key in ("created_at", "updated_at")}
+    return {**hub, **summary, **dates, "versions": [v.as_dict() for v in versions]}
 
 
 @router.get("/models/{namespace}/{name}/versions/{revision}", response_model=VersionOut)

@@ -182,7 +182,10 @@ def register(app: typer.Typer, console) -> None:
 
     @app.command()
     def serve(registry: str = REGISTRY, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
-              max_upload: int = typer.Option(None, help="Largest accepted file, in bytes.")) -> None:
+              max_upload: int = typer.Option(None, help="Largest accepted file, in bytes."),
+              card_policy: str = typer.Option(None, help="required: a complete card to publish; aliases (default, "
+                                                         "or $ZOO_CARD_POLICY): aliases other than `latest` need "
+                                                         "one; off: not enforced.")) -> None:
         """Serve the registry over HTTP: JSON API under /api, OpenAPI docs at /docs."""
         try:
             import uvicorn
@@ -193,7 +196,8 @@ def register(app: typer.Typer, console) -> None:
                            "pip install 'transfer-zoo[server]'") from None
 
         console.print(f"Transfer Zoo catalog on http://{host}:{port}/  (JSON API under /api, docs at /docs)")
-        uvicorn.run(create_app(registry, max_upload=max_upload), host=host, port=port, log_level="warning")
+        app_ = create_app(registry, max_upload=max_upload, card_policy=card_policy)
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
 
     token_app = typer.Typer(help="API tokens for the registry server.")
 
