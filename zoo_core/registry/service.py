@@ -352,7 +352,7 @@ class RegistryService(PublishingMixin, QueriesMixin):
             row = session.exec(select(Token, Namespace).join(Namespace)
                                .where(Token.token_hash == _hash_token(token))).first()
         if row is None:
-            raise AuthError("the token sent is not a token of this zoo registry (a huggingface.co login stored on "
+            raise AuthError("invalid token: it is not a token of this zoo registry (a huggingface.co login stored on "
                             "this machine is sent too): pass token=<zoo token> (zoo token create NAMESPACE on the "
                             "server), or `hf auth logout` / unset HF_TOKEN to read public models anonymously")
         return Viewer(namespaces=frozenset({row[1].name}), name=row[1].name)
