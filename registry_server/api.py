@@ -41,12 +41,14 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
            backbone: str | None = None, family: str | None = None, strategy: str | None = None,
            license: str | None = None, tag: str | None = None, library: str | None = None,
            namespace: str | None = None, metric: str | None = Query(None, description="e.g. accuracy>=0.9"),
+           documented: bool | None = Query(None, description="only models whose card is complete (true) or "
+                                                             "incomplete (false)"),
            descendant_of: str | None = None, relation: str | None = None, sort: str = "updated",
            page: int = 1, per_page: int = 20, who: Viewer = Reader, service: RegistryService = Service
            ) -> dict[str, Any]:
     return service.search(q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
                           strategy=strategy, license=license, tag=tag, library=library, namespace=namespace,
-                          metric=parse_metric(metric), descendant_of=descendant_of, relation=relation, sort=sort,
+                          documented=documented, metric=parse_metric(metric), descendant_of=descendant_of, relation=relation, sort=sort,
                           page=page, per_page=per_page)
 
 

@@ -65,6 +65,8 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def search(query: str = typer.Argument(None), task: str = None, modality: str = None, backbone: str = None,
                family: str = None, strategy: str = None, license: str = None, tag: str = None,
+               documented: bool = typer.Option(None, "--documented/--undocumented",
+                                               help="only models whose card is complete / incomplete"),
                metric: str = typer.Option(None, help="e.g. 'accuracy>=0.9'"),
                descendant_of: str = typer.Option(None, help="only descendants of this version"),
                relation: str = None, sort: str = typer.Option("updated", help="updated, name or a metric"),
@@ -73,7 +75,8 @@ def register(app: typer.Typer, console) -> None:
         from zoo_core.registry.queries import parse_metric
 
         found = open_registry(registry).search(query, task=task, modality=modality, backbone=backbone, family=family,
-                                          strategy=strategy, license=license, tag=tag, metric=parse_metric(metric),
+                                          strategy=strategy, license=license, tag=tag, documented=documented,
+                                          metric=parse_metric(metric),
                                           descendant_of=descendant_of, relation=relation, sort=sort, page=page,
                                           per_page=per_page)
         if as_json:
@@ -95,6 +98,10 @@ def register(app: typer.Typer, console) -> None:
         console.print(f"aliases: {', '.join(info.aliases) or '-'}   backbone: {info.backbone}   "
                       f"strategy: {info.strategy}")
         console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in info.metrics.items()))
+        console.print("card: complete" if info.card_complete else
+                      f"card: [yellow]incomplete[/yellow], lacks {', '.join(info.card_missing)}")
+        if info.message:
+            console.print(f"message: {info.message}")
         parents = [f"{p['ref'] or 'a private model'} ({p['relation']})" for p in info.parents]
         console.print("parents: " + (", ".join(parents) or "-"))
         table = Table("file", "size", "sha256")
@@ -108,10 +115,12 @@ def register(app: typer.Typer, console) -> None:
         rows = open_registry(registry).versions(model)
         if as_json:
             return out([r.as_dict() for r in rows])
-        table = Table("version", "status", "aliases", "strategy", "metrics", "created")
+        table = Table("version", "status", "aliases", "card", "strategy", "metrics", "created", "message")
         for r in rows:
-            table.add_row(str(r.number), r.status, ", ".join(r.aliases), r.strategy or "",
-                          ", ".join(f"{k} {v:.3f}" for k, v in r.metrics.items() if k != "loss"), r.created_at[:19])
+            table.add_row(str(r.number), r.status, ", ".join(r.aliases), "complete" if r.card_complete else
+                          "incomplete", r.strategy or "",
+                          ", ".join(f"{k} {v:.3f}" for k, v in r.metrics.items() if k != "loss"), r.created_at[:19],
+                          (r.message or "").split("\n")[0])
         console.print(table)
 
     @app.command()
