@@ -27,9 +27,10 @@ def tried(name, call):
         value = call()
         results[name] = "ok" if value is None else f"ok: {value}"
     except Exception as exc:  # the outcome is what we record
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        message = str(exc).replace("\n", " ")
-        results[name] = f"{type(exc).__name__} {status}: {message[:150]}"
+        response = getattr(exc, "response", None)
+        # the server's own message when there is one (the client prints it after its own lines)
+        message = (response.headers.get("x-error-message") if response is not None else None) or str(exc)
+        results[name] = f"{type(exc).__name__} {getattr(response, 'status_code', None)}: {message[:200]}"
 
 
 def upload(repo, data=b"x", path="x.txt", **kw):
