@@ -48,8 +48,8 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
            ) -> dict[str, Any]:
     return service.search(q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
                           strategy=strategy, license=license, tag=tag, library=library, namespace=namespace,
-                          documented=documented, metric=parse_metric(metric), descendant_of=descendant_of, relation=relation, sort=sort,
-                          page=page, per_page=per_page)
+                          documented=documented, metric=parse_metric(metric), descendant_of=descendant_of,
+                          relation=relation, sort=sort, page=page, per_page=per_page)
 
 
 @router.get("/models/{namespace}/{name}", response_model=ModelOut)

@@ -127,6 +127,7 @@ def test_api_calls_model_info_files_refs_list_and_exists(hub):
             "tags": sorted(t.name for t in refs.tags),
             "search": [m.id for m in api.list_models(search="xray")],
             "author": sorted(m.id for m in api.list_models(author="sbert")),
+            "library": [m.library_name for m in api.list_models(author="sbert")],
             "limited": len(list(api.list_models(limit=1))),
             "exists": file_exists("acme/xray", "config.json"), "missing": file_exists("acme/xray", "nope.bin"),
         }))
@@ -141,6 +142,7 @@ def test_api_calls_model_info_files_refs_list_and_exists(hub):
     assert "acme/xray" in out["search"] and "acme/secret" not in out["search"]
     assert out["author"] == ["sbert/all-minilm-l6-v2"] and out["limited"] == 1  # an import is published
     assert out["exists"] is True and out["missing"] is False
+    assert out["library"] == ["sentence-transformers"]  # the model's own library, from its card
 
 
 def test_snapshot_download_with_patterns_local_dir_and_revision(hub):

@@ -309,6 +309,34 @@ def test_reopening_runs_migrations_once(database_url, tmp_path, checkpoint):
     again.engine.dispose()
 
 
+def test_the_card_check_migration_checks_the_cards_of_versions_stored_before(database_url, tmp_path):
+    """A registry at the first schema: opening it adds card_complete / card_missing / message and checks every
+    stored card (a draft stored before may lack sections)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from zoo_core.registry.db import alembic_config, create_db_engine
+
+    engine = create_db_engine(database_url, migrate=False)
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(text("INSERT INTO namespace (id, name, kind, created_at) VALUES (1, 'acme', 'org', "
+                                "CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO model (id, namespace_id, name, description, tags, visibility, "
+                                "created_at, updated_at) VALUES (1, 1, 'old', '', '[]', 'public', CURRENT_TIMESTAMP, "
+                                "CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO version (id, model_id, number, status, \"commit\", created_at, card, "
+                                "card_data, config) VALUES (1, 1, 1, 'draft', :commit, CURRENT_TIMESTAMP, "
+                                "'# nothing', '{}', '{}')"), {"commit": "a" * 40})
+    engine.dispose()
+    service = RegistryService(database_url, tmp_path / "blobs")
+    info = service.resolve("acme/old@1")
+    assert not info.card_complete and any("Evaluation" in m for m in info.card_missing) and info.message is None
+    service.engine.dispose()
+
+
 def test_load_from_the_embedded_registry_and_train_publishes_with_lineage(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "zoo"))
     from zoo_core.recipe import recipe_from_dict
