@@ -64,7 +64,8 @@ def calls(request, zoo):
         assert done.returncode == 0, done.stderr[-3000:]
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         assert answer["version"].startswith(version)
-        zoo["outcomes"][version] = answer["results"]
+        # the script names the repositories it creates after the client's version
+        zoo["outcomes"][version] = {**answer["results"], "_suffix": answer["version"].replace(".", "")}
     return zoo["outcomes"][version]
 
 
@@ -86,6 +87,13 @@ def test_commits_publish_with_an_incomplete_card_and_keep_their_message(calls):
     assert calls["list_repo_commits"] == "ok: ['add x', 'card']"  # newest first, one per version
     assert calls["commitUrl opens the version page"].startswith("ok: 200 /acme/empty-") \
         and "/v/" in calls["commitUrl opens the version page"]
+
+
+def test_the_commit_description_is_the_versions_message_not_the_models_description(calls, zoo):
+    auth = {"Authorization": f"Bearer {zoo['token']}"}
+    info = httpx.get(f"{zoo['url']}/api/models/acme/empty-{calls['_suffix']}", headers=auth).json()
+    assert "more words" not in info["description"]
+    assert [v["message"] for v in info["versions"]][:2] == ["card", "add x\n\nmore words"]
 
 
 def test_a_stale_parent_is_refused_and_commits_go_to_main_only(calls):
@@ -170,6 +178,10 @@ print(json.dumps({{"hidden": again.config.hidden_size,
     assert httpx.get(f"{zoo['url']}/api/models/acme/pushed-minilm").status_code == 401  # anonymous: not found
     page = httpx.get(f"{zoo['url']}/acme/pushed-minilm", headers=auth).text
     assert "Card incomplete" in page and "lacks" in page
+    undocumented = httpx.get(f"{zoo['url']}/", params={"q": "pushed-minilm", "documented": "no"}, headers=auth).text
+    assert "acme/pushed-minilm" in undocumented and "Card incomplete: lacks" in undocumented  # the result card
+    documented = httpx.get(f"{zoo['url']}/", params={"q": "pushed-minilm", "documented": "yes"}, headers=auth).text
+    assert "acme/pushed-minilm" not in documented and 'data-facet="documented"' in undocumented
 
 
 def test_the_required_card_policy_on_zoo_serve(tmp_path, serve):
