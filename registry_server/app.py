@@ -82,10 +82,10 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     app.include_router(hub_repo.router)
     app.include_router(api.router)
     app.include_router(downloads.router)
-    app.include_router(hub_repo.fallback)  # catch-alls, after every route they could shadow
     # the catalog's pages come last: /{namespace}/{name} must not shadow an API route
     app.mount("/static", StaticFiles(directory=web.templates_dir() / "static"), name="static")
     app.include_router(web.router)
+    app.include_router(hub_repo.fallback)  # catch-alls, after every route they could shadow (a model named resolve)
     return app
 
 
