@@ -27,7 +27,7 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def push(folder: Path = typer.Argument(..., help="Checkpoint folder."),
              model: str = typer.Argument(..., help="NAMESPACE/NAME"),
-             draft: bool = typer.Option(False, "--draft", help="Keep it unpublished (no card checks)."),
+             draft: bool = typer.Option(False, "--draft", help="Keep it unpublished: out of `latest`, no alias."),
              parent: str = typer.Option(None, help="Parent: NAMESPACE/NAME@VERSION or an external source."),
              relation: str = typer.Option(None, help="finetune, adapter, feature-extraction, quantized, merge"),
              private: bool = typer.Option(False, "--private"),
@@ -43,7 +43,7 @@ def register(app: typer.Typer, console) -> None:
     @app.command("import")
     def import_(source: str = typer.Argument(..., help="A Hugging Face-layout folder, or hf:ORG/NAME[@REVISION]."),
                 model: str = typer.Argument(..., help="NAMESPACE/NAME"),
-                draft: bool = typer.Option(False, "--draft", help="Register as a draft (card not checked)."),
+                draft: bool = typer.Option(False, "--draft", help="Register as a draft (out of `latest`)."),
                 private: bool = typer.Option(False, "--private"),
                 registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Register an existing Hugging Face model as a root of lineage, keeping its card."""
