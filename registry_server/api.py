@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from registry_server import deps
 from registry_server.caching import conditional_json
-from registry_server.hub import hub_model_info
+from registry_server.hub import hub_model_info, hub_time, hub_version
 from registry_server.schemas import (
     ERRORS,
     AliasEventOut,
@@ -45,6 +45,8 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
            backbone: str | None = None, family: str | None = None, strategy: str | None = None,
            license: str | None = None, tag: str | None = None, library: str | None = None,
            namespace: str | None = None, metric: str | None = Query(None, description="e.g. accuracy>=0.9"),
+           documented: bool | None = Query(None, description="only models whose card is complete (true) or "
+                                                             "incomplete (false)"),
            descendant_of: str | None = None, relation: str | None = None, reproduced: bool = False,
            sort: str | None = Query(None, description="relevance (the default with q), updated (the default "
                                                        "without), name, or a metric's name"),
@@ -52,8 +54,8 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
            ) -> dict[str, Any]:
     return service.search(q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
                           strategy=strategy, license=license, tag=tag, library=library, namespace=namespace,
-                          metric=parse_metric(metric), descendant_of=descendant_of, relation=relation,
-                          reproduced=reproduced, sort=sort or ("relevance" if q else "updated"),
+                          documented=documented, metric=parse_metric(metric), descendant_of=descendant_of,
+                          relation=relation, reproduced=reproduced, sort=sort or ("relevance" if q else "updated"),
                           page=page, per_page=per_page)
 
 
@@ -64,11 +66,11 @@ def model(namespace: str, name: str, request: Request, who: Viewer = Reader,
     model_id = f"{namespace}/{name}"
     summary = service.model_summary(model_id, who)
     versions = service.versions(model_id, who)
-    hub: dict[str, Any] = {"id": model_id, "author": namespace}  # nothing published yet: drafts only
-    latest = next((v for v in versions if "latest" in v.aliases), None)
-    if latest:
-        hub = hub_model_info(service, service.resolve(f"{model_id}@{latest.number}", who), who, summary)
-    return conditional_json(request, {**hub, **summary, "versions": [v.as_dict() for v in versions]}, who, ModelOut)
+    hub = hub_model_info(service, hub_version(service, namespace, name, "main", who), who, summary)
+    # the Hub's clients parse `created_at` too: every date in the client's `...Z` form
+    dates = {key: hub_time(summary[key]) for key in ("created_at", "updated_at")}
+    return conditional_json(request, {**hub, **summary, **dates, "versions": [v.as_dict() for v in versions]}, who,
+                            ModelOut)
 
 
 @router.get("/models/{namespace}/{name}/versions/{revision}", response_model=VersionOut)

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry_server import api, downloads, hub, lfs, web
+from registry_server import api, downloads, hub, hub_repo, lfs, web
 from registry_server.timing import HeadersMiddleware, time_queries
 from zoo_core import __version__
 from zoo_core.errors import NotFoundError, RequestError, ZooError
@@ -38,12 +38,12 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'none'; object-src 'n
 
 
 def create_app(registry: str | Path | None = None, database_url: str | None = None,
-               max_upload: int | None = None) -> FastAPI:
+               max_upload: int | None = None, card_policy: str | None = None) -> FastAPI:
     settings = get_settings()
     root = Path(registry or settings.registry).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     url = database_url or settings.database_url or f"sqlite:///{root / 'registry.db'}"
-    service = RegistryService(url, root / "blobs")
+    service = RegistryService(url, root / "blobs", card_policy=card_policy)
     limit = max_upload or settings.max_upload
     app = FastAPI(title="Transfer Zoo registry", version=__version__,
                   description="Versioned, documented checkpoints with lineage.")
@@ -72,12 +72,14 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
         return error_response(request, error, exc.headers)
 
     app.include_router(hub.router)
+    app.include_router(hub_repo.router)
     lfs.install(app, settings)
     app.include_router(api.router)
     app.include_router(downloads.router)
     # the catalog's pages come last: /{namespace}/{name} must not shadow an API route
     app.mount("/static", StaticFiles(directory=web.templates_dir() / "static"), name="static")
     app.include_router(web.router)
+    app.include_router(hub_repo.fallback)  # catch-alls, after every route they could shadow (a model named resolve)
     return app
 
 

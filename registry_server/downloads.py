@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from registry_server import deps
-from registry_server.hub import zoo_ref
+from registry_server.hub import hub_revision, hub_version
 from registry_server.schemas import ERRORS
+from zoo_core.errors import EntryNotFoundError
 from zoo_core.registry.service import FileSpec, RegistryService, Viewer
 
 router = APIRouter(responses=ERRORS)
@@ -33,7 +34,12 @@ def download(namespace: str, name: str, revision: str, path: str, request: Reque
 @router.head("/{namespace}/{name}/resolve/{revision}/{path:path}", include_in_schema=False)
 def resolve_file(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
                  service: RegistryService = Service) -> Response:
-    spec, info = service.open_file(zoo_ref(namespace, name, revision), path, who)
+    revision, path = hub_revision(revision, path)
+    info = hub_version(service, namespace, name, revision, who)
+    entry = next((f for f in info.files if f["path"] == path), None)
+    if entry is None:
+        raise EntryNotFoundError(f"file '{path}' not found in {info.model_id}@{revision}", commit=info.commit)
+    spec = FileSpec(path, entry["sha256"], entry["size"])
     response = file_response(service, spec, request)
     response.headers["X-Repo-Commit"] = info.commit  # the client's cache is keyed by it
     return response

@@ -10,6 +10,7 @@ Xet, so clients stay on plain HTTP; large files come in through the Git LFS batc
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -20,10 +21,11 @@ from fastapi.responses import JSONResponse, Response
 from registry_server import commits, deps, lfs
 from registry_server.caching import conditional_json
 from registry_server.schemas import ERRORS
-from zoo_core.errors import ConflictError, EntryNotFoundError, ZooError
+from zoo_core.errors import ConflictError, EntryNotFoundError, RevisionNotFoundError, ZooError
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, parse_card
 from zoo_core.registry.reads import card_metadata
-from zoo_core.registry.service import RegistryService, VersionInfo, Viewer
+from zoo_core.registry.service import FileSpec, RegistryService, VersionInfo, Viewer
+from zoo_core.registry.types import empty_commit
 
 router = APIRouter(tags=["Hugging Face Hub API"], responses=ERRORS)
 Service = Depends(deps.service)
@@ -37,9 +39,33 @@ def hub_time(value: str | datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def hub_revision(revision: str, path: str = "") -> tuple[str, str]:
+    """(revision, path) with a git ref spelled out: `refs/heads/main` is `main` and `refs/tags/v3` is `v3`. The
+    client quotes the slashes (`refs%2Fheads%2Fmain`), but they arrive decoded, so the route's revision is `refs` and
+    the ref's rest starts the path."""
+    if revision == "refs" and path.count("/") >= 1:
+        kind, name, *rest = path.split("/", 2)
+        revision, path = f"refs/{kind}/{name}", (rest[0] if rest else "")
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if revision.startswith(prefix):
+            revision = revision[len(prefix):]
+    return revision, path
+
+
 def zoo_ref(namespace: str, name: str, revision: str) -> str:
-    """The zoo reference of a Hub revision: `main` (and `HEAD`) is `latest`."""
+    """The zoo reference of a Hub revision: `main` (and `HEAD`, `refs/heads/main`) is `latest`."""
+    revision = hub_revision(revision)[0]
     return f"{namespace}/{name}@{'latest' if revision in ('main', 'HEAD') else revision}"
+
+
+def hub_version(service: RegistryService, namespace: str, name: str, revision: str, who: Viewer) -> VersionInfo:
+    """The version a Hub revision names, as the Hub's clients expect it: `main` of a model with nothing published
+    yet is an empty commit (as an empty Hub repository's is), and a yanked version is not found on any route."""
+    ref = zoo_ref(namespace, name, revision)
+    if ref.endswith("@latest") and service.model_summary(ref, who)["latest"] is None:
+        model_id = f"{namespace}/{name}"
+        return VersionInfo(model_id, 0, "empty", empty_commit(model_id), "", None, None, None, None, {}, ["latest"])
+    return service.downloadable(ref, who)
 
 
 def hub_model_info(service: RegistryService, info: VersionInfo, who: Viewer,
@@ -49,37 +75,87 @@ def hub_model_info(service: RegistryService, info: VersionInfo, who: Viewer,
     namespace = info.model_id.split("/")[0]
     summary = summary or service.model_summary(info.model_id, who)
     card_data = card_metadata(info.card) if info.card else {}
+    specs = {f["path"]: FileSpec(f["path"], f["sha256"], f["size"]) for f in info.files}
+    config = _json_object(service._read_small(specs, "config.json"))
     return {
         "_id": info.commit, "id": info.model_id, "modelId": info.model_id, "author": namespace,
-        "sha": info.commit, "lastModified": hub_time(info.created_at), "createdAt": hub_time(summary["created_at"]),
-        "private": summary["visibility"] == "private", "gated": False, "disabled": False, "downloads": 0,
-        "likes": 0, "library_name": card_data.get("library_name") or "transfer-zoo",
+        "sha": info.commit, "lastModified": hub_time(info.created_at or summary["updated_at"]),
+        "createdAt": hub_time(summary["created_at"]), "private": summary["visibility"] == "private",
+        "gated": False, "disabled": False, "downloads": 0, "likes": 0,
+        "library_name": card_data.get("library_name") or ("transfer-zoo" if info.files else None),
         "tags": sorted(set(summary["tags"] or [])), "pipeline_tag": summary["task"], "cardData": card_data,
+        "config": {k: config[k] for k in ("architectures", "model_type") if k in config} or None,
+        "safetensors": safetensors_summary(service, specs),
         "siblings": [{"rfilename": f["path"], "size": f["size"], "blobId": f["sha256"][:40],
                       "lfs": {"sha256": f["sha256"], "size": f["size"], "pointerSize": 134}}
                      for f in info.files],
         "zoo": {"version": info.number, "status": info.status, "aliases": info.aliases, "metrics": info.metrics,
-                "parents": info.parents, "backbone": info.backbone, "strategy": info.strategy},
+                "parents": info.parents, "backbone": info.backbone, "strategy": info.strategy,
+                "card_complete": info.card_complete, "card_missing": info.card_missing},
     }
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+SAFETENSORS_HEADER_MAX = 16 * 1024 * 1024
+
+
+def safetensors_summary(service: RegistryService, specs: dict[str, FileSpec]) -> dict[str, Any] | None:
+    """The Hub's `safetensors` field (parameters per dtype, and their total), read from the files' headers only:
+    8 bytes of length, then a JSON header of at most a few MiB."""
+    parameters: dict[str, int] = {}
+    for spec in specs.values():
+        if not spec.path.endswith(".safetensors") or spec.size < 8:
+            continue
+        length = int.from_bytes(b"".join(service.read(spec, 0, 7)), "little")
+        if length > min(SAFETENSORS_HEADER_MAX, spec.size - 8):
+            continue  # not a safetensors file after all
+        header = _json_object(b"".join(service.read(spec, 8, 8 + length - 1)).decode("utf-8", "replace"))
+        for key, tensor in header.items():
+            if key != "__metadata__" and isinstance(tensor, dict):
+                count = 1
+                for dim in tensor.get("shape") or []:
+                    count *= int(dim)
+                parameters[str(tensor.get("dtype"))] = parameters.get(str(tensor.get("dtype")), 0) + count
+    return {"parameters": parameters, "total": sum(parameters.values())} if parameters else None
 
 
 @router.get("/api/models", summary="List models (Hugging Face Hub format)")
 def list_models(request: Request, search: str | None = None, author: str | None = None,
-                filter: list[str] = Query([]), sort: str | None = None, limit: int | None = None, page: int = 1,
+                filter: list[str] = Query([]), pipeline_tag: str | None = None, library: str | None = None,
+                sort: str | None = None, limit: int | None = None, page: int = 1, full: str | None = None,
+                cardData: str | None = None, expand: list[str] = Query([]),  # noqa: N803 (the Hub's name)
                 who: Viewer = Reader, service: RegistryService = Service) -> JSONResponse:
-    """A JSON list, paginated the Hub's way: an absolute `Link: <...>; rel="next"`."""
+    """A JSON list, paginated the Hub's way: an absolute `Link: <...>; rel="next"`. Filters are ANDed; a model's
+    pipeline tag and library count as tags, as on the Hub."""
     page = max(1, page)
-    tag = next((f for f in filter if ":" not in f), None)
+    tags = [f for f in filter if ":" not in f] + [t for t in (pipeline_tag, library) if t]
     license = next((f.split(":", 1)[1] for f in filter if f.startswith("license:")), None)
-    order = {"lastModified": "updated", "createdAt": "updated", None: "updated"}.get(sort, "name")
+    order = {"created_at": "created", "createdAt": "created"}.get(sort or "", "updated")
     per_page = min(limit or 100, 100)
-    found = service.search(search, viewer=who, namespace=author, tag=tag, license=license, sort=order,
+    found = service.search(search, viewer=who, namespace=author, tag=tags or None, license=license, sort=order,
                            page=page, per_page=per_page)
-    items = [{"id": r["id"], "modelId": r["id"], "author": r["id"].split("/")[0], "private": r["visibility"] ==
-              "private", "lastModified": hub_time(r["updated_at"]), "tags": r["tags"], "pipeline_tag": r["task"],
-              "library_name": "transfer-zoo", "downloads": 0, "likes": 0,
-              "zoo": {"latest": r["latest"], "metrics": r["metrics"], "versions": r["versions"]}}
-             for r in found["results"]]
+    detail = _true(full) or _true(cardData) or bool(expand)
+    items = []
+    for r in found["results"]:
+        item = {"id": r["id"], "_id": r["id"], "modelId": r["id"], "author": r["id"].split("/")[0],
+                "private": r["visibility"] == "private", "lastModified": hub_time(r["updated_at"]),
+                "createdAt": hub_time(r["created_at"]), "tags": r["tags"], "pipeline_tag": r["task"],
+                "library_name": r["library"] or "transfer-zoo", "downloads": 0, "likes": 0,
+                "zoo": {"latest": r["latest"], "metrics": r["metrics"], "versions": r["versions"],
+                        "card_complete": r["card_complete"]}}
+        if detail:
+            info = hub_model_info(service, service.resolve(f"{r['id']}@latest", who), who)
+            if not _true(cardData) and not _true(full) and "cardData" not in expand:
+                info.pop("cardData")
+            item.update(info if not expand else {k: info[k] for k in expand if k in info})
+        items.append(item)
     headers = {"X-Total-Count": str(found["total"])}
     if page * per_page < found["total"] and (limit is None or page * per_page < limit):
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [("page", str(page + 1))]
@@ -87,10 +163,14 @@ def list_models(request: Request, search: str | None = None, author: str | None 
     return JSONResponse(items, headers=headers)
 
 
-@router.get("/api/models/{namespace}/{name}/revision/{revision}")
+def _true(flag: str | None) -> bool:
+    return (flag or "").lower() in ("1", "true")
+
+
+@router.get("/api/models/{namespace}/{name}/revision/{revision:path}")
 def model_at_revision(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
                       service: RegistryService = Service) -> Response:
-    info = service.resolve(zoo_ref(namespace, name, revision), who)
+    info = hub_version(service, namespace, name, revision, who)
     return conditional_json(request, hub_model_info(service, info, who), who)  # ETag, 304: caching.py
 
 
@@ -98,7 +178,8 @@ def model_at_revision(namespace: str, name: str, revision: str, request: Request
 @router.get("/api/models/{namespace}/{name}/tree/{revision}/{path:path}")
 def tree(namespace: str, name: str, revision: str, path: str = "", recursive: str = "false", who: Viewer = Reader,
          service: RegistryService = Service) -> JSONResponse:
-    info = service.resolve(zoo_ref(namespace, name, revision), who)
+    revision, path = hub_revision(revision, path)
+    info = hub_version(service, namespace, name, revision, who)
     prefix = path.strip("/")
     deep = recursive.lower() == "true"
     entries, folders = [], set()
@@ -124,8 +205,11 @@ def tree(namespace: str, name: str, revision: str, path: str = "", recursive: st
 @router.get("/api/models/{namespace}/{name}/refs")
 def refs(namespace: str, name: str, who: Viewer = Reader, service: RegistryService = Service) -> dict[str, Any]:
     versions = service.versions(f"{namespace}/{name}", who)
-    branches = [{"name": "main" if alias == "latest" else alias, "ref": f"refs/heads/{alias}",
+    branches = [{"name": "main" if alias == "latest" else alias,
+                 "ref": f"refs/heads/{'main' if alias == 'latest' else alias}",
                  "targetCommit": v.commit} for v in versions for alias in v.aliases]
+    if not any(b["name"] == "main" for b in branches):  # nothing published yet: main is the empty commit
+        branches.append({"name": "main", "ref": "refs/heads/main", "targetCommit": empty_commit(f"{namespace}/{name}")})
     tags = [{"name": f"v{v.number}", "ref": f"refs/tags/v{v.number}", "targetCommit": v.commit}
             for v in versions if v.status != "yanked"]
     return {"branches": branches, "tags": tags, "converts": [], "pullRequests": []}
@@ -142,7 +226,9 @@ async def create_repo(request: Request, who: Viewer = Writer, service: RegistryS
         raise ZooError("create the repository under a namespace: HfApi().create_repo('NAMESPACE/NAME')")
     url = f"{str(request.base_url).rstrip('/')}/{namespace}/{name}"
     try:
-        service.create_model(f"{namespace}/{name}", who, "private" if body.get("private") else None)
+        # huggingface_hub 0.x sends `private`; 1.x and later send `visibility`
+        private = body.get("private") is True or body.get("visibility") == "private"
+        service.create_model(f"{namespace}/{name}", who, "private" if private else None)
     except ConflictError as exc:
         exc.details["url"] = url  # create_repo(exist_ok=True) reads it from the 409
         raise
@@ -172,16 +258,18 @@ async def preupload(namespace: str, name: str, revision: str, request: Request, 
                        "oid": None} for f in body.get("files", [])]}
 
 
-@router.post("/api/models/{namespace}/{name}/commit/{revision}")
+@router.post("/api/models/{namespace}/{name}/commit/{revision:path}")
 async def commit(namespace: str, name: str, revision: str, request: Request, create_pr: str | None = None,
                  who: Viewer = Writer, service: RegistryService = Service) -> dict[str, Any]:
-    """A commit (NDJSON operations) becomes the next version; see `RegistryService.commit`."""
-    if create_pr and create_pr.lower() in ("1", "true"):
+    """A commit (NDJSON operations) to `main` becomes the next version; see `RegistryService.commit`."""
+    if _true(create_pr):
         raise ZooError("the zoo has no pull requests; commit to main")
+    if hub_revision(revision)[0] not in ("main", "HEAD"):
+        raise RevisionNotFoundError(f"commits go to main: '{revision}' is not a branch of {namespace}/{name} (a "
+                                    "zoo version never changes once published; each commit makes the next one)")
     async with commits.received(request, service, who, namespace) as operations:  # streamed, bounded, undone if refused
-        parent = zoo_ref(namespace, name, revision).partition("@")[2]
-        info = service.commit(f"{namespace}/{name}", operations, viewer=who, parent_revision=parent)
-    header = next((op.get("value") or {} for op in operations if op.get("key") == "header"), {})
+        info = service.commit(f"{namespace}/{name}", operations, viewer=who)
     base = str(request.base_url).rstrip("/")
+    # the Hub's form of the URL (the client parses it); it redirects to the version's page
     return {"commitUrl": f"{base}/{namespace}/{name}/commit/{info.commit}", "commitOid": info.commit,
-            "commitMessage": header.get("summary", ""), "pullRequestUrl": None}
+            "commitMessage": (info.message or "").split("\n")[0], "pullRequestUrl": None}

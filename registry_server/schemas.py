@@ -80,6 +80,10 @@ class VersionOut(BaseModel):
     card: str | None = None
     status_reason: str | None = None
     size: int | None = Field(None, description="bytes, all files together")
+    card_complete: bool = Field(True, description="whether the model card has every section the zoo asks for "
+                                                  "(aliases other than `latest` need it)")
+    card_missing: list[str] = Field([], description="what the card lacks")
+    message: str | None = Field(None, description="the commit message it was published with (Hub clients)")
     attestations: list[AttestationOut] = Field([], description="reproductions of this version, oldest first")
 
 
@@ -123,6 +127,9 @@ class SearchResult(BaseModel):
     strategy: str | None
     metrics: dict[str, float]
     versions: list[ResultVersion]
+    card_complete: bool = Field(True, description="whether the latest version's card is complete")
+    card_missing: list[str] = []
+    library: str | None = None
 
 
 class SearchOut(BaseModel):

@@ -29,7 +29,7 @@ from zoo_core.registry.refs import RESERVED_NAMESPACES
 from zoo_core.registry.service import RegistryService, VersionInfo, Viewer
 
 FACET_TITLES = {"task": "Task", "modality": "Modality", "family": "Backbone family", "strategy": "Strategy",
-                "license": "License", "tag": "Tags"}
+                "license": "License", "tag": "Tags", "documented": "Card complete"}
 PER_PAGE = 20
 
 
@@ -130,18 +130,20 @@ def not_found(request: Request, message: str) -> HTMLResponse:
 @router.get("/")
 def home(request: Request, q: str | None = None, task: str | None = None, modality: str | None = None,
          family: str | None = None, strategy: str | None = None, license: str | None = None,
-         tag: str | None = None, sort: str = "updated", page: int = 1, per_page: int = PER_PAGE,
-         who: Viewer = Reader, service: RegistryService = Service) -> HTMLResponse:
+         tag: str | None = None, documented: str | None = None, sort: str = "updated", page: int = 1,
+         per_page: int = PER_PAGE, who: Viewer = Reader, service: RegistryService = Service) -> HTMLResponse:
     page_number = max(1, page)
     per_page = max(1, min(per_page, 100))
+    documented = documented if documented in ("yes", "no") else None
     filters = {"task": task, "modality": modality, "family": family, "strategy": strategy,
-               "license": license, "tag": tag}
+               "license": license, "tag": tag, "documented": documented}
+    query = {**filters, "documented": None if documented is None else documented == "yes"}
     metrics = [m for m in service.metric_names() if "loss" not in m]
     if sort not in ("updated", "name", *metrics):
         sort = "updated"
     try:
         found = service.search(q or None, viewer=who, sort=sort, page=page_number, per_page=per_page,
-                               facets=True, **filters)
+                               facets=True, **query)
     except ZooError as exc:
         return render(request, "home.html", status=400, error=str(exc), found=None, filters=filters, q=q,
                       sort=sort, metrics=metrics, url_with=lambda **_: "/", titles=FACET_TITLES)

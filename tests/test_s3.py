@@ -96,6 +96,7 @@ def test_push_pull_dedupe_and_gc_on_s3(service, tmp_path):
     assert len(list(service.blobs.all())) == 2  # equal files stored once
     weights = next(f for f in info.files if f["path"] == "model.safetensors")
     assert b"".join(service.blobs.read_range(weights["sha256"], 10, 14)) == b"wwwww"  # ranged GET
+    service.card_policy = "required"  # a push refused for its card leaves its blobs behind, for gc
     with pytest.raises(CardError):
         service.push_folder(checkpoint(tmp_path / "b", "# nothing"), "acme/bad")
     assert service.gc(grace=0)["removed"] == 1  # the refused push's README; its weights are shared and kept

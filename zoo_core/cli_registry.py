@@ -28,7 +28,7 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def push(folder: Path = typer.Argument(..., help="Checkpoint folder."),
              model: str = typer.Argument(..., help="NAMESPACE/NAME"),
-             draft: bool = typer.Option(False, "--draft", help="Keep it unpublished (no card checks)."),
+             draft: bool = typer.Option(False, "--draft", help="Keep it unpublished: out of `latest`, no alias."),
              parent: str = typer.Option(None, help="Parent: NAMESPACE/NAME@VERSION or an external source."),
              relation: str = typer.Option(None, help="finetune, adapter, feature-extraction, quantized, merge"),
              private: bool = typer.Option(False, "--private"),
@@ -44,7 +44,7 @@ def register(app: typer.Typer, console) -> None:
     @app.command("import")
     def import_(source: str = typer.Argument(..., help="A Hugging Face-layout folder, or hf:ORG/NAME[@REVISION]."),
                 model: str = typer.Argument(..., help="NAMESPACE/NAME"),
-                draft: bool = typer.Option(False, "--draft", help="Register as a draft (card not checked)."),
+                draft: bool = typer.Option(False, "--draft", help="Register as a draft (out of `latest`)."),
                 private: bool = typer.Option(False, "--private"),
                 registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Register an existing Hugging Face model as a root of lineage, keeping its card."""
@@ -66,6 +66,8 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def search(query: str = typer.Argument(None), task: str = None, modality: str = None, backbone: str = None,
                family: str = None, strategy: str = None, license: str = None, tag: str = None,
+               documented: bool = typer.Option(None, "--documented/--undocumented",
+                                               help="only models whose card is complete / incomplete"),
                metric: str = typer.Option(None, help="e.g. 'accuracy>=0.9'"),
                descendant_of: str = typer.Option(None, help="only descendants of this version"),
                relation: str = None,
@@ -77,9 +79,10 @@ def register(app: typer.Typer, console) -> None:
         from zoo_core.registry.queries import parse_metric
 
         found = open_registry(registry).search(query, task=task, modality=modality, backbone=backbone, family=family,
-                                          strategy=strategy, license=license, tag=tag, metric=parse_metric(metric),
-                                          descendant_of=descendant_of, relation=relation,
-                                          reproduced=reproduced or None, sort=sort, page=page, per_page=per_page)
+                                          strategy=strategy, license=license, tag=tag, documented=documented,
+                                          metric=parse_metric(metric), descendant_of=descendant_of,
+                                          relation=relation, reproduced=reproduced or None, sort=sort, page=page,
+                                          per_page=per_page)
         if as_json:
             return out(found)
         table = Table("model", "latest", "backbone", "strategy", "metrics", "aliases", title=f"{found['total']} models")
@@ -99,6 +102,10 @@ def register(app: typer.Typer, console) -> None:
         console.print(f"aliases: {', '.join(info.aliases) or '-'}   backbone: {info.backbone}   "
                       f"strategy: {info.strategy}")
         console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in info.metrics.items()))
+        console.print("card: complete" if info.card_complete else
+                      f"card: [yellow]incomplete[/yellow], lacks {', '.join(info.card_missing)}")
+        if info.message:
+            console.print(f"message: {info.message}")
         parents = [f"{p['ref'] or 'a private model'} ({p['relation']})" for p in info.parents]
         console.print("parents: " + (", ".join(parents) or "-"))
         for a in info.attestations:
@@ -117,10 +124,12 @@ def register(app: typer.Typer, console) -> None:
         rows = open_registry(registry).versions(model)
         if as_json:
             return out([r.as_dict() for r in rows])
-        table = Table("version", "status", "aliases", "strategy", "metrics", "created")
+        table = Table("version", "status", "aliases", "card", "strategy", "metrics", "created", "message")
         for r in rows:
-            table.add_row(str(r.number), r.status, ", ".join(r.aliases), r.strategy or "",
-                          ", ".join(f"{k} {v:.3f}" for k, v in r.metrics.items() if k != "loss"), r.created_at[:19])
+            table.add_row(str(r.number), r.status, ", ".join(r.aliases), "complete" if r.card_complete else
+                          "incomplete", r.strategy or "",
+                          ", ".join(f"{k} {v:.3f}" for k, v in r.metrics.items() if k != "loss"), r.created_at[:19],
+                          (r.message or "").split("\n")[0])
         console.print(table)
 
     @app.command()
@@ -193,7 +202,10 @@ def register(app: typer.Typer, console) -> None:
     def serve(registry: str = REGISTRY, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
               max_upload: int = typer.Option(None, help="Largest accepted file, in bytes."),
               workers: int = typer.Option(1, min=1, help="Server processes sharing the port (SQLite in WAL mode "
-                                                         "or PostgreSQL; see ZOO_DATABASE_URL).")) -> None:
+                                                         "or PostgreSQL; see ZOO_DATABASE_URL)."),
+              card_policy: str = typer.Option(None, help="required: a complete card to publish; aliases (default, "
+                                                         "or $ZOO_CARD_POLICY): aliases other than `latest` need "
+                                                         "one; off: not enforced.")) -> None:
         """Serve the registry over HTTP: JSON API under /api, OpenAPI docs at /docs."""
         try:
             import uvicorn
@@ -204,7 +216,7 @@ def register(app: typer.Typer, console) -> None:
                            "pip install 'transfer-zoo[server]'") from None
 
         console.print(f"Transfer Zoo catalog on http://{host}:{port}/  (JSON API under /api, docs at /docs)")
-        app = create_app(registry, max_upload=max_upload)  # also migrates the database, once, before any worker
+        app = create_app(registry, max_upload=max_upload, card_policy=card_policy)  # also migrates, once
         if workers == 1:
             uvicorn.run(app, host=host, port=port, log_level="warning")
             return
@@ -212,6 +224,8 @@ def register(app: typer.Typer, console) -> None:
         os.environ["ZOO_REGISTRY"] = str(Path(registry).expanduser().resolve())
         if max_upload:
             os.environ["ZOO_MAX_UPLOAD"] = str(max_upload)
+        if card_policy:
+            os.environ["ZOO_CARD_POLICY"] = card_policy
         uvicorn.run("registry_server.app:create_app", factory=True, workers=workers, host=host, port=port,
                     log_level="warning")
 

@@ -164,6 +164,12 @@ class ConflictError(ZooError):
     status = 409
 
 
+class StaleParentError(ConflictError):
+    """A Hub commit built on a commit that is no longer `main` (the Hub's 412 Precondition Failed)."""
+
+    status = 412
+
+
 class CardError(ZooError):
     """A card that lacks what publication requires."""
 

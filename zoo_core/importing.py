@@ -21,7 +21,7 @@ def import_model(registry: Registry, source: str, model: str, draft: bool = Fals
         source: a folder in Hugging Face layout (with config.json), or `hf:ORG/NAME[@REVISION]`, fetched through
             huggingface_hub (its cache and HF_HUB_OFFLINE apply).
         model: `NAMESPACE/NAME`.
-        draft: register as a draft (the card is not checked).
+        draft: register as a draft (kept out of `latest`; published by default, its card check recorded).
     """
     if source.startswith("hf:"):
         from huggingface_hub import snapshot_download

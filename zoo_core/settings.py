@@ -7,7 +7,7 @@ options (`--registry`, `--max-upload`) still win over these.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +40,10 @@ class Settings(BaseSettings):
                                          "per process).")
     load_plugins: str | None = Field(None, description="Comma-separated plugin entry points to load (empty: none "
                                                        "besides the built-ins); default: all installed.")
+    card_policy: Literal["required", "aliases", "off"] = Field(
+        "aliases", description="What a model card must hold: `required`: a complete card to publish; `aliases`: "
+                               "any card publishes, aliases other than `latest` need a complete one; `off`: no "
+                               "check enforced (every version still records what its card lacks).")
     trace_plugins: bool = Field(False, description="Print every plugin hook call (for debugging a plugin).")
 
 

@@ -8,6 +8,7 @@ import yaml
 from huggingface_hub import ModelCard
 
 from zoo_core.card import PLACEHOLDER
+from zoo_core.errors import ZooError
 
 REQUIRED_SECTIONS = {
     "intended use": "an 'Intended use' section",
@@ -15,6 +16,20 @@ REQUIRED_SECTIONS = {
     "evaluation": "an 'Evaluation' section with metrics",
     "limitations": "a 'Limitations' section",
 }
+
+
+# What the registry enforces of a card (every version records what its card lacks, whatever the policy):
+CARD_POLICIES = {
+    "required": "a version needs a complete card to be published (drafts excepted)",
+    "aliases": "any card publishes; aliases other than `latest` need a complete card",
+    "off": "nothing enforced",
+}
+
+
+def check_card_policy(policy: str) -> str:
+    if policy not in CARD_POLICIES:
+        raise ZooError(f"card policy is one of {', '.join(CARD_POLICIES)}, not '{policy}'")
+    return policy
 
 
 FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)

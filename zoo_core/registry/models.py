@@ -58,6 +58,10 @@ class Version(SQLModel, table=True):
     strategy: str | None = Field(default=None, max_length=32, index=True)
     library: str | None = Field(default=None, max_length=32)
     status_reason: str | None = Field(default=None, max_length=500)
+    # the card check at publication: aliases other than `latest` need a complete card (see cards.CARD_POLICIES)
+    card_complete: bool = Field(default=True, index=True)
+    card_missing: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # a Hub commit's message
 
 
 class VersionMetric(SQLModel, table=True):

@@ -20,16 +20,16 @@ from zoo_core.errors import (
     CardError,
     ConflictError,
     ContentError,
+    EntryNotFoundError,
     ForbiddenError,
     IntegrityError,
-    ModelNotFoundError,
-    UnknownAliasError,
+    StaleParentError,
     UploadTooLargeError,
     ZooError,
 )
 from zoo_core.registry.blobs import BlobWriter
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
-from zoo_core.registry.models import FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
+from zoo_core.registry.models import Alias, FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import (
     ADMIN,
@@ -39,6 +39,7 @@ from zoo_core.registry.types import (
     check_limits,
     check_path,
     check_tree,
+    empty_commit,
     manifest_commit,
 )
 from zoo_core.registry.uploads import owner_of
@@ -112,12 +113,14 @@ class PublishingMixin:
 
     COMMIT_OPERATIONS = ("header", "file", "lfsFile", "deletedFile", "deletedFolder")
 
-    def commit(self, model_ref: str, operations: Iterable[dict[str, Any]], *, viewer: Viewer = ADMIN,
-               parent_revision: str = "latest") -> VersionInfo:
-        """A Hub commit becomes the next version: the files of `parent_revision` (none yet for a new or empty
-        model), changed by the commit's operations (huggingface_hub's NDJSON lines: `header`, `file` with its
-        content inline, `lfsFile` naming bytes uploaded beforehand, `deletedFile`, `deletedFolder`), published
-        atomically with the same card and token rules as `push`."""
+    def commit(self, model_ref: str, operations: Iterable[dict[str, Any]], *, viewer: Viewer = ADMIN
+               ) -> VersionInfo:
+        """A Hub commit to `main` becomes the next version: the files of `latest` (none yet for an empty model),
+        changed by the commit's operations (huggingface_hub's NDJSON lines: `header`, `file` with its content
+        inline, `lfsFile` naming bytes uploaded beforehand, `deletedFile`, `deletedFolder`), published atomically
+        with the same card and token rules as `push`. As on the Hub: the model must exist (create_repo first), a
+        deletion names files that exist, and the header's `parentCommit`, when given, must still be `main`. The
+        header's summary and description are kept with the version as its message."""
         ref = parse_ref(model_ref)
         operations = list(operations)
         unknown = sorted({str(op.get("key")) for op in operations} - set(self.COMMIT_OPERATIONS))
@@ -126,15 +129,11 @@ class PublishingMixin:
                            + ", ".join(self.COMMIT_OPERATIONS))
         if not viewer.can_write(ref.namespace):  # before storing anything
             raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to push to {ref.model_id}")
-        try:
-            parent = self.resolve(f"{ref.model_id}@{parent_revision}", viewer)
+        summary = self.model_summary(ref.model_id, viewer)  # ModelNotFoundError: never created
+        files = {}
+        if summary["latest"] is not None:
+            parent = self.resolve(f"{ref.model_id}@latest", viewer)
             files = {f["path"]: FileSpec(f["path"], f["sha256"], f["size"]) for f in parent.files}
-        except ModelNotFoundError:
-            files = {}
-        except UnknownAliasError:
-            if parent_revision != "latest":
-                raise
-            files = {}  # created (create_repo) but nothing published yet
         header: dict[str, Any] = {}
         for op in operations:
             key, value = op["key"], op.get("value") or {}
@@ -152,12 +151,18 @@ class PublishingMixin:
                                    "and integer `size`")
                 files[path] = FileSpec(check_path(path), oid, size)
             elif key == "deletedFile":
-                files.pop(value["path"], None)
+                if files.pop(value["path"], None) is None:
+                    raise EntryNotFoundError(f"cannot delete '{value['path']}': {ref.model_id} has no such file")
             else:  # deletedFolder
                 folder = value["path"].rstrip("/") + "/"
-                files = {p: f for p, f in files.items() if not p.startswith(folder)}
-        return self.publish(ref.model_id, list(files.values()), viewer=viewer,
-                            description=header.get("description") or None)
+                kept = {p: f for p, f in files.items() if not p.startswith(folder)}
+                if len(kept) == len(files):
+                    raise EntryNotFoundError(f"cannot delete '{folder}': {ref.model_id} has no such folder")
+                files = kept
+        message = "\n\n".join(part for part in (str(header.get("summary") or "").strip(),
+                                                 str(header.get("description") or "").strip()) if part)
+        return self.publish(ref.model_id, list(files.values()), viewer=viewer, message=message or None,
+                            expect_parent=header.get("parentCommit") or None)
 
     def _read_small(self, specs: dict[str, FileSpec], name: str) -> str | None:
         spec = specs.get(name)
@@ -167,10 +172,14 @@ class PublishingMixin:
 
     def publish(self, model_ref: str, files: list[FileSpec], *, viewer: Viewer = ADMIN, status: str = "published",
                 parent: str | None = None, relation: str | None = None, visibility: str | None = None,
-                description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
+                description: str | None = None, tags: list[str] | None = None, message: str | None = None,
+                expect_parent: str | None = None) -> VersionInfo:
         """Make stored files the next version of `model_ref`, atomically: every file must be stored with its
-        declared size, the card must be complete to publish (a draft may lack sections), the writer needs a token
-        for the namespace. Metrics, config, recipe and lineage are read from the files themselves."""
+        declared size, the writer needs a token for the namespace, and the card is checked (what it lacks is
+        recorded on the version; the `required` card policy refuses to publish an incomplete one). Metrics, config,
+        recipe and lineage are read from the files themselves. `message`: a commit message kept with the version;
+        `expect_parent`: the commit `latest` must still be at (a Hub commit's parentCommit), checked in the same
+        transaction (ConflictError with status 412 otherwise)."""
         ref = parse_ref(model_ref)
         if ref.revision:
             raise ZooError(f"push to '{ref.model_id}', not to a revision: version numbers are assigned")
@@ -208,11 +217,11 @@ class PublishingMixin:
         if recipe_text and has_yaml_aliases(recipe_text):
             raise ContentError(f"cannot publish {ref.model_id}: recipe.yaml uses YAML anchors or aliases "
                                "(&name / *name); write the values out")
-        if status == "published":
-            missing = missing_for_publication(card)
-            if missing:
-                raise CardError(f"cannot publish {ref.model_id}: the model card lacks " + ", ".join(missing)
-                                + " (push as a draft to keep it unpublished)")
+        missing = missing_for_publication(card)
+        if status == "published" and missing and self.card_policy == "required":
+            raise CardError(f"cannot publish {ref.model_id}: the model card lacks " + ", ".join(missing)
+                            + " (this registry's card policy is `required`; push as a draft to keep it "
+                              "unpublished)")
         meta = parse_card(card)[0] if card else {}
         check_limits(len(files), description, tags if tags is not None else meta.get("tags"))
         config = _json_or_empty(self._read_small(by_path, "config.json"))
@@ -223,7 +232,7 @@ class PublishingMixin:
         for attempt in range(5):  # concurrent pushes race for the next number; the unique key decides
             try:
                 return self._insert_version(ref, files, viewer, status, visibility, description, tags, card, meta,
-                                            config, recipe, metrics, parents)
+                                            config, recipe, metrics, parents, missing, message, expect_parent)
             except DbIntegrityError:
                 if attempt == 4:
                     raise
@@ -241,10 +250,12 @@ class PublishingMixin:
         return [(str(base), relation)]
 
     def _insert_version(self, ref, files, viewer, status, visibility, description, tags, card, meta, config,
-                        recipe, metrics, parents) -> VersionInfo:
+                        recipe, metrics, parents, missing, message, expect_parent) -> VersionInfo:
         with Session(self.engine) as session:
             ns = self._namespace(session, ref.namespace)
             model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first()
+            if expect_parent is not None:
+                self._check_parent(session, ref.model_id, model, expect_parent)
             backbone = config.get("backbone", {}) if isinstance(config.get("backbone"), dict) else {}
             if model is None:
                 model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
@@ -269,7 +280,8 @@ class PublishingMixin:
             version = Version(model_id=model.id, number=number, status=status,
                               commit=manifest_commit(ref.model_id, number, files), created_by=viewer.name,
                               card=card, card_data=meta, config=config, backbone=backbone.get("name"),
-                              family=backbone.get("family"), strategy=strategy, library=meta.get("library_name"))
+                              family=backbone.get("family"), strategy=strategy, library=meta.get("library_name"),
+                              card_complete=not missing, card_missing=missing, message=message)
             session.add(version)
             session.flush()
             session.add_all(FileEntry(version_id=version.id, path=f.path, size=f.size, sha256=f.sha256) for f in files)
@@ -284,6 +296,15 @@ class PublishingMixin:
                 raise ZooError(f"file '{gone[0]}' is no longer stored (removed while publishing); push it again")
             session.commit()
             return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
+
+    def _check_parent(self, session: Session, model_id: str, model: Model | None, expected: str) -> None:
+        """A Hub commit names the commit it was built on: refused (412, as on the Hub) unless `latest` is still
+        there (an empty model's `main` is `empty_commit`)."""
+        latest = session.get(Alias, (model.id, "latest")) if model is not None else None
+        current = session.get(Version, latest.version_id).commit if latest else empty_commit(model_id)
+        if expected != current:
+            raise StaleParentError(f"{model_id}: the commit was made on {expected[:12]}, but main is now at "
+                                   f"{current[:12]}; pull the latest files and commit again")
 
     def _edge(self, session, child_id: int, parent: str, relation: str, recipe, viewer: Viewer) -> LineageEdge:
         if parent.startswith("zoo:") or (":" not in parent and "/" in parent):

@@ -81,15 +81,17 @@ class QueriesMixin:
     # -- search ------------------------------------------------------------------------------------------
     def search(self, query: str | None = None, *, viewer: Viewer = ADMIN, task: str | None = None,
                modality: str | None = None, backbone: str | None = None, family: str | None = None,
-               strategy: str | None = None, license: str | None = None, tag: str | None = None,
-               library: str | None = None, namespace: str | None = None,
+               strategy: str | None = None, license: str | None = None, tag: str | list[str] | None = None,
+               library: str | None = None, namespace: str | None = None, documented: bool | None = None,
                metric: tuple[str, str, float] | None = None, descendant_of: str | None = None,
                relation: str | None = None, reproduced: bool = False, sort: str = "updated", page: int = 1,
                per_page: int = 20, facets: bool = False) -> dict[str, Any]:
         """Models whose latest version matches, with every version's aliases and metrics in the same answer;
-        `facets` adds, per facet (task, modality, family, strategy, license, tag), each value's count among the
-        matches. `reproduced`: only models whose latest version someone reproduced (an attestation that says
-        bit-identical or within tolerance)."""
+        `facets` adds, per facet (task, modality, family, strategy, license, tag, documented), each value's count
+        among the matches. Several tags are ANDed; a model's task (pipeline tag) and library count as tags, as on
+        the Hub. `documented`: only models whose latest card is complete (True) or incomplete (False).
+        `reproduced`: only models whose latest version someone reproduced (an attestation that says bit-identical
+        or within tolerance)."""
         with Session(self.engine) as session:
             latest = select(Alias.model_id, Alias.version_id).where(Alias.name == "latest").subquery()
             stmt = (select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
@@ -106,8 +108,11 @@ class QueriesMixin:
                                   (Version.library, library), (Namespace.name, namespace)):
                 if value:
                     stmt = stmt.where(column == value)
-            if tag:
-                stmt = stmt.where(tagged(tag))
+            for one in ([tag] if isinstance(tag, str) else tag or []):
+                one = one.lower()
+                stmt = stmt.where(or_(tagged(one), func.lower(Model.task) == one, func.lower(Version.library) == one))
+            if documented is not None:
+                stmt = stmt.where(Version.card_complete == documented)
             if metric:
                 name, op, value = metric
                 ops = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__"}
@@ -136,6 +141,8 @@ class QueriesMixin:
                 stmt = stmt.order_by(rank, Model.updated_at.desc(), Model.id.desc())
             elif sort in ("updated", "relevance"):
                 stmt = stmt.order_by(Model.updated_at.desc(), Model.id.desc())
+            elif sort == "created":
+                stmt = stmt.order_by(Model.created_at.desc(), Model.id.desc())
             else:  # a metric, best first
                 value = (select(VersionMetric.value).where(VersionMetric.version_id == Version.id,
                                                            VersionMetric.name == sort).scalar_subquery())
@@ -162,6 +169,8 @@ class QueriesMixin:
                     "visibility": model.visibility, "updated_at": model.updated_at.isoformat(),
                     "latest": version.number, "backbone": version.backbone, "family": version.family,
                     "strategy": version.strategy, "metrics": metrics.get(version.id, {}),
+                    "created_at": model.created_at.isoformat(), "library": version.library,
+                    "card_complete": version.card_complete, "card_missing": list(version.card_missing or []),
                     "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
                                   "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])],
                 })
@@ -176,7 +185,7 @@ class QueriesMixin:
             return sorted(session.exec(select(VersionMetric.name).distinct()).all())
 
 
-FACETS = ("task", "modality", "family", "strategy", "license", "tag")
+FACETS = ("task", "modality", "family", "strategy", "license", "tag", "documented")
 
 
 def _facet_counts(session: Session, stmt) -> dict[str, list[tuple[str, int]]]:
@@ -184,13 +193,14 @@ def _facet_counts(session: Session, stmt) -> dict[str, list[tuple[str, int]]]:
     (tags are a JSON list per model, so they are counted here rather than in SQL)."""
     # tags as their raw JSON text: json.loads is several times faster than the ORM's JSON type per row
     narrow = stmt.with_only_columns(Model.task, Model.modality, Version.family, Version.strategy, Model.license,
-                                    _tags_text(Model))
+                                    _tags_text(Model), Version.card_complete)
     counters: dict[str, Counter] = {facet: Counter() for facet in FACETS}
-    for *values, tags in session.exec(narrow).all():
+    for *values, tags, complete in session.exec(narrow).all():
         for facet, value in zip(FACETS, values, strict=False):
             if value:
                 counters[facet][value] += 1
         counters["tag"].update(set(json.loads(tags) if tags else ()))
+        counters["documented"]["yes" if complete else "no"] += 1
     return {facet: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) for facet, counter in counters.items()}
 
 

@@ -32,7 +32,7 @@ from zoo_core.errors import (
 )
 from zoo_core.registry.attestations import AttestationsMixin
 from zoo_core.registry.blobs import open_blob_store
-from zoo_core.registry.cards import missing_for_publication
+from zoo_core.registry.cards import check_card_policy, missing_for_publication
 from zoo_core.registry.db import create_db_engine
 from zoo_core.registry.files import file_matches, folder_complete, materialise
 from zoo_core.registry.models import (
@@ -70,11 +70,15 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
 
 
 class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin, UploadsMixin):
-    def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None):
+    def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None,
+                 card_policy: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
-        e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead."""
+        e.g. `s3://bucket/prefix`, keeps the blobs in an S3-compatible bucket instead. `card_policy` (or
+        ZOO_CARD_POLICY): see `cards.CARD_POLICIES`."""
+        settings = get_settings()
+        self.card_policy = check_card_policy(card_policy or settings.card_policy)
         self.engine = create_db_engine(database_url)
-        self.blobs = open_blob_store(blob_url or get_settings().blob_url or blob_root, blob_root)
+        self.blobs = open_blob_store(blob_url or settings.blob_url or blob_root, blob_root)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _model(self, session: Session, ref: ModelRef, viewer: Viewer,
@@ -143,7 +147,9 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             metrics = dict(fixed.metrics)
         info = VersionInfo(model_id, version.number, version.status, version.commit, version.created_at.isoformat(),
                            version.created_by, version.backbone, version.family, version.strategy, metrics,
-                           sorted(aliases), status_reason=version.status_reason)
+                           sorted(aliases), status_reason=version.status_reason,
+                           card_complete=version.card_complete, card_missing=list(version.card_missing or []),
+                           message=version.message)
         if detail:
             info.files, info.size = [dict(f) for f in fixed.files], fixed.size
             info.parents = self._parents(session, version.id, viewer) if fixed.internal_parents else \
@@ -210,9 +216,11 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         ref = parse_ref(model_ref)
         with Session(self.engine) as session:
             model, _ = self._model(session, ref, viewer)
+            latest = session.get(Alias, (model.id, "latest"))
             return {"id": ref.model_id, "task": model.task, "modality": model.modality, "license": model.license,
                     "description": model.description, "tags": model.tags, "visibility": model.visibility,
-                    "created_at": model.created_at.isoformat(), "updated_at": model.updated_at.isoformat()}
+                    "created_at": model.created_at.isoformat(), "updated_at": model.updated_at.isoformat(),
+                    "latest": session.get(Version, latest.version_id).number if latest else None}
 
     def version_recipe(self, info: VersionInfo) -> dict[str, Any] | None:
         """The resolved recipe a version was trained by (its recipe.yaml), or None when it has none; `info` is a
@@ -272,6 +280,10 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
             if target.status in ("yanked", "draft"):
                 raise ZooError(f"alias '{alias}' cannot point at {ref.model_id}@{version}: it is {target.status}")
+            if alias != "latest" and not target.card_complete and self.card_policy != "off":
+                raise CardError(f"alias '{alias}' needs a complete model card, and {ref.model_id}@{version}'s card "
+                                f"lacks {', '.join(target.card_missing or [])}; publish a version with a complete "
+                                "card and point the alias at it")
             self._move_alias(session, model, alias, target, viewer.name)
             session.commit()
             return self._info(session, ref.model_id, target)
@@ -297,7 +309,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             version = self._version(session, model, ref)
             if status == "published" and version.status != "draft":
                 raise ZooError(f"{ref.model_id}@{version.number} is {version.status}; only drafts can be published")
-            if status == "published":
+            if status == "published" and self.card_policy == "required":
                 missing = missing_for_publication(version.card)
                 if missing:
                     raise CardError(f"cannot publish: the model card lacks {', '.join(missing)}")
@@ -343,8 +355,18 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             row = session.exec(select(Token, Namespace).join(Namespace)
                                .where(Token.token_hash == _hash_token(token))).first()
         if row is None:
-            raise AuthError("invalid token")
+            raise AuthError("invalid token: it is not a token of this zoo registry (a huggingface.co login stored on "
+                            "this machine is sent too): pass token=<zoo token> (zoo token create NAMESPACE on the "
+                            "server), or `hf auth logout` / unset HF_TOKEN to read public models anonymously")
         return Viewer(namespaces=frozenset({row[1].name}), name=row[1].name)
+
+    def token_info(self, token: str) -> dict[str, str]:
+        """Whom a token belongs to (the Hub's whoami): its namespace and its name."""
+        self.viewer_for(token)
+        with Session(self.engine) as session:
+            found, ns = session.exec(select(Token, Namespace).join(Namespace)
+                                     .where(Token.token_hash == _hash_token(token))).one()
+            return {"namespace": ns.name, "name": found.name, "created_at": found.created_at.isoformat()}
 
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         """Remove blobs no version references (left by failed or interrupted pushes) and abandoned uploads, once

@@ -116,6 +116,11 @@ def manifest_commit(model_id: str, number: int, files: Iterable[FileSpec]) -> st
     return hashlib.sha1("\n".join(lines).encode()).hexdigest()
 
 
+def empty_commit(model_id: str) -> str:
+    """The commit of a model's `main` before anything is published there (the Hub's empty repository)."""
+    return manifest_commit(model_id, 0, [])
+
+
 @dataclass
 class VersionInfo:
     model_id: str
@@ -134,6 +139,9 @@ class VersionInfo:
     card: str | None = None
     status_reason: str | None = None
     size: int | None = None  # bytes, all files together
+    card_complete: bool = True
+    card_missing: list[str] = field(default_factory=list)  # what the card lacks (empty when complete)
+    message: str | None = None  # the commit message it was published with (Hub clients), if any
     attestations: list[dict[str, Any]] = field(default_factory=list)  # reproductions (registry/attestations.py)
 
     def as_dict(self) -> dict[str, Any]:
