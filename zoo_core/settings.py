@@ -33,8 +33,12 @@ class Settings(BaseSettings):
                                                           "default: AWS.")
     cache: str = Field("~/.cache/zoo", description="Where versions pulled from a registry server are written.")
     max_upload: int = Field(20 * 1024**3, gt=0, description="Largest file the server accepts, in bytes.")
-    lfs_threshold: int = Field(64 * 1024**2, gt=0, description="Files from this size up (bytes) reach the server "
-                               "through Git LFS from Hub clients (streamed); smaller ones ride inside the commit.")
+    # huggingface_hub 1.x/2.x send every file the server asks for through Git LFS over Xet instead when hf_xet is
+    # installed (the zoo does not speak Xet); files below the threshold ride inside the commit, which the server
+    # decodes as it streams in (flat memory), so a high threshold keeps push_to_hub working with every client.
+    lfs_threshold: int = Field(1024**3, gt=0, description="Files from this size up (bytes) reach the server through "
+                               "Git LFS from Hub clients (1.x/2.x clients need HF_HUB_DISABLE_XET=1 for them); "
+                               "smaller ones ride inside the commit, streamed.")
     lfs_secret: SecretStr | None = Field(None, description="Key that signs the server's Git LFS upload URLs; set the "
                                          "same one on every server process behind one registry (default: random "
                                          "per process).")

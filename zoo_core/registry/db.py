@@ -69,11 +69,24 @@ def upgrade(engine: Engine) -> None:
     from alembic import command
 
     config = alembic_config(engine)
-    with _migration_lock(engine), engine.begin() as connection:
-        if connection.dialect.name == "postgresql":  # released when this transaction ends
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with _migration_lock(engine), engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # Alembic's batch mode rebuilds a table (copy, drop, rename): foreign keys off meanwhile, as
+            # Alembic advises (with them on, dropping `version` fails once other tables reference its rows)
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":  # released when this transaction ends
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                    raise RuntimeError("the registry's migration left rows whose foreign keys point nowhere")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 MIGRATION_LOCK_KEY = 0x7A6F6F  # PostgreSQL advisory lock id for migrations ("zoo")
