@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     lfs_threshold: int = Field(1024**3, gt=0, description="Files from this size up (bytes) reach the server through "
                                "Git LFS from Hub clients (1.x/2.x clients need HF_HUB_DISABLE_XET=1 for them); "
                                "smaller ones ride inside the commit, streamed.")
+    max_body: int = Field(16 * 1024**2, gt=0, description="Largest request body (bytes) the server reads whole "
+                          "(JSON: versions, aliases, Hub calls); uploads stream and are bounded by max_upload.")
+    body_timeout: float = Field(30.0, gt=0, description="Seconds a request body may stall (no bytes arriving) "
+                                "before the server gives up on it (408).")
     lfs_secret: SecretStr | None = Field(None, description="Key that signs the server's Git LFS upload URLs; set the "
                                          "same one on every server process behind one registry (default: random "
                                          "per process).")
