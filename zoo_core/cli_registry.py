@@ -232,8 +232,37 @@ def register(app: typer.Typer, console) -> None:
     token_app = typer.Typer(help="API tokens for the registry server.")
 
     @token_app.command("create")
-    def token_create(namespace: str, name: str = typer.Option("default"), registry: str = REGISTRY) -> None:
-        """Create a token that can write to NAMESPACE; it is shown once and stored hashed."""
-        typer.echo(open_registry(registry).create_token(namespace, name))
+    def token_create(namespace: str, name: str = typer.Option("default"),
+                     expires_days: float = typer.Option(None, "--expires-days", help="Lifetime in days "
+                                                        "(default: until revoked)."),
+                     read_only: bool = typer.Option(False, "--read-only", help="Reads NAMESPACE's private models, "
+                                                    "writes nothing."),
+                     registry: str = REGISTRY) -> None:
+        """Create a token for NAMESPACE (reads its private models, writes unless --read-only); shown once, stored
+        hashed."""
+        expires_in = expires_days * 86400 if expires_days is not None else None
+        typer.echo(open_registry(registry).create_token(namespace, name, expires_in=expires_in, read_only=read_only))
+
+    @token_app.command("list")
+    def token_list(namespace: str = typer.Argument(None, help="Only this namespace's tokens."),
+                   registry: str = REGISTRY, as_json: bool = JSON) -> None:
+        """Every token: id, namespace, name, state, read-only, created, expires, last used (never the secret)."""
+        tokens = open_registry(registry).list_tokens(namespace)
+        if as_json:
+            return out(tokens)
+        table = Table("id", "namespace", "name", "state", "access", "created", "expires", "last used")
+        for t in tokens:
+            table.add_row(str(t["id"]), t["namespace"], t["name"], t["state"],
+                          "read" if t["read_only"] else "read, write", t["created_at"][:16],
+                          (t["expires_at"] or "never")[:16], (t["last_used_at"] or "never")[:16])
+        console.print(table)
+
+    @token_app.command("revoke")
+    def token_revoke(token_id: int = typer.Argument(..., help="The token's id (zoo token list)."),
+                     registry: str = REGISTRY) -> None:
+        """Revoke a token: refused from the next request on."""
+        t = open_registry(registry).revoke_token(token_id)
+        console.print(f"revoked token {t['id']} ('{t['name']}' of {t['namespace']}, last used "
+                      f"{(t['last_used_at'] or 'never')[:16]})")
 
     app.add_typer(token_app, name="token")

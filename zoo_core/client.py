@@ -86,8 +86,19 @@ class Registry(abc.ABC):
         flight keep theirs): `{"removed", "bytes"}` (embedded registries only)."""
 
     @abc.abstractmethod
-    def create_token(self, namespace: str, name: str = "default") -> str:
-        """A new API token that can write to `namespace`, shown once (embedded registries only)."""
+    def create_token(self, namespace: str, name: str = "default", *, expires_in: float | None = None,
+                     read_only: bool = False) -> str:
+        """A new API token for `namespace` (reads its private models and, unless `read_only`, writes), shown once;
+        `expires_in` seconds (default: until revoked). Embedded registries only: tokens are made where the data is."""
+
+    @abc.abstractmethod
+    def list_tokens(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every token (of `namespace`): id, name, state (active, expired, revoked), read-only, created, expires,
+        last used; never the secret (embedded registries only)."""
+
+    @abc.abstractmethod
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        """Revoke a token by id: refused from the next request on (embedded registries only)."""
 
 
 def _embedded(location: str, token: str | None, database_url: str | None) -> Registry:

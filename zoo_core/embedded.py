@@ -75,5 +75,12 @@ class EmbeddedRegistry(Registry):
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         return self.service.gc(grace)
 
-    def create_token(self, namespace: str, name: str = "default") -> str:
-        return self.service.create_token(namespace, name)
+    def create_token(self, namespace: str, name: str = "default", *, expires_in: float | None = None,
+                     read_only: bool = False) -> str:
+        return self.service.create_token(namespace, name, expires_in=expires_in, read_only=read_only)
+
+    def list_tokens(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.service.list_tokens(namespace)
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return self.service.revoke_token(token_id)

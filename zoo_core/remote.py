@@ -210,8 +210,15 @@ class HttpRegistry(Registry):
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         raise ZooError("gc runs on the server's machine: zoo gc --registry FOLDER")
 
-    def create_token(self, namespace: str, name: str = "default") -> str:
+    def create_token(self, namespace: str, name: str = "default", *, expires_in: float | None = None,
+                     read_only: bool = False) -> str:
         raise ZooError("tokens are created on the server's machine: zoo token create NAMESPACE --registry FOLDER")
+
+    def list_tokens(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        raise ZooError("tokens are listed on the server's machine: zoo token list --registry FOLDER")
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        raise ZooError("tokens are revoked on the server's machine: zoo token revoke ID --registry FOLDER")
 
 
 HEX40, HEX64 = re.compile(r"[0-9a-f]{40}"), re.compile(r"[0-9a-f]{64}")

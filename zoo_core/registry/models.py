@@ -115,13 +115,18 @@ class LineageEdge(SQLModel, table=True):
 
 
 class Token(SQLModel, table=True):
-    """API tokens, stored as sha256 hashes; a token writes to one namespace."""
+    """API tokens, stored as sha256 hashes; a token reads and (unless read-only) writes one namespace, until it
+    expires or is revoked (registry/tokens.py)."""
 
     id: int | None = Field(default=None, primary_key=True)
     namespace_id: int = Field(foreign_key="namespace.id", index=True)
     name: str = Field(max_length=64)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    read_only: bool = False
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 class Attestation(SQLModel, table=True):

@@ -10,8 +10,6 @@ visible with its files, metrics, lineage and the `latest` alias. A failure befor
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,6 @@ from zoo_core.registry.models import (
     LineageEdge,
     Model,
     Namespace,
-    Token,
     Version,
     VersionMetric,
 )
@@ -50,6 +47,7 @@ from zoo_core.registry.publishing import PublishingMixin, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
 from zoo_core.registry.reads import MODEL, ReadsMixin
 from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref
+from zoo_core.registry.tokens import TokensMixin
 from zoo_core.registry.types import (
     ADMIN,
     ANONYMOUS,
@@ -69,7 +67,7 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
            "VersionInfo", "Viewer", "check_path", "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
 
-class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin, UploadsMixin):
+class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin, UploadsMixin, TokensMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None,
                  card_policy: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
@@ -340,34 +338,6 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                                    actor=actor))
 
     # -- tokens and maintenance --------------------------------------------------------------------------
-    def create_token(self, namespace: str, name: str = "default") -> str:
-        token = "zoo_" + secrets.token_urlsafe(32)
-        with Session(self.engine) as session:
-            ns = self._namespace(session, namespace)
-            session.add(Token(namespace_id=ns.id, name=name, token_hash=_hash_token(token)))
-            session.commit()
-        return token
-
-    def viewer_for(self, token: str | None) -> Viewer:
-        if not token:
-            return ANONYMOUS
-        with Session(self.engine) as session:
-            row = session.exec(select(Token, Namespace).join(Namespace)
-                               .where(Token.token_hash == _hash_token(token))).first()
-        if row is None:
-            raise AuthError("invalid token: it is not a token of this zoo registry (a huggingface.co login stored on "
-                            "this machine is sent too): pass token=<zoo token> (zoo token create NAMESPACE on the "
-                            "server), or `hf auth logout` / unset HF_TOKEN to read public models anonymously")
-        return Viewer(namespaces=frozenset({row[1].name}), name=row[1].name)
-
-    def token_info(self, token: str) -> dict[str, str]:
-        """Whom a token belongs to (the Hub's whoami): its namespace and its name."""
-        self.viewer_for(token)
-        with Session(self.engine) as session:
-            found, ns = session.exec(select(Token, Namespace).join(Namespace)
-                                     .where(Token.token_hash == _hash_token(token))).one()
-            return {"namespace": ns.name, "name": found.name, "created_at": found.created_at.isoformat()}
-
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         """Remove blobs no version references (left by failed or interrupted pushes) and abandoned uploads, once
         they are older than `grace` seconds: a push in flight stores or touches its blobs before it publishes, and
@@ -390,5 +360,3 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         return {"removed": removed, "bytes": freed}
 
 
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -42,12 +42,13 @@ class Viewer:
     namespaces: frozenset[str] = frozenset()
     admin: bool = False
     name: str | None = None
+    read_only: bool = False  # a read-only token reads its namespace's private models and writes nothing
 
     def can_read(self, model: Model, namespace: str) -> bool:
         return self.admin or model.visibility == "public" or namespace in self.namespaces
 
     def can_write(self, namespace: str) -> bool:
-        return self.admin or namespace in self.namespaces
+        return self.admin or (namespace in self.namespaces and not self.read_only)
 
 
 ADMIN = Viewer(admin=True, name="local")
