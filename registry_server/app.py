@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry_server import api, downloads, hub, hub_repo, lfs, web
+from registry_server import api, docs, downloads, hub, hub_repo, lfs, web
 from registry_server.bodies import BodyLimits
 from registry_server.timing import HeadersMiddleware, time_queries
 from zoo_core import __version__
@@ -46,7 +46,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     url = database_url or settings.database_url or f"sqlite:///{root / 'registry.db'}"
     service = RegistryService(url, root / "blobs", card_policy=card_policy)
     limit = max_upload or settings.max_upload
-    app = FastAPI(title="Transfer Zoo registry", version=__version__,
+    app = FastAPI(title="Transfer Zoo registry", version=__version__, docs_url=None, redoc_url=None,
                   description="Versioned, documented checkpoints with lineage.")
     app.state.service, app.state.max_upload = service, limit
     app.state.templates = web.create_templates()
@@ -55,7 +55,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     time_queries(service.engine)
     app.add_middleware(BodyLimits, max_body=settings.max_body, timeout=settings.body_timeout)  # bodies.py
     app.add_middleware(HeadersMiddleware, headers=SECURITY_HEADERS, csp=CONTENT_SECURITY_POLICY,
-                       csp_exempt=("/docs", "/redoc"))  # FastAPI's docs pages load their scripts from a CDN
+                       csp_exempt=("/docs",))  # /docs sends its own policy: it runs Swagger UI (docs.py)
 
     @app.exception_handler(ZooError)
     async def zoo_error(request: Request, exc: ZooError) -> Response:
@@ -73,6 +73,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
             RequestError(str(exc.detail), exc.status_code)
         return error_response(request, error, exc.headers)
 
+    docs.install(app)
     app.include_router(hub.router)
     app.include_router(hub_repo.router)
     lfs.install(app, settings)

@@ -150,6 +150,18 @@ def test_a_card_carrying_a_script_does_not_run_it(page, sample_catalog):
     page.shot("hostile-card")  # the fixture also asserts that no dialog opened
 
 
+def test_the_api_docs_run_from_this_server(page):
+    """Swagger UI from the installed package under the page's own policy (scripts from 'self'): it renders the
+    operations without a console error (a CSP violation would be one) and loads nothing from another origin."""
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto("/docs")
+    page.get_by_text("/api/search").first.wait_for()
+    assert page.get_by_role("heading", name=re.compile("Transfer Zoo registry")).count() >= 1
+    assert requested and all(url.startswith(page.url.split("/docs")[0]) for url in requested), requested
+    page.shot("docs")
+
+
 def test_plugins_page(page):
     page.goto("/plugins")
     assert page.get_by_role("navigation", name="Pages of backbones").is_visible()
