@@ -21,13 +21,17 @@ from pathlib import Path
 
 os.environ["HF_HUB_DISABLE_XET"] = "1"  # huggingface_hub >= 1.0 would use Xet, which the zoo does not speak
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+# the server this bench starts takes files from 64 MiB up through Git LFS (the default, 1 GiB, would send --quick's
+# 256 MiB file inside the commit and the "Git LFS" row would measure the inline path)
+os.environ["ZOO_LFS_THRESHOLD"] = str(64 * 1024 * 1024)
 
 from _common import emit, zoo_serve  # noqa: E402
 from stream import CARD, rss_mib  # noqa: E402
 
 import zoo_core  # noqa: E402
+from zoo_core.registry.files import file_sha256  # noqa: E402
 
-INLINE_MIB = 60  # below the default LFS threshold (64 MiB): carried base64 inside the commit
+INLINE_MIB = 60  # below this bench's LFS threshold (64 MiB): carried base64 inside the commit
 
 
 class Sampler:
@@ -98,7 +102,7 @@ def main() -> None:
                 api.upload_file(path_or_fileobj=str(small), path_in_repo="inline.bin", repo_id="hub/lfs")
             with Sampler(server.pid) as download:
                 pulled = Path(hf_hub_download("hub/lfs", "model.safetensors", endpoint=url, token=token))
-            same = _sha(pulled) == digest.hexdigest()
+            same = file_sha256(pulled) == digest.hexdigest()
     result = {"file_mib": size_mib, "zoo_push": push.row(size_mib), "lfs_upload_file": lfs.row(size_mib),
               "inline_upload_file": {**inline.row(INLINE_MIB), "file_mib": INLINE_MIB},
               "hf_hub_download": download.row(size_mib), "identical": same}
@@ -114,14 +118,6 @@ def main() -> None:
           f"{r['after_mib']:8.1f} {r['growth_mib']:8.1f} {r['mib_s']:8.1f}")
     print(f"downloaded bytes identical: {same}")
     emit(result)
-
-
-def _sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 if __name__ == "__main__":

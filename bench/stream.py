@@ -8,7 +8,6 @@ growth stays far below the file size.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from _common import emit, zoo_serve
 
 import zoo_core
+from zoo_core.registry.files import file_sha256
 
 CARD = """---
 license: mit
@@ -83,7 +83,7 @@ def main() -> None:
             download_s = time.perf_counter() - start
             done.set()
             watcher.join()
-        same = _sha(pulled / "model.safetensors") == _sha(folder / "model.safetensors")
+        same = file_sha256(pulled / "model.safetensors") == file_sha256(folder / "model.safetensors")
     result = {"file_mib": size_mib, "server_rss_before_mib": round(before, 1), "server_peak_mib": round(max(peak), 1),
               "growth_mib": round(max(peak) - before, 1), "upload_mib_s": round(size_mib / upload_s, 1),
               "download_mib_s": round(size_mib / download_s, 1), "identical": same}
@@ -92,14 +92,6 @@ def main() -> None:
           f"({100 * result['growth_mib'] / size_mib:.1f}% of the file)")
     print(f"upload {result['upload_mib_s']} MiB/s, download {result['download_mib_s']} MiB/s, bytes identical: {same}")
     emit(result)
-
-
-def _sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from zoo_core.registry.files import file_sha256
+
 # how each source of randomness is seeded: the engine's one torch.Generator (seeded by train.seed) draws the data
 # order and every augmentation; numpy's seeded generators carve and sample the splits (zoo_core.pipeline)
 RANDOMNESS = {
@@ -73,14 +75,6 @@ def environment(device: torch.device) -> dict[str, Any]:
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
     return env
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def folder_sha256(path: Path) -> str:

@@ -5,7 +5,6 @@ locks); every error answer of the server becomes a `ZooError` in `_raise_for`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import shutil
@@ -16,7 +15,7 @@ import httpx
 
 from zoo_core.client import Registry
 from zoo_core.errors import ZooError, error_from_response
-from zoo_core.registry.files import file_matches, folder_complete
+from zoo_core.registry.files import file_matches, file_sha256, folder_complete
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import GC_GRACE, VersionInfo, check_path, check_tree
 from zoo_core.settings import get_settings
@@ -99,11 +98,7 @@ class HttpRegistry(Registry):
             raise ZooError(f"'{folder}' is not a folder with files")
         specs = []
         for file in files:
-            digest = hashlib.sha256()
-            with file.open("rb") as handle:
-                while chunk := handle.read(1024 * 1024):
-                    digest.update(chunk)
-            relative, sha256, size = file.relative_to(folder).as_posix(), digest.hexdigest(), file.stat().st_size
+            relative, sha256, size = file.relative_to(folder).as_posix(), file_sha256(file), file.stat().st_size
             exists = self._send("HEAD", f"/api/blobs/{sha256}")
             if exists.status_code != 200:  # equal files are stored once: upload only what the server lacks
                 with file.open("rb") as handle:

@@ -27,8 +27,9 @@ import torch
 import yaml
 
 from zoo_core.client import Registry, open_registry
-from zoo_core.determinism import file_sha256, folder_sha256, string_values
+from zoo_core.determinism import folder_sha256, string_values
 from zoo_core.errors import DataMismatchError, MissingBaseError, ZooError
+from zoo_core.registry.files import file_sha256
 
 DEFAULT_TOLERANCE = 0.02
 SPLITS = ("train", "val", "test")

@@ -11,15 +11,20 @@ from typing import Any
 from zoo_core.errors import ZooError
 
 
-def file_matches(path: Path, entry: dict[str, Any]) -> bool:
-    """Whether a local file has the size and sha256 the registry lists for it."""
-    if not path.is_file() or path.stat().st_size != entry["size"]:
-        return False
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read a MiB at a time."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(1024 * 1024):
             digest.update(chunk)
-    return digest.hexdigest() == entry["sha256"]
+    return digest.hexdigest()
+
+
+def file_matches(path: Path, entry: dict[str, Any]) -> bool:
+    """Whether a local file has the size and sha256 the registry lists for it."""
+    if not path.is_file() or path.stat().st_size != entry["size"]:
+        return False
+    return file_sha256(path) == entry["sha256"]
 
 
 def materialise(target: Path, files: list[dict[str, Any]], fetch: Callable[[dict[str, Any]], Iterable[bytes]]
