@@ -317,7 +317,7 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
     scored = [r for r in results if not r.error]
     for i, r in enumerate(scored, 1):
         cells = [f"{r.scores[k]:.3f}" if k in r.scores else "-" for k in ("logme", "hscore", "leep", "nce")]
-        accuracy = r.metrics.get("test_accuracy", r.metrics.get("accuracy"))
+        accuracy = r.metrics.get("accuracy")  # the test split's, as every zoo checkpoint reports it
         table.add_row(str(i), r.candidate, *cells, f"{r.seconds:.1f}", ", ".join(r.parents) or "-",
                       "-" if accuracy is None else f"{accuracy:.3f}")
     console.print(table)

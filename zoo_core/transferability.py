@@ -168,12 +168,21 @@ def load_data_section(path: str | Path) -> tuple[dict[str, Any], int]:
     return recipe["data"], int(seed)
 
 
+def _wildcard(candidate: str) -> bool:
+    return any(ch in candidate for ch in "*?[")
+
+
+def _registry_ref(candidate: str) -> bool:
+    """`zoo:NS/NAME[@REV]`, or a bare `NS/NAME[@REV]` (no scheme before the revision)."""
+    return candidate.startswith("zoo:") or (":" not in candidate.split("@")[0] and "/" in candidate)
+
+
 def expand_candidates(candidates: Iterable[str], registry=None) -> list[str]:
     """Weight references as given, plus every registry model matching a wildcard (`acme/*`, as `zoo:NS/NAME`).
     A bare `NS/NAME[@REV]` is a registry reference."""
     out: list[str] = []
     for candidate in candidates:
-        if any(ch in candidate for ch in "*?["):
+        if _wildcard(candidate):
             ids = _registry_ids(registry)
             pattern = candidate.removeprefix("zoo:")
             matches = [f"zoo:{i}" for i in ids if fnmatch.fnmatchcase(i, pattern)]
@@ -181,8 +190,8 @@ def expand_candidates(candidates: Iterable[str], registry=None) -> list[str]:
                 raise ZooError(f"no registry model matches '{candidate}'"
                                + (f" (the registry has {len(ids)}: {', '.join(ids[:5])}...)" if ids else ""))
             out += matches
-        elif ":" not in candidate.split("@")[0] and "/" in candidate:
-            out.append(f"zoo:{candidate}")
+        elif _registry_ref(candidate):
+            out.append(candidate if candidate.startswith("zoo:") else f"zoo:{candidate}")
         else:
             out.append(candidate)
     return list(dict.fromkeys(out))
@@ -218,8 +227,7 @@ def rank(data: str | Path | dict[str, Any], candidates: Sequence[str], *, scores
         data, file_seed = load_data_section(data)
         seed = file_seed if seed is None else seed
     seed = seed or 0
-    needs_registry = any(c.startswith("zoo:") or any(ch in c for ch in "*?[") or
-                         (":" not in c.split("@")[0] and "/" in c) for c in candidates)
+    needs_registry = any(_wildcard(c) or _registry_ref(c) for c in candidates)
     if needs_registry and (registry is None or isinstance(registry, (str, Path))):
         from zoo_core.client import open_registry
 

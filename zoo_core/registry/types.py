@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import ContentError, ZooError
 
 if TYPE_CHECKING:  # an annotation only: the HTTP client needs these types without SQLAlchemy
     from zoo_core.registry.models import Model
@@ -79,8 +79,6 @@ def check_path(path: str) -> str:
 
 def check_limits(files: int, description: str | None, tags: Any) -> None:
     """The caps on one version: its number of files, the model's description and tags (ContentError, 422)."""
-    from zoo_core.errors import ContentError
-
     if files > MAX_FILES:
         raise ContentError(f"a version holds at most {MAX_FILES:,} files; this one has {files:,}")
     if description is not None and len(description) > MAX_DESCRIPTION:
