@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,3 +71,42 @@ def emit(result: dict) -> None:
     """With --json, the last line is one JSON object."""
     if "--json" in sys.argv:
         print(json.dumps(result))
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Sampler:
+    """Peak RSS of a process while a block runs."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def __enter__(self) -> Sampler:
+        self.before = rss_mib(self.pid)
+        self.samples, self.done = [self.before], threading.Event()
+        self.thread = threading.Thread(target=self._watch)
+        self.thread.start()
+        self.start = time.perf_counter()
+        return self
+
+    def _watch(self) -> None:
+        while not self.done.is_set():
+            self.samples.append(rss_mib(self.pid))
+            time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+        self.done.set()
+        self.thread.join()
+        time.sleep(0.5)  # let the server settle before reading what it keeps
+        self.after = rss_mib(self.pid)
+        self.peak = max(self.samples + [self.after])
+
+    def row(self, size_mib: int) -> dict:
+        return {"before_mib": round(self.before, 1), "peak_mib": round(self.peak, 1), "after_mib": round(self.after, 1),
+                "growth_mib": round(self.peak - self.before, 1), "mib_s": round(size_mib / self.seconds, 1)}

@@ -15,8 +15,6 @@ import hashlib
 import os
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 os.environ["HF_HUB_DISABLE_XET"] = "1"  # huggingface_hub >= 1.0 would use Xet, which the zoo does not speak
@@ -25,45 +23,13 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 # 256 MiB file inside the commit and the "Git LFS" row would measure the inline path)
 os.environ["ZOO_LFS_THRESHOLD"] = str(64 * 1024 * 1024)
 
-from _common import emit, zoo_serve  # noqa: E402
-from stream import CARD, rss_mib  # noqa: E402
+from _common import Sampler, emit, zoo_serve  # noqa: E402
+from stream import CARD  # noqa: E402
 
 import zoo_core  # noqa: E402
 from zoo_core.registry.files import file_sha256  # noqa: E402
 
 INLINE_MIB = 60  # below this bench's LFS threshold (64 MiB): carried base64 inside the commit
-
-
-class Sampler:
-    """Peak RSS of a process while a block runs."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-
-    def __enter__(self) -> Sampler:
-        self.before = rss_mib(self.pid)
-        self.samples, self.done = [self.before], threading.Event()
-        self.thread = threading.Thread(target=self._watch)
-        self.thread.start()
-        self.start = time.perf_counter()
-        return self
-
-    def _watch(self) -> None:
-        while not self.done.is_set():
-            self.samples.append(rss_mib(self.pid))
-            time.sleep(0.05)
-
-    def __exit__(self, *exc) -> None:
-        self.seconds = time.perf_counter() - self.start
-        self.done.set()
-        self.thread.join()
-        time.sleep(0.5)  # let the server settle before reading what it keeps
-        self.after = rss_mib(self.pid)
-        self.peak = max(self.samples + [self.after])
-
-    def row(self, size_mib: int) -> dict:
-        return {"before_mib": round(self.before, 1), "peak_mib": round(self.peak, 1), "after_mib": round(self.after, 1),
-                "growth_mib": round(self.peak - self.before, 1), "mib_s": round(size_mib / self.seconds, 1)}
 
 
 def main() -> None:

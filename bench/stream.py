@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from _common import emit, zoo_serve
+from _common import Sampler, emit, zoo_serve
 
 import zoo_core
 from zoo_core.registry.files import file_sha256
@@ -43,13 +42,6 @@ Not a model.
 """
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def main() -> None:
     size_mib = 256 if "--quick" in sys.argv else 2048
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,31 +56,21 @@ def main() -> None:
         registry = tmp / "registry"
         with zoo_serve(registry) as (server, url):
             token = zoo_core.open_registry(str(registry)).create_token("bench")
-            before = rss_mib(server.pid)
-            peak, done = [before], threading.Event()
-
-            def watch() -> None:
-                while not done.is_set():
-                    peak.append(rss_mib(server.pid))
-                    time.sleep(0.05)
-
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            start = time.perf_counter()
-            zoo_core.open_registry(url, token=token).push(folder, "bench/big")
-            upload_s = time.perf_counter() - start
-            start = time.perf_counter()
-            os.environ["ZOO_CACHE"] = str(tmp / "cache")
-            pulled = zoo_core.open_registry(url).pull("bench/big@1")
-            download_s = time.perf_counter() - start
-            done.set()
-            watcher.join()
+            with Sampler(server.pid) as memory:
+                start = time.perf_counter()
+                zoo_core.open_registry(url, token=token).push(folder, "bench/big")
+                upload_s = time.perf_counter() - start
+                start = time.perf_counter()
+                os.environ["ZOO_CACHE"] = str(tmp / "cache")
+                pulled = zoo_core.open_registry(url).pull("bench/big@1")
+                download_s = time.perf_counter() - start
         same = file_sha256(pulled / "model.safetensors") == file_sha256(folder / "model.safetensors")
-    result = {"file_mib": size_mib, "server_rss_before_mib": round(before, 1), "server_peak_mib": round(max(peak), 1),
-              "growth_mib": round(max(peak) - before, 1), "upload_mib_s": round(size_mib / upload_s, 1),
+    before, peak = memory.before, memory.peak
+    result = {"file_mib": size_mib, "server_rss_before_mib": round(before, 1), "server_peak_mib": round(peak, 1),
+              "growth_mib": round(peak - before, 1), "upload_mib_s": round(size_mib / upload_s, 1),
               "download_mib_s": round(size_mib / download_s, 1), "identical": same}
     print(f"file {size_mib} MiB through zoo serve (push, then pull), server memory sampled every 50 ms")
-    print(f"server RSS before {before:8.1f} MiB   peak {max(peak):8.1f} MiB   growth {result['growth_mib']:.1f} MiB "
+    print(f"server RSS before {before:8.1f} MiB   peak {peak:8.1f} MiB   growth {result['growth_mib']:.1f} MiB "
           f"({100 * result['growth_mib'] / size_mib:.1f}% of the file)")
     print(f"upload {result['upload_mib_s']} MiB/s, download {result['download_mib_s']} MiB/s, bytes identical: {same}")
     emit(result)
