@@ -110,6 +110,30 @@ def test_metrics_show_what_accuracy_hides_on_imbalanced_data():
                                                                           "sick": 0.0}
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_metrics_agree_with_scikit_learn(seed):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+
+    from zoo_core.metrics import classification_metrics, per_class_f1
+
+    rng = np.random.default_rng(seed)
+    num_classes = 2 if seed % 2 else 4
+    labels = rng.integers(0, num_classes - (seed == 4), size=50)  # seed 4: one class never labelled
+    probabilities = rng.dirichlet(np.ones(num_classes), size=50).round(1)  # rounded: tied scores for the AUROC
+    predictions = probabilities.argmax(1)
+    metrics = classification_metrics(labels, probabilities, num_classes)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(labels, predictions))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(labels, predictions, average="macro",
+                                                         labels=list(range(num_classes)), zero_division=0))
+    if seed != 4:
+        assert metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, predictions))
+    if num_classes == 2:
+        assert metrics["auroc"] == pytest.approx(roc_auc_score(labels, probabilities[:, 1]))
+    classes = [f"c{i}" for i in range(num_classes)]
+    expected = f1_score(labels, predictions, average=None, labels=list(range(num_classes)), zero_division=0)
+    assert list(per_class_f1(labels, probabilities, classes).values()) == pytest.approx(list(expected))
+
+
 def test_the_threshold_maximises_validation_f1_and_keeps_argmax_when_nothing_is_gained():
     from zoo_core.metrics import choose_threshold
 
