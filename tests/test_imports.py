@@ -126,3 +126,11 @@ def test_every_public_name_resolves_lazily():
         assert getattr(zoo_core, name) is getattr(importlib.import_module(f"zoo_core.{module}"), name)
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         zoo_core.nonsense  # noqa: B018
+
+
+def test_training_does_not_import_scikit_learn_or_scipy():
+    """The GPU check's wheelhouse leaves scikit-learn and scipy out (scripts/wheelhouse.sh): the engine and its
+    metrics must not need them; only the linear probe's fit and `zoo rank` import them, when they run."""
+    code = ("import sys\nimport zoo_core.train, zoo_core.metrics, zoo_core.probe\n"
+            "assert not {'sklearn', 'scipy'} & set(sys.modules), sorted({'sklearn', 'scipy'} & set(sys.modules))\n")
+    assert heavy_modules(code) == ["torch"]
