@@ -24,6 +24,8 @@ from registry_server.schemas import (
     BlobOut,
     LineageOut,
     ModelOut,
+    RankingIn,
+    RankingOut,
     SearchOut,
     StatusIn,
     VersionIn,
@@ -134,6 +136,14 @@ def set_alias(namespace: str, name: str, body: AliasIn, who: Viewer = Writer,
 def set_status(namespace: str, name: str, revision: str, body: StatusIn, who: Viewer = Writer,
                service: RegistryService = Service) -> dict[str, Any]:
     return service.set_status(f"{namespace}/{name}@{revision}", body.status, body.reason, who).as_dict()
+
+
+@router.post("/models/{namespace}/{name}/versions/{revision}/rankings", status_code=201, response_model=RankingOut,
+             summary="Record a version's transferability scores on a data set (zoo rank --record)")
+def record_rank(namespace: str, name: str, revision: str, body: RankingIn, who: Viewer = Reader,
+                service: RegistryService = Service) -> dict[str, Any]:
+    return service.record_rank(f"{namespace}/{name}@{revision}", body.dataset, body.fingerprint, body.by,
+                               body.scores, body.rank, body.of, body.examples, who)
 
 
 @router.post("/models/{namespace}/{name}/versions/{revision}/attestations", status_code=201,

@@ -61,6 +61,25 @@ class AttestationOut(AttestationIn):
     at: str
 
 
+class RankingIn(BaseModel):
+    """A version's transferability scores on a named data set: `zoo rank --record DATASET` sends one per registry
+    candidate."""
+
+    dataset: str = Field(description="the data set's name, chosen by whoever ranked (1-100 of A-Z a-z 0-9 . _ -)")
+    fingerprint: str = Field(description="sha256 of the labelled examples scored")
+    by: Literal["logme", "hscore", "leep", "nce"] = Field(description="the score the rank is by")
+    scores: dict[str, float] = Field(description="every score computed, by name")
+    rank: int = Field(description="1 = the best of the candidates ranked together")
+    of: int = Field(description="how many candidates were ranked together")
+    examples: int = Field(description="labelled examples scored")
+
+
+class RankingOut(RankingIn):
+    score: float = Field(description="the score the rank is by")
+    recorded_by: str | None = Field(description="the namespace of the token that recorded it")
+    at: str
+
+
 class VersionOut(BaseModel):
     """One version: what `Registry.resolve` returns."""
 
@@ -85,6 +104,7 @@ class VersionOut(BaseModel):
     card_missing: list[str] = Field([], description="what the card lacks")
     message: str | None = Field(None, description="the commit message it was published with (Hub clients)")
     attestations: list[AttestationOut] = Field([], description="reproductions of this version, oldest first")
+    rankings: list[RankingOut] = Field([], description="transferability scores on named data sets, newest first")
 
 
 class ModelOut(BaseModel):

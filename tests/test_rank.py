@@ -109,3 +109,55 @@ def test_zoo_rank_says_what_is_wrong(tmp_path, tiny_recipe, zoo):
     assert result.returncode == 2 and "must be a recipe (with a data: section)" in result.stderr
     rows = json.loads(zoo("rank", str(data), "scratch:no-such-net", "--json", env=env, check=True).stdout)
     assert rows[0]["error"] and "no-such-net" in rows[0]["error"]
+
+
+def test_rank_scores_are_recorded_in_the_registry_and_shown_on_the_model_page(tmp_path, tiny_recipe, zoo, serve):
+    import httpx
+
+    from zoo_core.client import open_registry
+
+    root = tmp_path / "registry"
+    recipe_path = tiny_recipe.write(tiny_recipe(tmp_path / "a", publish="acme/xray-tiny", train={"epochs": 3}),
+                                    tmp_path / "source.yaml")
+    zoo("train", str(recipe_path), "-q", env={"ZOO_REGISTRY": str(root)}, check=True)
+    token = open_registry(root).create_token("lab")
+    url = serve(root)
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump(tiny_recipe(tmp_path / "unused")["data"]))
+    env = {"ZOO_TOKEN": token, "ZOO_REGISTRY": url}
+    refused = zoo("rank", str(data), "scratch:tinynet", "--record", "tiny-xray", env=env)
+    assert refused.returncode == 2 and "no candidate is a registry model" in refused.stderr
+    refused = zoo("rank", str(data), "acme/xray-tiny", "--record", "../x", env=env)
+    assert refused.returncode == 2 and "a data set name is" in refused.stderr
+    rows = json.loads(zoo("rank", str(data), "acme/xray-tiny", "scratch:tinynet", "--record", "tiny-xray", "--json",
+                          env=env, check=True).stdout)
+    trained = next(r for r in rows if r["candidate"] == "zoo:acme/xray-tiny")
+    place = rows.index(trained) + 1
+    assert trained["recorded"] and not next(r for r in rows if r is not trained)["recorded"]
+    assert len(trained["fingerprint"]) == 64 and rows[0]["fingerprint"] == rows[1]["fingerprint"]  # same data
+
+    version = httpx.get(f"{url}/api/models/acme/xray-tiny/versions/1").json()
+    [ranking] = version["rankings"]
+    assert ranking["dataset"] == "tiny-xray" and ranking["rank"] == place and ranking["of"] == 2
+    assert ranking["by"] == "logme" and ranking["score"] == pytest.approx(trained["scores"]["logme"])
+    assert ranking["recorded_by"] == "lab" and ranking["examples"] == 16
+    page = httpx.get(f"{url}/acme/xray-tiny/v/1").text
+    assert "Ranked for data sets" in page and f"#{place} of 2" in page and "tiny-xray" in page
+    shown = zoo("show", "acme/xray-tiny@1", env=env, check=True).stdout
+    assert f"ranked: #{place} of 2 for tiny-xray by logme" in shown
+
+    endpoint = f"{url}/api/models/acme/xray-tiny/versions/1/rankings"
+    good = {"dataset": "x", "fingerprint": "a" * 64, "by": "logme", "scores": {"logme": 0.5}, "rank": 1, "of": 1,
+            "examples": 4}
+    assert httpx.post(endpoint, json=good).status_code == 401  # whoever ranks is recorded: a token is needed
+    headers = {"Authorization": f"Bearer {token}"}
+    bad = [{"dataset": "<script>"}, {"fingerprint": "zz"}, {"rank": 2}, {"of": 0}, {"by": "loss"},
+           {"scores": {"hscore": 1.0}}, {"scores": {"logme": 0.5, "accuracy": 1.0}}, {"examples": 0}]
+    for change in bad:
+        answer = httpx.post(endpoint, json={**good, **change}, headers=headers)
+        assert answer.status_code in (400, 422) and answer.json()["error"], change
+    nan = json.dumps(good).replace("0.5", "NaN")  # one bad record must not break the page for everyone
+    answer = httpx.post(endpoint, content=nan, headers={**headers, "Content-Type": "application/json"})
+    assert answer.status_code in (400, 422) and "finite" in answer.text
+    assert len(httpx.get(f"{url}/api/models/acme/xray-tiny/versions/1").json()["rankings"]) == 1  # nothing stored
+    assert httpx.post(endpoint.replace("/1/", "/9/"), json=good, headers=headers).status_code == 404

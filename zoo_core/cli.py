@@ -297,6 +297,8 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
          by: str = typer.Option("logme", "--by", help="Score to rank by: logme, hscore, leep, nce."),
          set_: list[str] = typer.Option([], "--set", help="Override a data field: --set labels_per_class=32"),
          registry: str = typer.Option(None, "--registry", "-r", help="Registry folder or server URL."),
+         record: str = typer.Option(None, "--record", help="Record each registry candidate's scores and place in "
+                                                           "the registry under this data set name."),
          as_json: bool = JSON_OPTION) -> None:
     """Rank candidate bases for your labelled data by transferability scores (no fine-tuning)."""
     from rich.markup import escape
@@ -309,7 +311,8 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
     for assignment in set_:
         set_override(section, assignment.removeprefix("data."))
     log = (lambda m: None) if as_json else (lambda m: Console(stderr=True).print(m, highlight=False))
-    results = rank_candidates(section, [*(refs or []), *candidates], by=by, seed=seed, registry=registry, log=log)
+    results = rank_candidates(section, [*(refs or []), *candidates], by=by, seed=seed, registry=registry,
+                              record=record, log=log)
     if as_json:
         return _print_json([r.as_dict() for r in results])
     table = Table("#", "candidate", "LogME", "H-score", "LEEP", "NCE", "s", "parent", "test accuracy",

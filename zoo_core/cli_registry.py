@@ -113,6 +113,10 @@ def register(app: typer.Typer, console) -> None:
             console.print(f"reproduction: {a['outcome']} by {a['by']} on {a['at'][:19]} ({env.get('device', '?')}, "
                           f"{env.get('cpu_capability', '?')}, torch {env.get('versions', {}).get('torch', '?')})",
                           highlight=False)
+        for r in info.rankings:
+            console.print(f"ranked: #{r['rank']} of {r['of']} for {r['dataset']} by {r['by']} {r['score']:.4g} "
+                          f"({r['examples']} examples, recorded by {r['recorded_by']} on {r['at'][:10]})",
+                          highlight=False)
         table = Table("file", "size", "sha256")
         for f in info.files:
             table.add_row(f["path"], str(f["size"]), f["sha256"])

@@ -81,6 +81,12 @@ class Registry(abc.ABC):
         or differs, the environment it ran in and what differed; shown by `resolve(ref).attestations`."""
 
     @abc.abstractmethod
+    def record_rank(self, ref: str, dataset: str, fingerprint: str, by: str, scores: dict[str, float], rank: int,
+                    of: int, examples: int) -> dict[str, Any]:
+        """Record a version's transferability scores on a named data set (`zoo rank --record`): its `scores`, its
+        `rank` of `of` candidates by `by`; shown by `resolve(ref).rankings` and on the model's page."""
+
+    @abc.abstractmethod
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         """Remove blobs no version references and abandoned uploads, once older than `grace` seconds (pushes in
         flight keep theirs): `{"removed", "bytes"}` (embedded registries only)."""

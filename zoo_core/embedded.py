@@ -72,6 +72,10 @@ class EmbeddedRegistry(Registry):
                details: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.service.attest(ref, outcome, environment, details, self.viewer)
 
+    def record_rank(self, ref: str, dataset: str, fingerprint: str, by: str, scores: dict[str, float], rank: int,
+                    of: int, examples: int) -> dict[str, Any]:
+        return self.service.record_rank(ref, dataset, fingerprint, by, scores, rank, of, examples, self.viewer)
+
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         return self.service.gc(grace)
 

@@ -5,6 +5,7 @@ locks); every error answer of the server becomes a `ZooError` in `_raise_for`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -202,6 +203,13 @@ class HttpRegistry(Registry):
         return self._call("POST", f"{model_path}/versions/{revision}/attestations",
                           json={"outcome": outcome, "environment": environment or {}, "details": details or {}})
 
+    def record_rank(self, ref: str, dataset: str, fingerprint: str, by: str, scores: dict[str, float], rank: int,
+                    of: int, examples: int) -> dict[str, Any]:
+        model_path, revision = self._path(ref)
+        return self._call("POST", f"{model_path}/versions/{revision}/rankings",
+                          json={"dataset": dataset, "fingerprint": fingerprint, "by": by, "scores": scores,
+                                "rank": rank, "of": of, "examples": examples})
+
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         raise ZooError("gc runs on the server's machine: zoo gc --registry FOLDER")
 
@@ -223,8 +231,11 @@ def _info(data: dict[str, Any]) -> VersionInfo:
     """A version as the server described it, checked as the server checks what it stores: the commit id names a
     folder and every file path a file on this machine, so a hostile or intercepted server must not be able to
     point them outside the target (`../`, absolute paths, a commit of `../../dir`)."""
-    try:
-        info = VersionInfo(**data)
+    if not isinstance(data, dict):
+        raise ZooError(f"the registry sent a version this client cannot read: {str(data)[:200]}")
+    known = {f.name for f in dataclasses.fields(VersionInfo)}
+    try:  # fields a newer server added are left out, so this client keeps working against it
+        info = VersionInfo(**{key: value for key, value in data.items() if key in known})
     except TypeError as exc:
         raise ZooError(f"the registry sent a version this client cannot read: {exc}") from None
     if not isinstance(info.commit, str) or not HEX40.fullmatch(info.commit):

@@ -140,6 +140,8 @@ class Ranked:
     parents: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    fingerprint: str | None = None  # sha256 of the labelled examples scored (data_fingerprint)
+    recorded: bool = False  # its scores were recorded in the registry (rank(record=...))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,9 +209,27 @@ def _registry_ids(registry) -> list[str]:
         page += 1
 
 
+def data_fingerprint(classes: Sequence[str], inputs, labels: np.ndarray) -> str:
+    """sha256 of the labelled examples (class names, labels and the inputs' contents: image pixels or files,
+    texts), so rankings recorded under one data set name can be told apart when the data differed."""
+    import hashlib
+    import json
+
+    from zoo_core.registry.files import file_sha256
+
+    digest = hashlib.sha256(json.dumps(list(classes)).encode())
+    digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    if isinstance(inputs, np.ndarray):
+        digest.update(str(inputs.shape).encode() + np.ascontiguousarray(inputs).tobytes())
+    else:
+        for item in inputs:
+            digest.update((file_sha256(item) if isinstance(item, Path) else str(item)).encode() + b"\0")
+    return digest.hexdigest()
+
+
 def rank(data: str | Path | dict[str, Any], candidates: Sequence[str], *, scores: Sequence[str] = SCORES,
          by: str = "logme", seed: int | None = None, registry=None, device: str = "cpu", batch_size: int = 64,
-         log: Callable[[str], None] = lambda message: None) -> list[Ranked]:
+         record: str | None = None, log: Callable[[str], None] = lambda message: None) -> list[Ranked]:
     """Score every candidate on the labelled training split of `data` and return them best first (by `by`).
 
     Args:
@@ -217,6 +237,8 @@ def rank(data: str | Path | dict[str, Any], candidates: Sequence[str], *, scores
         candidates: weight references (`torchvision:...`, `hf:...`, `file:...`, `scratch:...`), registry references
             (`ns/name@rev`, `zoo:ns/name`) or registry wildcards (`acme/*`).
         registry: a `Registry` (or URI) for registry candidates; default `ZOO_REGISTRY`.
+        record: a data set name: each scored registry candidate's scores and place are recorded in the registry
+            under it (shown on the model's page and by `resolve(ref).rankings`).
     """
     unknown = [s for s in (*scores, by) if s not in SCORES]
     if unknown:
@@ -228,6 +250,13 @@ def rank(data: str | Path | dict[str, Any], candidates: Sequence[str], *, scores
         seed = file_seed if seed is None else seed
     seed = seed or 0
     needs_registry = any(_wildcard(c) or _registry_ref(c) for c in candidates)
+    if record is not None:  # checked before minutes of scoring, not after
+        from zoo_core.registry.rankings import DATASET
+
+        if not DATASET.fullmatch(record):
+            raise ZooError(f"--record: a data set name is 1-100 letters, digits, '.', '_' or '-', not {record!r}")
+        if not needs_registry:
+            raise ZooError("--record: no candidate is a registry model (only registry models can hold a ranking)")
     if needs_registry and (registry is None or isinstance(registry, (str, Path))):
         from zoo_core.client import open_registry
 
@@ -240,7 +269,22 @@ def rank(data: str | Path | dict[str, Any], candidates: Sequence[str], *, scores
         log(f"scoring {ref}")
         results.append(_score(ref, data, seed, scores, registry, device, batch_size))
     missing = -math.inf
-    return sorted(results, key=lambda r: (r.error is None, r.scores.get(by, missing)), reverse=True)
+    results = sorted(results, key=lambda r: (r.error is None, r.scores.get(by, missing)), reverse=True)
+    if record is not None:
+        _record(results, record, by, registry, log)
+    return results
+
+
+def _record(results: list[Ranked], dataset: str, by: str, registry, log: Callable[[str], None]) -> None:
+    """Record each scored registry candidate's scores under `dataset`; its rank is among the scored candidates."""
+    scored = [r for r in results if r.error is None and by in r.scores]
+    if not any(r.origin and r.origin.startswith("zoo:") for r in scored):
+        raise ZooError("--record: no registry candidate was scored (only registry models can hold a ranking)")
+    for place, r in enumerate(scored, 1):
+        if r.origin and r.origin.startswith("zoo:"):
+            registry.record_rank(r.origin[4:], dataset, r.fingerprint, by, r.scores, place, len(scored), r.examples)
+            r.recorded = True
+            log(f"recorded {r.origin[4:]}: #{place} of {len(scored)} for {dataset}")
 
 
 def _score(ref: str, data: dict[str, Any], seed: int, scores: Sequence[str], registry, device: str,
@@ -273,6 +317,7 @@ def _score(ref: str, data: dict[str, Any], seed: int, scores: Sequence[str], reg
         weights = engine.weights
         ranked.origin = ranked.origin or (weights.origin if weights is not None else base)
         ranked.backbone, ranked.examples, ranked.feature_dim = engine.spec.name, len(labels), features.shape[1]
+        ranked.fingerprint = data_fingerprint(engine.data.classes, split.inputs, labels)
         if weights is not None and weights.files is not None and not ranked.metrics:
             ranked.metrics = _checkpoint_metrics(weights.files)
         if "logme" in scores:

@@ -141,6 +141,24 @@ class Attestation(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class RankScore(SQLModel, table=True):
+    """A version's transferability scores on a named data set (`zoo rank --record`), recorded by whoever ranked it:
+    append-only (registry/rankings.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    dataset: str = Field(max_length=100, index=True)
+    fingerprint: str = Field(max_length=64)  # sha256 of the labelled examples scored
+    by: str = Field(max_length=16)  # the score the rank is by: logme | hscore | leep | nce
+    score: float
+    scores: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    rank: int
+    of: int
+    examples: int
+    actor: str | None = Field(default=None, max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
 class Upload(SQLModel, table=True):
     """Who uploaded which bytes, and until when that counts: publishing a file needs the writer's own upload of it
     (or a version the writer can read holding the same bytes), and `gc` keeps a blob while an upload of it lasts."""

@@ -45,6 +45,7 @@ from zoo_core.registry.models import (
 )
 from zoo_core.registry.publishing import PublishingMixin, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
+from zoo_core.registry.rankings import RankingsMixin
 from zoo_core.registry.reads import MODEL, ReadsMixin
 from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref
 from zoo_core.registry.tokens import TokensMixin
@@ -67,7 +68,8 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
            "VersionInfo", "Viewer", "check_path", "file_matches", "folder_complete", "manifest_commit", "materialise"]
 
 
-class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin, UploadsMixin, TokensMixin):
+class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin, RankingsMixin, UploadsMixin,
+                      TokensMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None,
                  card_policy: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
@@ -154,6 +156,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 [dict(p) for p in fixed.external_parents]
             info.card = version.card
             info.attestations = self._attestations(session, version.id)
+            info.rankings = self._rankings(session, version.id)
         return info
 
     def _parents(self, session: Session, version_id: int, viewer: Viewer) -> list[dict[str, Any]]:

@@ -142,6 +142,7 @@ class VersionInfo:
     card_missing: list[str] = field(default_factory=list)  # what the card lacks (empty when complete)
     message: str | None = None  # the commit message it was published with (Hub clients), if any
     attestations: list[dict[str, Any]] = field(default_factory=list)  # reproductions (registry/attestations.py)
+    rankings: list[dict[str, Any]] = field(default_factory=list)  # zoo rank --record, newest first (rankings.py)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
