@@ -281,3 +281,16 @@ def test_lineage_never_reveals_a_private_parent(server, tmp_path):
     assert "a private model" in page
     assert "secret" not in json.dumps(hub) and "secret" not in page
     assert "secret" not in json.dumps(httpx.get(f"{url}/api/models/acme/public/lineage/1").json())
+
+
+def test_the_client_reads_a_version_from_a_newer_server_that_added_fields():
+    from zoo_core.remote import _info
+
+    version = {"model_id": "acme/x", "number": 1, "status": "published", "commit": "a" * 40,
+               "created_at": "2026-01-01T00:00:00", "created_by": None, "backbone": None, "family": None,
+               "strategy": None, "metrics": {}, "aliases": ["latest"], "files": [], "a_field_from_the_future": [1]}
+    assert _info(version).model_id == "acme/x"
+    with pytest.raises(ZooError, match="cannot read"):
+        _info({"metrics": {}})  # required fields missing
+    with pytest.raises(ZooError, match="cannot read"):
+        _info(["not", "a", "version"])
