@@ -168,6 +168,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+@pytest.fixture
+def service(database_url, tmp_path):
+    """A `RegistryService` on `database_url` (SQLite, and PostgreSQL when the test server runs), blobs in tmp_path."""
+    from zoo_core.registry.service import RegistryService
+
+    svc = RegistryService(database_url, tmp_path / "blobs")
+    yield svc
+    svc.engine.dispose()
+
 @pytest.fixture(scope="session")
 def serve():
     """serve(registry_folder, *zoo_serve_args, env=...) -> URL of a real `zoo serve` (uvicorn) on a free loopback

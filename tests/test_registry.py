@@ -48,13 +48,6 @@ None known.
 
 
 @pytest.fixture
-def service(database_url, tmp_path):
-    svc = RegistryService(database_url, tmp_path / "blobs")
-    yield svc
-    svc.engine.dispose()
-
-
-@pytest.fixture
 def checkpoint(tmp_path):
     """make(name, accuracy=..., strategy=..., backbone=..., card=...) -> a checkpoint folder to push."""
     counter = iter(range(10_000))

@@ -44,13 +44,6 @@ None known.
 
 
 @pytest.fixture
-def service(database_url, tmp_path):
-    svc = RegistryService(database_url, tmp_path / "blobs")
-    yield svc
-    svc.engine.dispose()
-
-
-@pytest.fixture
 def push(service, tmp_path):
     counter = iter(range(10_000))
 
