@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
@@ -45,11 +46,20 @@ def resolve_file(namespace: str, name: str, revision: str, path: str, request: R
     return response
 
 
+def content_disposition(name: str) -> str:
+    """`attachment` with the file's name: headers are Latin-1, so a name beyond ASCII (`Ωmega.txt`, once a 500) goes
+    in RFC 6266's `filename*` (UTF-8, percent-encoded), after an ASCII stand-in for clients that do not read it."""
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        return f'attachment; filename="{name}"'
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 def file_response(service: RegistryService, spec: FileSpec, request: Request) -> Response:
     """Stream a stored file, honouring If-None-Match (304) and a single byte Range (206)."""
     etag = f'"{spec.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-               "Content-Disposition": f'attachment; filename="{Path(spec.path).name}"'}
+               "Content-Disposition": content_disposition(Path(spec.path).name)}
     wanted = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
     if etag in wanted or "*" in wanted or f"W/{etag}" in wanted:  # RFC 9110: `*` matches any current file
         return Response(status_code=304, headers={"ETag": etag})

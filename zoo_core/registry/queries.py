@@ -147,7 +147,8 @@ class QueriesMixin:
                 value = (select(VersionMetric.value).where(VersionMetric.version_id == Version.id,
                                                            VersionMetric.name == sort).scalar_subquery())
                 stmt = stmt.order_by(value.desc().nulls_last(), Model.name)
-            page, per_page = max(1, page), max(1, min(per_page, 200))
+            check_page(page, per_page)
+            per_page = min(per_page, 200)
             # a result card needs none of a version's card text or JSON documents: leave them in the database
             light = [defer(Version.card), defer(Version.card_data), defer(Version.config)]
             rows = session.exec(stmt.options(*light).offset((page - 1) * per_page).limit(per_page)).all()
@@ -206,6 +207,18 @@ def _facet_counts(session: Session, stmt) -> dict[str, list[tuple[str, int]]]:
 
 def _tags_text(model):
     return cast(model.tags, String)
+
+
+MAX_PAGE = 1_000_000
+
+
+def check_page(page: int, per_page: int) -> None:
+    """A page of results is numbered 1..MAX_PAGE and holds at least one (more than 200 are 200): a page of 1.6e22
+    once overflowed SQLite's integers (a 500), and page 0 or a negative size were silently read as 1."""
+    if not 1 <= page <= MAX_PAGE:
+        raise ZooError(f"page must be between 1 and {MAX_PAGE:,}, not {page}")
+    if per_page < 1:
+        raise ZooError(f"a page holds at least one result (per_page or limit), not {per_page}")
 
 
 def parse_metric(metric: str | None) -> tuple[str, str, float] | None:

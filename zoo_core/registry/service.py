@@ -31,6 +31,7 @@ from zoo_core.errors import (
 from zoo_core.registry.attestations import AttestationsMixin
 from zoo_core.registry.blobs import open_blob_store
 from zoo_core.registry.cards import check_card_policy, missing_for_publication
+from zoo_core.registry.columns import fit
 from zoo_core.registry.db import create_db_engine
 from zoo_core.registry.files import file_matches, folder_complete, materialise
 from zoo_core.registry.models import (
@@ -46,7 +47,7 @@ from zoo_core.registry.models import (
 from zoo_core.registry.publishing import PublishingMixin, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
 from zoo_core.registry.reads import MODEL, ReadsMixin
-from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref
+from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref, revision_number
 from zoo_core.registry.tokens import TokensMixin
 from zoo_core.registry.types import (
     ADMIN,
@@ -99,9 +100,9 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
     def _version(self, session: Session, model: Model, ref: ModelRef) -> Version:
         revision = ref.revision or "latest"
         query = select(Version).where(Version.model_id == model.id)
-        number = revision[1:] if revision.startswith("v") and revision[1:].isdigit() else revision
-        if number.isdigit():
-            version = session.exec(query.where(Version.number == int(number))).first()
+        number = revision_number(revision)
+        if number is not None:
+            version = session.exec(query.where(Version.number == number)).first()
         elif len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
             version = session.exec(query.where(Version.commit == revision)).first()
         else:
@@ -300,6 +301,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         ref = parse_ref(model_ref)
         if status not in ("published", "deprecated", "yanked"):
             raise ZooError(f"status is published, deprecated or yanked, not '{status}'")
+        fit(reason, Version.status_reason, "the reason")
         if not viewer.can_write(ref.namespace):
             raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to change {ref.model_id}")
         with Session(self.engine) as session:
