@@ -13,12 +13,14 @@ from zoo_core.registry.models import LineageEdge, Model, Version, VersionMetric
 
 
 def fit(value: Any, column: Any, what: str) -> str | None:
-    """`value` if it is None or a string that fits `column` (a model's column, e.g. `Model.task`); else ContentError
-    naming `what` and the limit."""
+    """`value` if it is None or a string without NUL that fits `column` (a model's column, e.g. `Model.task`, or a
+    text column of any length); else ContentError naming `what` and the limit."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise ContentError(f"{what} must be a string, not {type(value).__name__} ({value!r:.60})")
+    if "\x00" in value:  # PostgreSQL cannot store it in text (SQLite can: the rule is the same on both)
+        raise ContentError(f"{what} holds a NUL character")
     length = column.property.columns[0].type.length
     if length is not None and len(value) > length:
         raise ContentError(f"{what} is {len(value):,} characters ({value[:40]!r}...); at most {length}")
@@ -53,8 +55,8 @@ def check_tags(tags: Any) -> list[str]:
         return []
     if isinstance(tags, str):
         return [tags]
-    if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
-        raise ContentError(f"tags are a list of strings, not {tags!r:.60}")
+    if not isinstance(tags, list | tuple) or not all(isinstance(t, str) and "\x00" not in t for t in tags):
+        raise ContentError(f"tags are a list of strings (without NUL), not {tags!r:.60}")
     return list(tags)
 
 

@@ -29,7 +29,7 @@ from zoo_core.errors import (
 )
 from zoo_core.registry.blobs import BlobWriter
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
-from zoo_core.registry.columns import check_external_parent, check_metric_name, check_tags, version_columns
+from zoo_core.registry.columns import check_external_parent, check_metric_name, check_tags, fit, version_columns
 from zoo_core.registry.models import Alias, FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import (
@@ -228,6 +228,9 @@ class PublishingMixin:
         meta = parse_card(card)[0] if card else {}
         tags = check_tags(tags) if tags is not None else (check_tags(meta["tags"]) if meta.get("tags") else None)
         check_limits(len(files), description, tags)
+        fit(description, Model.description, "the description")
+        fit(message, Version.message, "the commit message")
+        fit(card, Version.card, "the model card (README.md)")
         config = _json_or_empty(self._read_small(by_path, "config.json"))
         nested = config.get("transfer_zoo")  # a zoo checkpoint in a Hub library's layout
         config = nested if isinstance(nested, dict) else config
@@ -314,7 +317,7 @@ class PublishingMixin:
         if parent.startswith("zoo:") or (":" not in parent and "/" in parent):
             pref = parse_ref(parent)
             model, _ = self._model(session, pref, viewer)  # a parent the pusher cannot see does not exist
-            target = self._version(session, model, pref)
+            target = self._version(session, model, pref, viewer)
             return LineageEdge(child_id=child_id, parent_id=target.id, relation=relation, recipe=recipe)
         return LineageEdge(child_id=child_id, parent_external=parent, relation=relation, recipe=recipe)
 

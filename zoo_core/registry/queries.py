@@ -46,7 +46,7 @@ class QueriesMixin:
         ref = parse_ref(model_ref)
         with Session(self.engine) as session:
             model, _ = self._model(session, ref, viewer)
-            start = self._version(session, model, ref)
+            start = self._version(session, model, ref, viewer)
             ids: dict[int, int] = {}
             for way in (("ancestors", "descendants") if direction == "both" else (direction,)):
                 for version_id, depth in session.execute(text(self.LINEAGE_SQL[way]), {"start": start.id}):
@@ -55,7 +55,7 @@ class QueriesMixin:
                                 .join(Namespace).where(Version.id.in_(list(ids)))).all()
             nodes, visible = [], set()
             for version, m, ns in rows:
-                if not viewer.can_read(m, ns.name):
+                if not viewer.can_read(m, ns.name) or not viewer.can_read_version(version.status, ns.name):
                     continue
                 visible.add(version.id)
                 nodes.append({"id": f"{ns.name}/{m.name}@{version.number}", "version_id": version.id,
@@ -173,7 +173,8 @@ class QueriesMixin:
                     "created_at": model.created_at.isoformat(), "library": version.library,
                     "card_complete": version.card_complete, "card_missing": list(version.card_missing or []),
                     "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
-                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])],
+                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])
+                                 if viewer.can_read_version(v.status, ns.name)],
                 })
             answer = {"total": total, "page": page, "per_page": per_page, "results": results}
             if counts is not None:

@@ -117,6 +117,8 @@ class ReadsMixin:
         version, visibility = row
         if not (viewer.admin or visibility == "public" or ref.namespace in viewer.namespaces):
             return None
+        if not viewer.can_read_version(version.status, ref.namespace):
+            return None
         return version
 
     def _version_aliases(self, session: Session, version_id: int) -> list[str]:
@@ -167,7 +169,7 @@ class ReadsMixin:
         visibility = rows[0][1]
         if not (viewer.admin or visibility == "public" or ref.namespace in viewer.namespaces):
             return None
-        return [v for v, _ in rows]
+        return [v for v, _ in rows if viewer.can_read_version(v.status, ref.namespace)] or None
 
     def _model_aliases(self, session: Session, model_id: int) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}

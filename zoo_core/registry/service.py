@@ -97,7 +97,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
         return [f"{ns}/{name}" for ns, name in session.exec(stmt)]
 
-    def _version(self, session: Session, model: Model, ref: ModelRef) -> Version:
+    def _version(self, session: Session, model: Model, ref: ModelRef, viewer: Viewer = ADMIN) -> Version:
         revision = ref.revision or "latest"
         query = select(Version).where(Version.model_id == model.id)
         number = revision_number(revision)
@@ -111,7 +111,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 known = session.exec(select(Alias.name).where(Alias.model_id == model.id)).all()
                 raise UnknownAliasError(f"alias of {ref.model_id}", revision, known)
             version = session.get(Version, alias.version_id)
-        if version is None:
+        if version is None or not viewer.can_read_version(version.status, ref.namespace):  # a draft: not for all
             raise RevisionNotFoundError(f"version '{revision}' of '{ref.model_id}' not found")
         return version
 
@@ -166,7 +166,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 parent = session.get(Version, edge.parent_id)
                 model = session.get(Model, parent.model_id)
                 ns = session.get(Namespace, model.namespace_id)
-                if not viewer.can_read(model, ns.name):
+                if not viewer.can_read(model, ns.name) or not viewer.can_read_version(parent.status, ns.name):
                     parents.append({"ref": None, "private": True, "relation": edge.relation})
                     continue
                 parents.append({"ref": f"{ns.name}/{model.name}@{parent.number}", "relation": edge.relation})
@@ -193,7 +193,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             version = self._find_version(session, ref, viewer)  # one query (reads.py)
             if version is None:  # not there, or not for this viewer: the precise error, step by step
                 model, _ = self._model(session, ref, viewer)
-                version = self._version(session, model, ref)
+                version = self._version(session, model, ref, viewer)
             return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
 
     def versions(self, model_ref: str, viewer: Viewer = ADMIN) -> list[VersionInfo]:
