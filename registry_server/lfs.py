@@ -118,7 +118,9 @@ async def upload(sha256: str, request: Request, size: int = Query(..., ge=0), ow
                  expires: int = Query(...), sig: str = Query(...), service: RegistryService = Service) -> Response:
     """Streamed into the blob store and verified against sha256 and size; a body that does not match stores
     nothing. The URL is the credential: it names one object, one owner, and when it stops being valid."""
-    if not hmac.compare_digest(sig, _signature(request.app.state.lfs_key, sha256, size, owner, expires)):
+    # compare_digest takes ASCII strings only (a non-ASCII `sig` was a 500): compared as UTF-8 bytes
+    if not hmac.compare_digest(sig.encode(), _signature(request.app.state.lfs_key, sha256, size, owner,
+                                                        expires).encode()):
         raise ForbiddenError("this upload URL is not one the zoo signed (altered or forged): ask the Git LFS batch "
                              "API for a new one")
     if expires < time.time():
