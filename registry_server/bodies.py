@@ -4,6 +4,8 @@
   `max_body` bytes: a larger Content-Length is answered 413 at once, unread, and a body sent without a length is cut
   off at the limit. (FastAPI reads such a body, then checks the token: an anonymous 100 MB POST once cost the server
   565 MB before its 401.) Uploads stream to disk and are bounded by `--max-upload` in their own routes.
+- No NUL character in a URL's path or query (`%00`): the databases cannot hold or compare it (PostgreSQL answered a
+  search for `q=%00` with a 500), and no name, alias or filter has one. Answered 400 before any route runs.
 - Every body must keep arriving: `timeout` seconds without a byte end the request with 408, so slow or stalled
   clients cannot hold the server's connections and memory (once, 300 hanging uploads were held over a minute).
 """
@@ -16,7 +18,7 @@ import re
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from zoo_core.errors import UploadTooLargeError
+from zoo_core.errors import UploadTooLargeError, ZooError
 
 # routes that stream their body to disk, bounded by --max-upload there: blob uploads, Git LFS objects, Hub commits
 STREAMED = re.compile(r"^/api/blobs/[^/]+$|^/api/lfs/objects/[^/]+$|^/api/models/[^/]+/[^/]+/commit/")
@@ -27,6 +29,10 @@ class BodyLimits:
         self.app, self.max_body, self.timeout = app, max_body, timeout
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and (b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]):
+            status, headers, body = ZooError("the URL holds a NUL character (%00); no name, reference or filter "
+                                             "may").wire()
+            return await JSONResponse(body, status, headers)(scope, receive, send)
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         limit = None if STREAMED.match(scope["path"]) else self.max_body

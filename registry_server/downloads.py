@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from registry_server import deps
 from registry_server.hub import hub_revision, hub_version
 from registry_server.schemas import ERRORS
-from zoo_core.errors import EntryNotFoundError
+from zoo_core.errors import EntryNotFoundError, RequestError
 from zoo_core.registry.service import FileSpec, RegistryService, Viewer
 
 router = APIRouter(responses=ERRORS)
@@ -45,11 +46,27 @@ def resolve_file(namespace: str, name: str, revision: str, path: str, request: R
     return response
 
 
+def _unsatisfiable(requested: str, size: int) -> Response:
+    """416, with the file's size (RFC 9110) and, like every error, a message."""
+    status, headers, body = RequestError(f"Range '{requested[:100]}' is not one range within the file's {size} "
+                                         "bytes (bytes=START-END, START-, or -LAST)", 416).wire()
+    return JSONResponse(body, status_code=status, headers={**headers, "Content-Range": f"bytes */{size}"})
+
+
+def content_disposition(name: str) -> str:
+    """`attachment` with the file's name: headers are Latin-1, so a name beyond ASCII (`Ωmega.txt`, once a 500) goes
+    in RFC 6266's `filename*` (UTF-8, percent-encoded), after an ASCII stand-in for clients that do not read it."""
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        return f'attachment; filename="{name}"'
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 def file_response(service: RegistryService, spec: FileSpec, request: Request) -> Response:
     """Stream a stored file, honouring If-None-Match (304) and a single byte Range (206)."""
     etag = f'"{spec.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-               "Content-Disposition": f'attachment; filename="{Path(spec.path).name}"'}
+               "Content-Disposition": content_disposition(Path(spec.path).name)}
     wanted = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
     if etag in wanted or "*" in wanted or f"W/{etag}" in wanted:  # RFC 9110: `*` matches any current file
         return Response(status_code=304, headers={"ETag": etag})
@@ -58,14 +75,14 @@ def file_response(service: RegistryService, spec: FileSpec, request: Request) ->
     if requested and spec.size:
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", requested.strip())
         if not match or (not match.group(1) and not match.group(2)):
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{spec.size}"})
+            return _unsatisfiable(requested, spec.size)
         if match.group(1):
             start = int(match.group(1))
             end = min(int(match.group(2)), spec.size - 1) if match.group(2) else spec.size - 1
         else:  # suffix: the last N bytes
             start = max(0, spec.size - int(match.group(2)))
         if start > end or start >= spec.size:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{spec.size}"})
+            return _unsatisfiable(requested, spec.size)
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{spec.size}"
     headers["Content-Length"] = str(end - start + 1 if spec.size else 0)

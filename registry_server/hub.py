@@ -218,12 +218,14 @@ def refs(namespace: str, name: str, who: Viewer = Reader, service: RegistryServi
 # -- the small-commit write path: create_repo, upload_file / upload_folder --------------------------------------------
 @router.post("/api/repos/create")
 async def create_repo(request: Request, who: Viewer = Writer, service: RegistryService = Service) -> dict[str, Any]:
-    body = await request.json()
+    body = await lfs.read_json(request, "a create_repo request")
     if body.get("type", "model") not in (None, "model"):
         raise ZooError("the zoo holds models only (no datasets or spaces)")
     namespace, name = body.get("organization"), body.get("name")
     if not namespace:
         raise ZooError("create the repository under a namespace: HfApi().create_repo('NAMESPACE/NAME')")
+    if not isinstance(namespace, str) or not isinstance(name, str):
+        raise ZooError("a create_repo request names the repository with string `organization` and `name`")
     url = f"{str(request.base_url).rstrip('/')}/{namespace}/{name}"
     try:
         # huggingface_hub 0.x sends `private`; 1.x and later send `visibility`
@@ -237,8 +239,10 @@ async def create_repo(request: Request, who: Viewer = Writer, service: RegistryS
 
 @router.post("/api/validate-yaml")
 async def validate_yaml(request: Request) -> dict[str, Any]:
-    body = await request.json()
+    body = await lfs.read_json(request, "a validate-yaml request")
     content = body.get("content") or ""
+    if not isinstance(content, str):
+        raise ZooError("a validate-yaml request's `content` is the model card's text (a string)")
     if has_yaml_aliases(front_matter(content)):
         return {"errors": [{"message": "YAML anchors and aliases (&name / *name) are refused: write the values "
                                        "out"}], "warnings": []}
@@ -252,10 +256,13 @@ async def validate_yaml(request: Request) -> dict[str, Any]:
 @router.post("/api/models/{namespace}/{name}/preupload/{revision}")
 async def preupload(namespace: str, name: str, revision: str, request: Request, who: Viewer = Writer
                     ) -> dict[str, Any]:
-    body = await lfs.read_json(request)
+    body = await lfs.read_json(request, "a preupload request")
+    files = body.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files):
+        raise ZooError("a preupload request's `files` is a list of {'path': <string>, 'size': <bytes>, ...}")
     # files from the LFS threshold up stream in through the Git LFS batch API (lfs.py), smaller ones in the commit
     return {"files": [{"path": f["path"], "uploadMode": lfs.upload_mode(request, f.get("size")), "shouldIgnore": False,
-                       "oid": None} for f in body.get("files", [])]}
+                       "oid": None} for f in files]}
 
 
 @router.post("/api/models/{namespace}/{name}/commit/{revision:path}")

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
-from registry_server import deps
+from registry_server import deps, lfs
 from registry_server.hub import hub_time, hub_version
 from registry_server.schemas import ERRORS
-from zoo_core.errors import ModelNotFoundError, NotFoundError, RequestError
+from zoo_core.errors import ModelNotFoundError, NotFoundError, RequestError, ZooError
 from zoo_core.registry.service import RegistryService, Viewer
 from zoo_core.registry.types import empty_commit
 
@@ -52,13 +52,12 @@ def path_entries(files: list[dict[str, Any]], wanted: list[str]) -> list[dict[st
 async def paths_info(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
                      service: RegistryService = Service) -> list[dict[str, Any]]:
     """`get_paths_info`: the client posts a form (`paths=a&paths=b`); paths that do not exist are left out."""
-    body = (await request.body()).decode("utf-8", "replace")
     if request.headers.get("content-type", "").startswith("application/json"):
-        import json
-
-        wanted = json.loads(body or "{}").get("paths") or []
+        wanted = (await lfs.read_json(request, "a paths-info request")).get("paths") or []
+        if not isinstance(wanted, list):
+            raise ZooError("a paths-info request's `paths` is a list of file names")
     else:
-        wanted = parse_qs(body).get("paths", [])
+        wanted = parse_qs((await request.body()).decode("utf-8", "replace")).get("paths", [])
     info = hub_version(service, namespace, name, revision, who)
     return path_entries(info.files, [str(p) for p in wanted])
 

@@ -57,17 +57,22 @@ def upload_mode(request: Request, size: Any) -> str:
     return "lfs" if isinstance(size, int) and size >= max(1, request.app.state.lfs_threshold) else "regular"
 
 
-async def read_json(request: Request, limit: int = 1024 * 1024) -> Any:
-    """A JSON request body of at most `limit` bytes, read without trusting Content-Length."""
+async def read_json(request: Request, what: str = "the body", limit: int = 1024 * 1024) -> dict[str, Any]:
+    """A JSON object request body of at most `limit` bytes, read without trusting Content-Length; `what` names
+    it in the 400 when the body is empty, not JSON, or JSON but not an object (every such body once answered 500)."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise UploadTooLargeError(f"the request body is larger than {limit} bytes")
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except ValueError as exc:
-        raise ZooError(f"the body must be JSON: {exc}") from None
+        raise ZooError(f"{what} must be a JSON object: {exc}" if body.strip() else f"{what} is empty: it must be a "
+                       "JSON object") from None
+    if not isinstance(value, dict):
+        raise ZooError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
 
 
 def _signature(key: bytes, sha256: str, size: int, owner: str, expires: int) -> str:
@@ -86,8 +91,8 @@ async def batch(namespace: str, name: str, request: Request, who: Viewer = Write
                 service: RegistryService = Service) -> Response:
     if not who.can_write(namespace):
         raise ForbiddenError(f"a token for namespace '{namespace}' is needed to upload to {namespace}/{name}")
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
+    body = await read_json(request, "a Git LFS batch request")
+    if not isinstance(body.get("objects"), list):
         raise ZooError("a Git LFS batch request is a JSON object with `operation` and a list of `objects`")
     if body.get("operation") != "upload":
         raise ZooError("the zoo's Git LFS API takes uploads only; files download from /{namespace}/{name}/resolve/")
@@ -113,7 +118,9 @@ async def upload(sha256: str, request: Request, size: int = Query(..., ge=0), ow
                  expires: int = Query(...), sig: str = Query(...), service: RegistryService = Service) -> Response:
     """Streamed into the blob store and verified against sha256 and size; a body that does not match stores
     nothing. The URL is the credential: it names one object, one owner, and when it stops being valid."""
-    if not hmac.compare_digest(sig, _signature(request.app.state.lfs_key, sha256, size, owner, expires)):
+    # compare_digest takes ASCII strings only (a non-ASCII `sig` was a 500): compared as UTF-8 bytes
+    if not hmac.compare_digest(sig.encode(), _signature(request.app.state.lfs_key, sha256, size, owner,
+                                                        expires).encode()):
         raise ForbiddenError("this upload URL is not one the zoo signed (altered or forged): ask the Git LFS batch "
                              "API for a new one")
     if expires < time.time():

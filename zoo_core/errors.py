@@ -217,8 +217,9 @@ def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
 
 
 def ascii_header(text: str) -> str:
-    """A message as an HTTP header value: ASCII on one line (non-ASCII as `?`)."""
-    return " ".join(text.split()).encode("ascii", "replace").decode()
+    """A message as an HTTP header value: printable ASCII on one line (anything else as `?`). A control character
+    left in (a name sent as `%05` echoed in the message) made uvicorn drop the connection without an answer."""
+    return "".join(c if " " <= c < "\x7f" else "?" for c in " ".join(text.split()))
 
 
 def error_classes() -> dict[str, type[ZooError]]:

@@ -40,7 +40,7 @@ class AttestationsMixin:
         ref = parse_ref(model_ref)
         with Session(self.engine) as session:
             model, _ = self._model(session, ref, viewer)
-            version = self._version(session, model, ref)
+            version = self._version(session, model, ref, viewer)
             row = Attestation(version_id=version.id, outcome=outcome, actor=viewer.name,
                               environment=json.loads(json.dumps(environment, default=str)),
                               details=json.loads(json.dumps(details, default=str)))

@@ -29,6 +29,7 @@ from zoo_core.errors import (
 )
 from zoo_core.registry.blobs import BlobWriter
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
+from zoo_core.registry.columns import check_external_parent, check_metric_name, check_tags, fit, version_columns
 from zoo_core.registry.models import Alias, FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import (
@@ -127,6 +128,8 @@ class PublishingMixin:
         if unknown:
             raise ZooError(f"unknown commit operation(s) {', '.join(unknown)}; the zoo takes "
                            + ", ".join(self.COMMIT_OPERATIONS))
+        for op in operations:
+            check_operation(op)
         if not viewer.can_write(ref.namespace):  # before storing anything
             raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to push to {ref.model_id}")
         summary = self.model_summary(ref.model_id, viewer)  # ModelNotFoundError: never created
@@ -223,16 +226,23 @@ class PublishingMixin:
                             + " (this registry's card policy is `required`; push as a draft to keep it "
                               "unpublished)")
         meta = parse_card(card)[0] if card else {}
-        check_limits(len(files), description, tags if tags is not None else meta.get("tags"))
+        tags = check_tags(tags) if tags is not None else (check_tags(meta["tags"]) if meta.get("tags") else None)
+        check_limits(len(files), description, tags)
+        fit(description, Model.description, "the description")
+        fit(message, Version.message, "the commit message")
+        fit(card, Version.card, "the model card (README.md)")
         config = _json_or_empty(self._read_small(by_path, "config.json"))
-        config = config.get("transfer_zoo", config)  # a zoo checkpoint in a Hub library's layout
+        nested = config.get("transfer_zoo")  # a zoo checkpoint in a Hub library's layout
+        config = nested if isinstance(nested, dict) else config
         recipe = yaml_or_none(recipe_text)
+        columns = version_columns(meta, config, recipe)  # each a string that fits its column (columns.py)
         metrics = _metrics(self._read_small(by_path, "metrics.json"), ref.model_id)
         parents = self._lineage_parents(parent, relation, meta, recipe)
         for attempt in range(5):  # concurrent pushes race for the next number; the unique key decides
             try:
                 return self._insert_version(ref, files, viewer, status, visibility, description, tags, card, meta,
-                                            config, recipe, metrics, parents, missing, message, expect_parent)
+                                            config, recipe, columns, metrics, parents, missing, message,
+                                            expect_parent)
             except DbIntegrityError:
                 if attempt == 4:
                     raise
@@ -243,44 +253,41 @@ class PublishingMixin:
         if relation not in RELATIONS:
             raise ZooError(f"relation '{relation}' is not one of {', '.join(RELATIONS)}")
         if parent:
-            return [(parent, relation)]
-        base = (recipe or {}).get("resolved", {}).get("base") or meta.get("base_model")
+            return [(check_external_parent(parent), relation)]
+        resolved = (recipe or {}).get("resolved") if isinstance(recipe, dict) else None
+        base = (resolved if isinstance(resolved, dict) else {}).get("base") or meta.get("base_model")
         if not base or base == "scratch" or str(base).startswith("scratch:"):
             return []
-        return [(str(base), relation)]
+        return [(check_external_parent(str(base)), relation)]
 
     def _insert_version(self, ref, files, viewer, status, visibility, description, tags, card, meta, config,
-                        recipe, metrics, parents, missing, message, expect_parent) -> VersionInfo:
+                        recipe, columns, metrics, parents, missing, message, expect_parent) -> VersionInfo:
         with Session(self.engine) as session:
             ns = self._namespace(session, ref.namespace)
             model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first()
             if expect_parent is not None:
                 self._check_parent(session, ref.model_id, model, expect_parent)
-            backbone = config.get("backbone", {}) if isinstance(config.get("backbone"), dict) else {}
             if model is None:
                 model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
                 session.add(model)
-            model.task = meta.get("pipeline_tag") or model.task
-            model.modality = backbone.get("modality") or model.modality
-            if not backbone and config.get("model_type"):  # a Hugging Face config (zoo import)
-                backbone = {"family": config["model_type"], "name": None}
-            model.license = meta.get("license") or model.license
+            model.task = columns["task"] or model.task
+            model.modality = columns["modality"] or model.modality
+            model.license = columns["license"] or model.license
             if description is not None:
                 model.description = description
             elif not model.description:
                 model.description = _first_paragraph(card)
-            model.tags = sorted(set(tags if tags is not None else (meta.get("tags") or model.tags or [])))
+            model.tags = sorted(set(tags if tags is not None else (model.tags or [])))
             if visibility:
                 model.visibility = visibility
             model.updated_at = utcnow()
             session.flush()
             number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
                       or 0) + 1
-            strategy = ((recipe or {}).get("strategy") or {}).get("name")
             version = Version(model_id=model.id, number=number, status=status,
                               commit=manifest_commit(ref.model_id, number, files), created_by=viewer.name,
-                              card=card, card_data=meta, config=config, backbone=backbone.get("name"),
-                              family=backbone.get("family"), strategy=strategy, library=meta.get("library_name"),
+                              card=card, card_data=meta, config=config, backbone=columns["backbone"],
+                              family=columns["family"], strategy=columns["strategy"], library=columns["library"],
                               card_complete=not missing, card_missing=missing, message=message)
             session.add(version)
             session.flush()
@@ -310,9 +317,27 @@ class PublishingMixin:
         if parent.startswith("zoo:") or (":" not in parent and "/" in parent):
             pref = parse_ref(parent)
             model, _ = self._model(session, pref, viewer)  # a parent the pusher cannot see does not exist
-            target = self._version(session, model, pref)
+            target = self._version(session, model, pref, viewer)
             return LineageEdge(child_id=child_id, parent_id=target.id, relation=relation, recipe=recipe)
         return LineageEdge(child_id=child_id, parent_external=parent, relation=relation, recipe=recipe)
+
+
+def check_operation(op: dict[str, Any]) -> None:
+    """The fields of a commit operation the zoo reads, by type (a missing or mistyped one was once a 500): the
+    header's texts and `parentCommit` (a commit id), a deletion's `path`. `file` and `lfsFile` are checked where
+    their bytes are read."""
+    value = op.get("value")
+    if not isinstance(value, dict):
+        raise ZooError(f"a commit's `{op.get('key')}` operation has an object `value`, not {value!r:.60}")
+    if op["key"] == "header":
+        for key in ("summary", "description"):
+            if not isinstance(value.get(key) or "", str):
+                raise ZooError(f"a commit header's `{key}` is a string, not {value[key]!r:.60}")
+        parent = value.get("parentCommit")
+        if parent is not None and not (isinstance(parent, str) and re.fullmatch(r"[0-9a-f]{40}", parent)):
+            raise ZooError(f"a commit header's `parentCommit` is a commit id (40 lowercase hex), not {parent!r:.60}")
+    elif op["key"] in ("deletedFile", "deletedFolder") and not isinstance(value.get("path"), str):
+        raise ZooError(f"a `{op['key']}` operation names what it deletes by a string `path`")
 
 
 def _json_or_empty(text_value: str | None) -> dict:
@@ -333,7 +358,7 @@ def _metrics(text_value: str | None, model_id: str) -> dict[str, float]:
         if not math.isfinite(value):
             raise ContentError(f"cannot publish {model_id}: metrics.json gives '{name}' as {value}; metrics must be "
                                "finite numbers")
-        metrics[name] = float(value)
+        metrics[check_metric_name(name)] = float(value)
     return metrics
 
 

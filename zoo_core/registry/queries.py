@@ -46,7 +46,7 @@ class QueriesMixin:
         ref = parse_ref(model_ref)
         with Session(self.engine) as session:
             model, _ = self._model(session, ref, viewer)
-            start = self._version(session, model, ref)
+            start = self._version(session, model, ref, viewer)
             ids: dict[int, int] = {}
             for way in (("ancestors", "descendants") if direction == "both" else (direction,)):
                 for version_id, depth in session.execute(text(self.LINEAGE_SQL[way]), {"start": start.id}):
@@ -55,7 +55,7 @@ class QueriesMixin:
                                 .join(Namespace).where(Version.id.in_(list(ids)))).all()
             nodes, visible = [], set()
             for version, m, ns in rows:
-                if not viewer.can_read(m, ns.name):
+                if not viewer.can_read(m, ns.name) or not viewer.can_read_version(version.status, ns.name):
                     continue
                 visible.add(version.id)
                 nodes.append({"id": f"{ns.name}/{m.name}@{version.number}", "version_id": version.id,
@@ -147,7 +147,8 @@ class QueriesMixin:
                 value = (select(VersionMetric.value).where(VersionMetric.version_id == Version.id,
                                                            VersionMetric.name == sort).scalar_subquery())
                 stmt = stmt.order_by(value.desc().nulls_last(), Model.name)
-            page, per_page = max(1, page), max(1, min(per_page, 200))
+            check_page(page, per_page)
+            per_page = min(per_page, 200)
             # a result card needs none of a version's card text or JSON documents: leave them in the database
             light = [defer(Version.card), defer(Version.card_data), defer(Version.config)]
             rows = session.exec(stmt.options(*light).offset((page - 1) * per_page).limit(per_page)).all()
@@ -172,7 +173,8 @@ class QueriesMixin:
                     "created_at": model.created_at.isoformat(), "library": version.library,
                     "card_complete": version.card_complete, "card_missing": list(version.card_missing or []),
                     "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
-                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])],
+                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])
+                                 if viewer.can_read_version(v.status, ns.name)],
                 })
             answer = {"total": total, "page": page, "per_page": per_page, "results": results}
             if counts is not None:
@@ -206,6 +208,18 @@ def _facet_counts(session: Session, stmt) -> dict[str, list[tuple[str, int]]]:
 
 def _tags_text(model):
     return cast(model.tags, String)
+
+
+MAX_PAGE = 1_000_000
+
+
+def check_page(page: int, per_page: int) -> None:
+    """A page of results is numbered 1..MAX_PAGE and holds at least one (more than 200 are 200): a page of 1.6e22
+    once overflowed SQLite's integers (a 500), and page 0 or a negative size were silently read as 1."""
+    if not 1 <= page <= MAX_PAGE:
+        raise ZooError(f"page must be between 1 and {MAX_PAGE:,}, not {page}")
+    if per_page < 1:
+        raise ZooError(f"a page holds at least one result (per_page or limit), not {per_page}")
 
 
 def parse_metric(metric: str | None) -> tuple[str, str, float] | None:

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from zoo_core.registry.cards import parse_card
 from zoo_core.registry.models import Alias, FileEntry, LineageEdge, Model, Namespace, Version, VersionMetric
-from zoo_core.registry.refs import ModelRef
+from zoo_core.registry.refs import ModelRef, revision_number
 from zoo_core.registry.types import Viewer
 
 
@@ -104,9 +104,9 @@ class ReadsMixin:
         missing and suggests names)."""
         revision = ref.revision or "latest"
         params = {"ns": ref.namespace, "name": ref.name}
-        number = revision[1:] if revision.startswith("v") and revision[1:].isdigit() else revision
-        if number.isdigit():
-            stmt, params["number"] = BY_NUMBER, int(number)
+        number = revision_number(revision)
+        if number is not None:
+            stmt, params["number"] = BY_NUMBER, number
         elif len(revision) == 40 and set(revision) <= HEX:
             stmt, params["commit"] = BY_COMMIT, revision
         else:
@@ -116,6 +116,8 @@ class ReadsMixin:
             return None
         version, visibility = row
         if not (viewer.admin or visibility == "public" or ref.namespace in viewer.namespaces):
+            return None
+        if not viewer.can_read_version(version.status, ref.namespace):
             return None
         return version
 
@@ -167,7 +169,7 @@ class ReadsMixin:
         visibility = rows[0][1]
         if not (viewer.admin or visibility == "public" or ref.namespace in viewer.namespaces):
             return None
-        return [v for v, _ in rows]
+        return [v for v, _ in rows if viewer.can_read_version(v.status, ref.namespace)] or None
 
     def _model_aliases(self, session: Session, model_id: int) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}

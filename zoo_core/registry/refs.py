@@ -25,10 +25,13 @@ class ModelRef:
         return self.model_id + (f"@{self.revision}" if self.revision else "")
 
 
-def check_name(value: str, what: str) -> str:
-    if not NAME.fullmatch(value) or ".." in value:
-        raise ZooError(f"{what} '{value}' is not valid: use letters, digits, '.', '_' and '-', starting with a "
-                       "letter or digit, at most 96 characters")
+MAX_NAMESPACE = 64  # the namespace table's column; a model's name may be longer (96)
+
+
+def check_name(value: str, what: str, limit: int = 96) -> str:
+    if not NAME.fullmatch(value) or ".." in value or len(value) > limit:
+        raise ZooError(f"{what} {value[:100]!r} is not valid: use letters, digits, '.', '_' and '-', starting with a "
+                       f"letter or digit, at most {limit} characters")
     return value
 
 
@@ -37,7 +40,7 @@ RESERVED_NAMESPACES = frozenset({"api", "static", "docs", "redoc", "plugins", "c
 
 
 def check_namespace(value: str) -> str:
-    check_name(value, "namespace")
+    check_name(value, "namespace", MAX_NAMESPACE)
     if value.lower() in RESERVED_NAMESPACES:
         raise ZooError(f"namespace '{value}' is reserved for the catalog's pages; choose another name")
     return value
@@ -50,10 +53,22 @@ def check_alias(value: str) -> str:
     return value
 
 
+VERSION_NUMBER = re.compile(r"v?([0-9]{1,18})")  # ASCII digits only ("²".isdigit() is true), within a BIGINT
+
+
+def revision_number(revision: str) -> int | None:
+    """The version number a revision spells (`3`, `v3`), else None (an alias or a commit). A number too large for
+    the database is 0, a version that never exists (SQLite once raised OverflowError: a 500)."""
+    match = VERSION_NUMBER.fullmatch(revision)
+    if match:
+        return int(match.group(1))
+    return 0 if re.fullmatch(r"v?[0-9]+", revision) else None
+
+
 def parse_ref(text: str) -> ModelRef:
     text = text.removeprefix("zoo:")
     model, _, revision = text.partition("@")
     namespace, sep, name = model.partition("/")
     if not sep or "/" in name:
         raise ZooError(f"model reference '{text}' must look like NAMESPACE/NAME[@VERSION|@ALIAS]")
-    return ModelRef(check_name(namespace, "namespace"), check_name(name, "model name"), revision or None)
+    return ModelRef(check_name(namespace, "namespace", MAX_NAMESPACE), check_name(name, "model name"), revision or None)

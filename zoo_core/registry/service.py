@@ -31,6 +31,7 @@ from zoo_core.errors import (
 from zoo_core.registry.attestations import AttestationsMixin
 from zoo_core.registry.blobs import open_blob_store
 from zoo_core.registry.cards import check_card_policy, missing_for_publication
+from zoo_core.registry.columns import fit
 from zoo_core.registry.db import create_db_engine
 from zoo_core.registry.files import file_matches, folder_complete, materialise
 from zoo_core.registry.models import (
@@ -47,7 +48,7 @@ from zoo_core.registry.publishing import PublishingMixin, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
 from zoo_core.registry.rankings import RankingsMixin
 from zoo_core.registry.reads import MODEL, ReadsMixin
-from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref
+from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref, revision_number
 from zoo_core.registry.tokens import TokensMixin
 from zoo_core.registry.types import (
     ADMIN,
@@ -98,12 +99,12 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
         return [f"{ns}/{name}" for ns, name in session.exec(stmt)]
 
-    def _version(self, session: Session, model: Model, ref: ModelRef) -> Version:
+    def _version(self, session: Session, model: Model, ref: ModelRef, viewer: Viewer = ADMIN) -> Version:
         revision = ref.revision or "latest"
         query = select(Version).where(Version.model_id == model.id)
-        number = revision[1:] if revision.startswith("v") and revision[1:].isdigit() else revision
-        if number.isdigit():
-            version = session.exec(query.where(Version.number == int(number))).first()
+        number = revision_number(revision)
+        if number is not None:
+            version = session.exec(query.where(Version.number == number)).first()
         elif len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
             version = session.exec(query.where(Version.commit == revision)).first()
         else:
@@ -112,7 +113,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 known = session.exec(select(Alias.name).where(Alias.model_id == model.id)).all()
                 raise UnknownAliasError(f"alias of {ref.model_id}", revision, known)
             version = session.get(Version, alias.version_id)
-        if version is None:
+        if version is None or not viewer.can_read_version(version.status, ref.namespace):  # a draft: not for all
             raise RevisionNotFoundError(f"version '{revision}' of '{ref.model_id}' not found")
         return version
 
@@ -168,7 +169,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 parent = session.get(Version, edge.parent_id)
                 model = session.get(Model, parent.model_id)
                 ns = session.get(Namespace, model.namespace_id)
-                if not viewer.can_read(model, ns.name):
+                if not viewer.can_read(model, ns.name) or not viewer.can_read_version(parent.status, ns.name):
                     parents.append({"ref": None, "private": True, "relation": edge.relation})
                     continue
                 parents.append({"ref": f"{ns.name}/{model.name}@{parent.number}", "relation": edge.relation})
@@ -195,7 +196,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             version = self._find_version(session, ref, viewer)  # one query (reads.py)
             if version is None:  # not there, or not for this viewer: the precise error, step by step
                 model, _ = self._model(session, ref, viewer)
-                version = self._version(session, model, ref)
+                version = self._version(session, model, ref, viewer)
             return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
 
     def versions(self, model_ref: str, viewer: Viewer = ADMIN) -> list[VersionInfo]:
@@ -303,6 +304,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         ref = parse_ref(model_ref)
         if status not in ("published", "deprecated", "yanked"):
             raise ZooError(f"status is published, deprecated or yanked, not '{status}'")
+        fit(reason, Version.status_reason, "the reason")
         if not viewer.can_write(ref.namespace):
             raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to change {ref.model_id}")
         with Session(self.engine) as session:

@@ -50,6 +50,14 @@ class Viewer:
     def can_write(self, namespace: str) -> bool:
         return self.admin or (namespace in self.namespaces and not self.read_only)
 
+    def sees_drafts(self, namespace: str) -> bool:
+        """A draft (a version pushed unpublished) is its namespace's own: read by the namespace's tokens (read-only
+        ones too, as for private models), not by anyone else, even of a public model."""
+        return self.admin or namespace in self.namespaces
+
+    def can_read_version(self, status: str, namespace: str) -> bool:
+        return status != "draft" or self.sees_drafts(namespace)
+
 
 ADMIN = Viewer(admin=True, name="local")
 ANONYMOUS = Viewer()

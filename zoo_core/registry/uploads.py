@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import delete, or_
+from sqlalchemy import and_, delete, or_
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
@@ -56,7 +56,8 @@ class UploadsMixin:
                 Upload.owner == owner_of(viewer), Upload.sha256.in_(wanted), Upload.expires_at > utcnow())).all())
             rest = wanted - owned
             if rest:
-                readable = or_(Model.visibility == "public", Namespace.name.in_(sorted(viewer.namespaces)))
+                readable = or_(and_(Model.visibility == "public", Version.status != "draft"),  # drafts: their own
+                               Namespace.name.in_(sorted(viewer.namespaces)))
                 rest -= set(session.exec(
                     select(FileEntry.sha256).distinct().join(Version, FileEntry.version_id == Version.id)
                     .join(Model, Version.model_id == Model.id).join(Namespace, Model.namespace_id == Namespace.id)
