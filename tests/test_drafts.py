@@ -60,3 +60,26 @@ def test_a_published_draft_is_public(registry):
     service.set_status("acme/d@1", "published")
     assert client.get("/api/models/acme/d/versions/1").json()["status"] == "published"
     assert client.get("/acme/d/resolve/main/w.bin").content == b"only a draft"
+
+
+def test_a_draft_changes_nothing_others_see_of_its_model(tmp_path):
+    """A draft's card must not become its model's description, task, license or tags (everyone who can see the
+    model sees those), nor move its 'updated' time; publishing the draft applies them."""
+    app = create_app(tmp_path / "registry")
+    service = app.state.service
+    card = (b"---\nlicense: apache-2.0\npipeline_tag: image-classification\ntags: [secret-project]\n---\n"
+            b"# d\n\nThe confidential plan.\n")
+    service.publish("acme/d", [service.store_file([card], "README.md"), service.store_file([b"x"], "w.bin")],
+                    status="draft")
+    with TestClient(app) as client:
+        shown = client.get("/api/models/acme/d").json()
+        assert not shown["description"] and shown["license"] is None and shown["task"] is None
+        assert "secret-project" not in shown.get("tags", [])
+        assert "confidential" not in client.get("/acme/d").text
+        assert client.get("/api/search", params={"q": "confidential"}).json()["total"] == 0
+        with pytest.raises(Exception, match="a draft cannot set the model's description or tags"):
+            service.publish("acme/d", [service.store_file([b"y"], "w.bin")], status="draft", description="secret")
+        service.set_status("acme/d@1", "published")
+        shown = client.get("/api/models/acme/d").json()
+        assert shown["description"] == "The confidential plan." and shown["license"] == "apache-2.0"
+        assert shown["task"] == "image-classification" and "secret-project" in shown["tags"]

@@ -225,6 +225,9 @@ class PublishingMixin:
             raise CardError(f"cannot publish {ref.model_id}: the model card lacks " + ", ".join(missing)
                             + " (this registry's card policy is `required`; push as a draft to keep it "
                               "unpublished)")
+        if status == "draft" and (description is not None or tags is not None):
+            raise ZooError("a draft cannot set the model's description or tags (everyone who can see the model sees "
+                           "them): push it without them, and set them when it is published")
         meta = parse_card(card)[0] if card else {}
         tags = check_tags(tags) if tags is not None else (check_tags(meta["tags"]) if meta.get("tags") else None)
         check_limits(len(files), description, tags)
@@ -270,17 +273,10 @@ class PublishingMixin:
             if model is None:
                 model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
                 session.add(model)
-            model.task = columns["task"] or model.task
-            model.modality = columns["modality"] or model.modality
-            model.license = columns["license"] or model.license
-            if description is not None:
-                model.description = description
-            elif not model.description:
-                model.description = _first_paragraph(card)
-            model.tags = sorted(set(tags if tags is not None else (model.tags or [])))
             if visibility:
                 model.visibility = visibility
-            model.updated_at = utcnow()
+            if status == "published":  # a draft is its namespace's own: the model's row shows nothing of it
+                apply_to_model(model, columns, description, tags, card)
             session.flush()
             number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
                       or 0) + 1
@@ -370,6 +366,22 @@ def yaml_or_none(text_value: str | None):
         return yaml.safe_load(text_value)
     except yaml.YAMLError:
         return None
+
+
+def apply_to_model(model: Model, columns: dict[str, str | None], description: str | None, tags: list[str] | None,
+                   card: str) -> None:
+    """What a published version says about its model: task, modality, license and tags from its card and config
+    (explicit `description`/`tags` win), the card's first paragraph as the description while the model has none.
+    Called when a version is published, at push or when its draft is published, never for a draft."""
+    model.task = columns["task"] or model.task
+    model.modality = columns["modality"] or model.modality
+    model.license = columns["license"] or model.license
+    if description is not None:
+        model.description = description
+    elif not model.description:
+        model.description = _first_paragraph(card)
+    model.tags = sorted(set(tags if tags is not None else (model.tags or [])))
+    model.updated_at = utcnow()
 
 
 def _first_paragraph(card: str) -> str:

@@ -31,7 +31,7 @@ from zoo_core.errors import (
 from zoo_core.registry.attestations import AttestationsMixin
 from zoo_core.registry.blobs import open_blob_store
 from zoo_core.registry.cards import check_card_policy, missing_for_publication
-from zoo_core.registry.columns import fit
+from zoo_core.registry.columns import check_tags, fit, version_columns
 from zoo_core.registry.db import create_db_engine
 from zoo_core.registry.files import file_matches, folder_complete, materialise
 from zoo_core.registry.models import (
@@ -44,7 +44,7 @@ from zoo_core.registry.models import (
     Version,
     VersionMetric,
 )
-from zoo_core.registry.publishing import PublishingMixin, yaml_or_none
+from zoo_core.registry.publishing import PublishingMixin, apply_to_model, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
 from zoo_core.registry.rankings import RankingsMixin
 from zoo_core.registry.reads import MODEL, ReadsMixin
@@ -322,6 +322,11 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 for alias in session.exec(select(Alias).where(Alias.version_id == version.id)).all():
                     self._repoint_alias(session, model, alias, version, viewer.name)
             elif status == "published":
+                meta = version.card_data or {}
+                tags = check_tags(meta["tags"]) if meta.get("tags") else None
+                apply_to_model(model, version_columns(meta, version.config or {}, None), None, tags,
+                               version.card or "")
+                session.add(model)
                 newest = session.exec(select(Version).where(Version.model_id == model.id,
                                                             Version.status == "published")
                                       .order_by(Version.number.desc())).first()
