@@ -123,21 +123,26 @@ def _feature_dim(model: nn.Module) -> int:
     return getattr(model, "head_hidden_size", None) or model.num_features
 
 
-def make_spec(arch: str) -> BackboneSpec:
-    """The full spec of `arch`: built once on the meta device (nothing allocated) to learn its feature width."""
+def meta_model(arch: str) -> tuple[nn.Module, dict]:
+    """`arch` built on the meta device (shapes only, nothing allocated) and the keyword arguments that built it."""
     kwargs = build_kwargs(arch)
     try:
         try:
             with torch.device("meta"):
-                model = build(arch, kwargs)
+                return build(arch, kwargs), kwargs
         except TypeError as exc:
             if "dynamic_img_size" not in str(exc):
                 raise
             kwargs = {"num_classes": 0}  # a fixed-size model that cannot resample its position embeddings
             with torch.device("meta"):
-                model = build(arch, kwargs)
+                return build(arch, kwargs), kwargs
     except Exception as exc:
         raise WeightsError(f"timm could not build '{arch}': {type(exc).__name__}: {exc}") from None
+
+
+def make_spec(arch: str) -> BackboneSpec:
+    """The full spec of `arch`: built once on the meta device (nothing allocated) to learn its feature width."""
+    model, kwargs = meta_model(arch)
     return BackboneSpec(name=backbone_name(arch), family=family_of(arch), modality="image",
                         feature_dim=_feature_dim(model), build=partial(build, arch, kwargs), groups=timm_groups,
                         adapter_targets=adapter_targets,
