@@ -17,13 +17,11 @@ import sys
 import time
 
 import timm
-import torch
-import zoo_timm
 from _common import emit, set_threads
-from zoo_timm._groups import timm_groups
+from zoo_timm.coverage import check_architecture
 
 
-class Timeout(Exception):
+class Timeout(BaseException):  # not an Exception: the check's own handlers must not catch it
     pass
 
 
@@ -33,45 +31,6 @@ def _alarm(signum, frame):
 
 def arg(name: str, default: str | None) -> str | None:
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
-
-
-def check(arch: str, max_params: float) -> tuple[str, str]:
-    """(status, reason) of one architecture."""
-    model, _ = zoo_timm.meta_model(arch)
-    params = dict(model.named_parameters())
-    total = sum(p.numel() for p in params.values())
-    if total > max_params:
-        return "skipped", f"{total / 1e6:,.0f}M parameters > budget {max_params / 1e6:,.0f}M"
-    groups = timm_groups(model)
-    names = [name for name, _ in groups]
-    if len(set(names)) != len(names) or "head" in names:
-        return "failed", f"group names not unique or 'head' taken: {names}"
-    owners: dict[int, str] = {}
-    for name, modules in groups:
-        for module in modules:
-            for param in module.parameters():
-                if id(param) in owners:
-                    return "failed", f"a parameter in both {owners[id(param)]} and {name}"
-                owners[id(param)] = name
-    missing = [n for n, p in params.items() if id(p) not in owners]
-    if missing:
-        return "failed", f"{len(missing)} parameters in no group ({', '.join(missing[:3])})"
-    if len(owners) != len(params):
-        return "failed", f"groups hold {len(owners) - len(params)} parameters the model does not have"
-    width = zoo_timm._feature_dim(model)
-    cfgs = list(timm.models.get_arch_pretrained_cfgs(arch).values())
-    size = tuple(cfgs[0].input_size) if cfgs else (3, 224, 224)
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.empty(1, *size, device="meta"))
-    except Timeout:
-        raise
-    except Exception as exc:  # an op without a meta kernel, or one that reads values (data-dependent shapes)
-        return "ok-groups", f"meta forward: {type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"
-    if out.ndim != 2 or out.shape[1] != width:
-        return "failed", f"feature_dim {width} but the model returns {tuple(out.shape)}"
-    return "ok", f"{len(groups)} groups, width {width}"
 
 
 def main() -> None:
@@ -85,7 +44,7 @@ def main() -> None:
     for i, arch in enumerate(archs, 1):
         signal.alarm(timeout)
         try:
-            status, reason = check(arch, max_params)
+            status, reason = check_architecture(arch, max_params)
         except Timeout:
             status, reason = "failed", f"no answer within {timeout} s"
         except Exception as exc:

@@ -108,7 +108,21 @@ def build_kwargs(arch: str) -> dict:
 
 
 def build(arch: str, kwargs: dict) -> nn.Module:
-    return timm.create_model(arch, pretrained=False, **kwargs)
+    model = timm.create_model(arch, pretrained=False, **kwargs)
+    model.register_forward_hook(_pooled)
+    return model
+
+
+def _pooled(model: nn.Module, inputs, output):
+    """One vector an image, as the head expects: the few timm encoders whose forward without a classifier returns
+    tokens (DeepSeek's ViT encoder: batch x tokens x width) or a map are averaged over them here."""
+    if not isinstance(output, torch.Tensor) or output.ndim == 2:
+        return None  # unchanged
+    if output.ndim == 3:
+        return output.mean(dim=1)
+    if output.ndim == 4:  # channels first (N, C, H, W) or last (N, H, W, C): the one that has the feature width
+        return output.mean(dim=(2, 3)) if output.shape[1] == _feature_dim(model) else output.mean(dim=(1, 2))
+    return None
 
 
 def adapter_targets(model: nn.Module) -> list[str]:
