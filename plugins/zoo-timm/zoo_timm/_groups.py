@@ -34,9 +34,9 @@ class _Parameters(nn.Module):
 
 def timm_groups(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
     """The layer groups of a timm model (built with `num_classes=0`), input to output, every parameter once."""
-    if hasattr(model, "group_matcher"):
+    try:
         by_group = group_parameters(model, model.group_matcher(coarse=True))
-    else:
+    except (AttributeError, AssertionError, NotImplementedError):  # no group_matcher, or no coarse one (RDNet)
         by_group = _groups_from_feature_info(model)
     group_of = {name: gid for gid, names in by_group.items() for name in names}
     # the groups of the parameters under each module: a module whose parameters all share one group can stand
@@ -70,9 +70,10 @@ def timm_groups(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
 
 
 def _groups_from_feature_info(model: nn.Module) -> dict[int, list[str]]:
-    """Parameter names by group for a model without `group_matcher` (MetaFormer's CAFormer, ConvFormer,
-    PoolFormer): one group per module timm lists in `feature_info` (its stages), what comes before them the stem,
-    and what comes after (the final norm) joining the last stage. Without `feature_info`: one group per child."""
+    """Parameter names by group for a model without a coarse `group_matcher` (MetaFormer's CAFormer, ConvFormer,
+    PoolFormer; CSATv2, RDNet): one group per module timm lists in `feature_info` (its stages), what comes before
+    them the stem, and what comes after (the final norm) joining the last stage. Without `feature_info`: one group
+    per child."""
     info = getattr(model, "feature_info", None) or []
     prefixes = [f["module"] for f in info if f.get("module")] or [name for name, _ in model.named_children()]
     groups: dict[int, list[str]] = {}
