@@ -139,9 +139,10 @@ def main() -> None:
                          "accuracy": round(statistics.mean(accuracy), 4),
                          "macro_f1": round(statistics.mean(m["macro_f1"] for m in runs), 4),
                          "seconds": round((time.perf_counter() - start) / seeds, 1),
+                         "accuracy_std": round(statistics.stdev(accuracy), 4) if seeds > 1 else 0.0,
                          "accuracy_min": round(min(accuracy), 4), "accuracy_max": round(max(accuracy), 4),
                          "seeds": seeds})
-            print(f"  {base} {strategy} {k}/class: {statistics.mean(accuracy):.4f} "
+            print(f"  {base} {strategy} {k}/class: {statistics.mean(accuracy):.4f} ± {rows[-1]['accuracy_std']:.4f} "
                   f"({', '.join(f'{a:.3f}' for a in accuracy)}), {rows[-1]['seconds']:.0f} s a run", flush=True)
     print(f"\nPneumoniaMNIST test split (468 images), {epochs} epochs, mean of {seeds} seeds; base mnist: ResNet-18 "
           f"at 32x32 after MNIST digits; base imagenet: EfficientNet-Lite0 at 96x96 with ImageNet weights")
