@@ -104,8 +104,10 @@ def test_sample_builds_with_new_head_and_groups_hold_every_parameter_once(name, 
 
 # Families bench/timm_coverage.py found failing, one each, checked on the meta device (nothing allocated): MetaFormer
 # and CSATv2 have no group_matcher and RDNet no coarse one (groups from feature_info), CoaT shares a module between
-# two parents, DeepSeek's ViT encoder returns tokens (pooled by the plugin); and two that always passed.
-@pytest.mark.parametrize("arch", ["caformer_s18", "csatv2", "rdnet_tiny", "coat_lite_tiny", "deepseek_vit_412m_enc",
+# two parents, Qwen3-ViT keeps a parameter beside its blocks on one module, DeepSeek's ViT encoder returns tokens
+# (pooled by the plugin); and two that always passed.
+@pytest.mark.parametrize("arch", ["caformer_s18", "csatv2", "rdnet_tiny", "coat_lite_tiny", "qwen3_vit_88m",
+                                  "deepseek_vit_412m_enc",
                                   "tf_efficientnet_lite0", "vit_tiny_patch16_224"])
 def test_groups_and_feature_width_hold_on_the_meta_device(arch):
     from zoo_timm.coverage import check_architecture

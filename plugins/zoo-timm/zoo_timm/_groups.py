@@ -19,14 +19,15 @@ RESERVED = {"head": "head_norm"}
 
 
 class _Parameters(nn.Module):
-    """Parameters that sit on the model itself (a ViT's cls_token and pos_embed), as a module a group can hold.
+    """Parameters that sit on the model itself (a ViT's cls_token and pos_embed), or on a module whose other
+    parameters are in other groups, as a module a group can hold.
 
     It is never attached to the model, so the parameters keep their one name in the state dict."""
 
     def __init__(self, named: Iterable[tuple[str, nn.Parameter]]):
         super().__init__()
         for name, param in named:
-            self.register_parameter(name, param)
+            self.register_parameter(name.replace(".", "_"), param)
 
     def forward(self, *args):  # pragma: no cover - a holder, never called
         raise RuntimeError("a parameter holder is not a layer")
@@ -58,7 +59,11 @@ def timm_groups(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
         if not parts:
             loose[gid].append((name, params[name]))
             continue
-        owner = next(".".join(parts[:d]) for d in range(1, len(parts) + 1) if under[".".join(parts[:d])] == {gid})
+        owner = next((".".join(parts[:d]) for d in range(1, len(parts) + 1) if under[".".join(parts[:d])] == {gid}),
+                     None)
+        if owner is None:  # its own module holds other groups' parameters too (Qwen3-ViT's encoder.pos_embed)
+            loose[gid].append((name, params[name]))
+            continue
         if owner not in groups[gid]:
             groups[gid].append(owner)
     result, used = [], set()
