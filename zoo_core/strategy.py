@@ -45,6 +45,13 @@ class Strategy(BaseModel):
     def description(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0]
 
+    @classmethod
+    def recommended(cls, modality: str) -> dict[str, dict[str, Any]]:
+        """The current defaults for a backbone of this modality (``image`` or ``text``), used where a recipe sets
+        nothing (zoo_core.defaults): ``{"train": {"lr": ..., "epochs": ..., "min_steps": ..., "schedule": ...},
+        "strategy": {parameter: value}}``. Missing train keys come from the modality's common defaults."""
+        return {}
+
     def check_groups(self, groups: list[str]) -> None:
         """Raise a `ZooError` if the strategy's parameters do not fit these layer groups."""
 

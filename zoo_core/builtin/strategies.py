@@ -76,6 +76,14 @@ class Finetune(Strategy):
         None, description="the head reads the pooled, concatenated outputs of these layer groups; groups above "
                           "the highest of them stay frozen")
 
+    @classmethod
+    def recommended(cls, modality):
+        if modality == "image":
+            # BatchNorm keeps the base's statistics: batches of a few dozen images estimate them poorly; and the
+            # backbone learns at half the head's rate, less toward the input (bench/fewshot.py, README)
+            return {"strategy": {"freeze_norm_stats": True, "backbone_lr_scale": 0.5, "layer_decay": 0.8}}
+        return {}
+
     def check_groups(self, groups):
         for name in self.feature_groups or ():
             if name == groups[-1]:
