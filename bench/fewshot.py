@@ -21,7 +21,8 @@ Prints macro-F1 mean ± std (over seeds) per cell as each finishes, then the tab
 modality (zoo_core.defaults.RECOMMENDED) beats the best plain baseline by >= 3 points macro-F1 at k = 32 on every
 target. --quick: PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, a few methods (< 3 min).
 Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --only m1,m2 --source PATH (an MNIST source
-checkpoint to reuse) --log FILE (one JSON line per finished run) --json.
+checkpoint to reuse) --log FILE (one JSON line per finished run) --report LOG[,LOG] (the table of
+logged runs) --json.
 """
 
 from __future__ import annotations
@@ -140,6 +141,15 @@ def option(name: str, default: str) -> str:
 def main() -> None:
     from zoo_core.defaults import RECOMMENDED
 
+    if "--report" in sys.argv:  # the table and checks of finished runs, from --log files
+        cells: dict[tuple, list[float]] = {}
+        for path in option("--report", "").split(","):
+            for line in Path(path).read_text().splitlines():
+                row = json.loads(line)
+                cells.setdefault((row["target"], row["base"], row["k"], row["method"]), []).append(row["macro_f1"])
+        modality = {"sst2": "text", "cedr": "text", "pneumonia": "image", "cifar10": "image"}
+        report(cells, {t: {"modality": m, "reported_only": t == "cedr"} for t, m in modality.items()}, RECOMMENDED)
+        return
     require_shared_data()
     quick = "--quick" in sys.argv
     set_threads()
@@ -167,7 +177,9 @@ def main() -> None:
                     methods = (["linear-probe", RECOMMENDED[target["modality"]], "scratch", "plain-probe"]
                                if quick else [*STRATEGIES, "plain-probe"])
                     methods += ["tfidf"] if target["modality"] == "text" else []
-                    for method in dict.fromkeys(m for m in methods if only is None or m in only):
+                    # --only also orders the methods (cheap and decisive ones first in a long run)
+                    chosen_methods = methods if only is None else [m for m in only if m in methods]
+                    for method in dict.fromkeys(chosen_methods):
                         scores, start = [], time.perf_counter()
                         for seed in range(seeds):
                             if method in ("plain-probe", "tfidf"):
