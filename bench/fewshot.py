@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from _common import MNIST, PNEUMONIA, SHARED, emit, require_shared_data, run, set_threads
@@ -118,6 +119,7 @@ def plain(method: str, target: dict, base: str, source: Path | None, k: int, see
     from zoo_core.recipe import recipe_from_dict
     from zoo_core.train import Engine
 
+    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")  # its coming API changes
     engine = Engine(recipe_from_dict(zoo_recipe(target, base, source, "linear-probe", k, seed, test_cap)),
                     progress=False)
     train, test = engine.data.train, engine.data.test

@@ -32,8 +32,8 @@ def source(tmp_path, tiny_recipe):
     """tinynet trained on the digits sample: a base whose BatchNorm statistics mean something."""
     digits = Path(tiny_recipe.pneumonia).with_name("mnist_sample.npz")
     recipe = tiny_recipe(tmp_path / "source", "scratch", data={"args": {"path": str(digits)},
-                                                    "labels_per_class": None, "limit": {"train": 400}},
-                           train={"epochs": 1, "batch_size": 32, "lr": 0.01, "seed": 0})
+                                                    "labels_per_class": None, "limit": {"train": 1000}},
+                           train={"epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0})
     recipe["data"]["test"] = None
     return tiny_recipe.run(recipe).checkpoint
 
@@ -92,3 +92,17 @@ def test_explicit_epochs_are_kept_and_an_unknown_version_is_refused(tmp_path, ti
     assert (kept.epochs, kept.min_steps) == (3, 0)
     with pytest.raises(ZooError, match="defaults: version 9 is unknown"):
         engine_for({**bare(tiny_recipe, tmp_path), "defaults": 9})
+
+
+def test_target_norm_statistics_are_the_training_splits_own(tmp_path, tiny_recipe):
+    import torch
+
+    engine = engine_for(bare(tiny_recipe, tmp_path, strategy={"name": "finetune", "target_norm_stats": True}))
+    assert engine.strategy.recomputes_norm_statistics()
+    engine._target_norm_statistics()
+    conv, norm = engine.model.backbone[0][0], engine.model.backbone[0][1]
+    with torch.no_grad():
+        out = conv(engine.encode(engine.data.train, np.arange(len(engine.data.train))))
+    assert torch.allclose(norm.running_mean, out.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(norm.running_var, out.var((0, 2, 3)), rtol=1e-3)
+    assert norm.momentum == 0.1  # the module's own momentum is given back

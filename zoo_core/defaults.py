@@ -14,6 +14,11 @@ A recipe that does not say which version it wants gets the current one. A recipe
 field existed is read as version 1 by `zoo reproduce` (zoo_core.reproduce): it trains exactly as it did. From
 version 2 on, the engine writes `defaults: N` into every recipe.yaml.
 
+A version's values never change once released: a recipe.yaml records `defaults: N` and every value resolved, but a
+strategy parameter added later is absent from it and takes that version's recommendation, so a new recommended
+value (or a new parameter recommended on) needs a new version, and `Strategy.recommended` must then keep giving
+the old version's values to recipes that ask for it.
+
 `train.min_steps` lengthens the default epoch count only: a recipe that sets `train.epochs` itself gets those
 epochs (its `min_steps` is 0 unless it sets that too).
 """

@@ -81,6 +81,12 @@ class Strategy(BaseModel):
         (their affine parameters still train). Frozen groups' norm layers are in eval mode regardless."""
         return False
 
+    def recomputes_norm_statistics(self) -> bool:
+        """True to re-estimate BatchNorm's statistics on the whole training split once, before training (AdaBN,
+        Li et al. 2016): the target's statistics, not the base's and not noisy per-batch ones. Together with
+        `freezes_norm_statistics` they are then kept for the whole run."""
+        return False
+
     def prepare(self, model: TransferModel) -> None:
         """Change the model in place before training: called once, after the base weights are loaded and
         before the optimizer's parameter groups are built (LoRA injects its adapters here)."""

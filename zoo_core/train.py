@@ -302,6 +302,8 @@ class Engine:
             settings = self.strategy.head_fit()
             if settings is not None:
                 return self._fit_head(feats, settings, start)
+        if self.strategy.recomputes_norm_statistics():
+            self._target_norm_statistics()
         per_group = self._group_parameters()
         optimizer = self._optimizer(per_group)
         steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
@@ -355,6 +357,25 @@ class Engine:
         extra = {"selection": self.selection(), **self._finish(feats)}
         return RunResult(self.model, data.classes, extra.pop("metrics"), history, best_epoch,
                          time.perf_counter() - start, samples / max(1e-9, train_seconds), extra=extra)
+
+    @torch.no_grad()
+    def _target_norm_statistics(self, batch_size: int = 256) -> None:
+        """AdaBN: BatchNorm's running statistics re-estimated on the whole training split (every rank reads all of
+        it, so they agree), as a plain average over batches of up to 256: one batch for a few-label split."""
+        norms = [m for m in self.model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        self.model.eval()
+        for module in norms:
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average
+            module.train()
+        with self.autocast():
+            for idx in batches(len(self.data.train), batch_size, shuffle=False):
+                self.model.features(self.encode(self.data.train, idx))
+        for module, momentum in zip(norms, momenta, strict=True):
+            module.momentum = momentum
 
     def _step(self, idx: np.ndarray, train_feats: torch.Tensor | None, labels_all: torch.Tensor,
               loss_weights: torch.Tensor | None, replicas: distributed.Replicas, scaler, optimizer) -> float:

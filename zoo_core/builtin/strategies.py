@@ -76,6 +76,9 @@ class Finetune(Strategy):
     freeze_norm_stats: bool = Field(
         False, description="keep BatchNorm running statistics from the base (helps with small batches; image "
                            "bases: true)")
+    target_norm_stats: bool = Field(
+        False, description="before training, re-estimate BatchNorm statistics on the whole training split (AdaBN); "
+                           "with freeze_norm_stats they are then kept")
     feature_groups: list[str] | None = Field(
         None, description="the head reads the pooled, concatenated outputs of these layer groups; groups above "
                           "the highest of them stay frozen")
@@ -83,10 +86,14 @@ class Finetune(Strategy):
     @classmethod
     def recommended(cls, modality):
         if modality == "image":
-            # BatchNorm keeps the base's statistics: batches of a few dozen images estimate them poorly; and the
-            # backbone learns at half the head's rate, less toward the input (bench/fewshot.py, README)
+            # BatchNorm keeps the base's statistics: batches of a few dozen images estimate them poorly (the
+            # target's own, estimated once on all its training images, measured no better: README "Defaults");
+            # the backbone learns at half the head's rate, less toward the input
             return {"strategy": {"freeze_norm_stats": True, "backbone_lr_scale": 0.5, "layer_decay": 0.8}}
         return {}
+
+    def recomputes_norm_statistics(self) -> bool:
+        return self.target_norm_stats
 
     def check_groups(self, groups):
         for name in self.feature_groups or ():
