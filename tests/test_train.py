@@ -150,7 +150,7 @@ def test_finetune_can_keep_the_base_norm_statistics(tmp_path, tiny_recipe):
     moved = changed(before, kept.model)
     assert "0.0.weight" in moved and "0.1.weight" in moved  # convolutions and BatchNorm affine still train
     assert not any(k.endswith(("running_mean", "running_var")) for k in moved)
-    default = tiny_recipe.train(tmp_path / "d", "finetune", base=base)
+    default = tiny_recipe.train(tmp_path / "d", {"name": "finetune", "freeze_norm_stats": False}, base=base)
     assert any(k.endswith("running_mean") for k in changed(before, default.model))
 
 

@@ -58,12 +58,16 @@ class EarlyStopping(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(5, ge=1)
+    # None: the strategy's default for the backbone's modality (zoo_core.defaults); recipe.yaml records the value
+    epochs: int | None = Field(None, ge=1, description="default: the strategy's (see min_steps)")
+    min_steps: int | None = Field(
+        None, ge=0, description="at least this many optimizer steps: the default epoch count grows until it is "
+                                "reached (default: the strategy's when epochs is not set, else 0)")
     batch_size: int = Field(32, ge=1)
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
+    lr: float | None = Field(None, gt=0, description="the head's learning rate (default: the strategy's)")
     weight_decay: float = Field(0.01, ge=0)
-    schedule: Literal["cosine", "constant"] = "cosine"
+    schedule: Literal["cosine", "constant"] | None = Field(None, description="default: the strategy's")
     warmup_epochs: float | None = Field(None, ge=0, description="default: the strategy's, else 0")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
@@ -102,6 +106,10 @@ class CardConfig(_Section):
 
 
 class Recipe(_Section):
+    defaults: int | None = Field(
+        None, ge=1, description="version of the per-strategy defaults (zoo_core.defaults): absent means the current "
+                                "one; recipe.yaml records the version used, and one written before versions "
+                                "existed is reproduced as version 1")
     base: str = Field(description="weight reference: torchvision:..., hf:..., file:PATH, or scratch")
     backbone: str | None = Field(None, description="inferred from the base; required with base: scratch")
     backbone_options: dict[str, Any] = Field(

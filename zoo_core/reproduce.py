@@ -97,6 +97,7 @@ def reproduce(ref: str, registry: Registry | str | None = None, data_dirs: list[
     recorded_folder = registry.pull(exact)
     recipe = yaml.safe_load((recorded_folder / "recipe.yaml").read_text())
     resolved = recipe.pop("resolved", {}) or {}
+    recipe.setdefault("defaults", 1)  # written before defaults had versions: train as it did (zoo_core.defaults)
     notes: list[str] = []
     recipe["base"] = _base(exact, info.parents, resolved, registry, base, notes)
     defaults = resolved.get("defaults") or {}

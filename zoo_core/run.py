@@ -39,6 +39,7 @@ def resolved_recipe(recipe: Recipe, engine: Engine, result: RunResult) -> dict[s
     data["resolved"] = {
         "base": engine.weights.origin if engine.weights else "scratch",
         "classes": result.classes,
+        "defaults_used": engine.defaults_used,  # which of the values above came from defaults (zoo_core.defaults)
         "data": engine.data.provenance,
         "best_epoch": result.best_epoch,
         "history": result.history,
@@ -60,6 +61,7 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool
         if not world.main:
             progress, log = False, (lambda message: None)
         engine = Engine(recipe, progress=progress, log=log)
+        recipe = engine.recipe  # every default resolved: what recipe.yaml and the card record
         output = Path(recipe.output).expanduser() if recipe.output else None
         if world.main and output is not None and output.exists() and not overwrite:
             from zoo_core.errors import ZooError

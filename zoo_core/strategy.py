@@ -45,6 +45,13 @@ class Strategy(BaseModel):
     def description(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0]
 
+    @classmethod
+    def recommended(cls, modality: str) -> dict[str, dict[str, Any]]:
+        """The current defaults for a backbone of this modality (``image`` or ``text``), used where a recipe sets
+        nothing (zoo_core.defaults): ``{"train": {"lr": ..., "epochs": ..., "min_steps": ..., "schedule": ...},
+        "strategy": {parameter: value}}``. Missing train keys come from the modality's common defaults."""
+        return {}
+
     def check_groups(self, groups: list[str]) -> None:
         """Raise a `ZooError` if the strategy's parameters do not fit these layer groups."""
 
@@ -72,6 +79,12 @@ class Strategy(BaseModel):
     def freezes_norm_statistics(self) -> bool:
         """True to keep the base's normalisation statistics: norm layers run in eval mode while training
         (their affine parameters still train). Frozen groups' norm layers are in eval mode regardless."""
+        return False
+
+    def recomputes_norm_statistics(self) -> bool:
+        """True to re-estimate BatchNorm's statistics on the whole training split once, before training (AdaBN,
+        Li et al. 2016): the target's statistics, not the base's and not noisy per-batch ones. Together with
+        `freezes_norm_statistics` they are then kept for the whole run."""
         return False
 
     def prepare(self, model: TransferModel) -> None:

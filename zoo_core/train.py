@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from torch import nn
 from tqdm.auto import tqdm
 
-from zoo_core import distributed
+from zoo_core import defaults, distributed
 from zoo_core.backbone import ImagePreprocessing, Preprocessing, TransferModel
 from zoo_core.data import Split
 from zoo_core.determinism import pin as pin_determinism
@@ -76,13 +76,27 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def build_strategy(recipe: Recipe) -> Strategy:
+def build_strategy(recipe: Recipe, modality: str | None = None) -> Strategy:
+    """The recipe's strategy; with `modality`, its unset parameters take the recommended defaults of the
+    recipe's defaults version (zoo_core.defaults)."""
     cls = get_strategy(recipe.strategy.name)
+    params = recipe.strategy.params if modality is None else \
+        defaults.strategy_parameters(cls, recipe.strategy.params, modality, defaults.version_of(recipe))
     try:
-        return cls(**recipe.strategy.params)
+        return cls(**params)
     except ValidationError as exc:
         raise ZooError(format_validation_error(exc, f"(strategy '{cls.name}')").replace(": ", ": strategy.", 1)) \
             from None
+
+
+def resolve_defaults(recipe: Recipe, strategy: Strategy, modality: str, train_size: int) -> tuple[Recipe, dict]:
+    """The recipe with every default the run uses written in (train section, defaults version), and which
+    values came from defaults, with the strategy parameters taken from its recommended ones."""
+    version = defaults.version_of(recipe)
+    values, used = defaults.resolve_train(recipe, strategy, modality, train_size, version)
+    used.update({f"strategy.{k}": v for k, v in strategy.model_dump(mode="json").items()
+                 if k not in recipe.strategy.params and k in strategy.model_fields_set})
+    return recipe.model_copy(update={"train": recipe.train.model_copy(update=values), "defaults": version}), used
 
 
 def read_data(recipe: Recipe):
@@ -140,10 +154,11 @@ class Engine:
         # augmentation draws differ between ranks (their images do); one process keeps one generator
         self.augment_generator = self.generator if not self.world.active else \
             torch.Generator().manual_seed(cfg.seed + 7919 * self.world.rank)
-        self.strategy = build_strategy(recipe)
+        build_strategy(recipe)  # a bad strategy block is refused before any weights load
         base, self.spec = resolve_base(recipe)
         if recipe.backbone_options:
             self.spec = self.spec.for_options({**self.spec.options, **recipe.backbone_options})
+        self.strategy = build_strategy(recipe, self.spec.modality)
         # the scratch strategy keeps the base's architecture and tokenizer, not its weights
         self.weights = base if self.strategy.uses_pretrained else None
         dataset = read_data(recipe)
@@ -151,6 +166,8 @@ class Engine:
             raise DataError(f"reader '{recipe.data.reader}' gives {dataset.modality} data but backbone "
                             f"'{self.spec.name}' takes {self.spec.modality}")
         self.data: PreparedData = prepare(dataset, recipe.data, cfg.seed)
+        recipe, self.defaults_used = resolve_defaults(recipe, self.strategy, self.spec.modality, len(self.data.train))
+        self.recipe = recipe
         num_classes = len(self.data.classes)
         if recipe.head.num_classes is not None and recipe.head.num_classes != num_classes:
             raise DataError(f"head.num_classes is {recipe.head.num_classes} but the data has {num_classes} "
@@ -285,13 +302,13 @@ class Engine:
             settings = self.strategy.head_fit()
             if settings is not None:
                 return self._fit_head(feats, settings, start)
+        if self.strategy.recomputes_norm_statistics():
+            self._target_norm_statistics()
         per_group = self._group_parameters()
         optimizer = self._optimizer(per_group)
         steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
-        warmup_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else \
-            self.strategy.default_warmup_epochs()
-        warmup = min(total - 1, round(warmup_epochs * steps_per_epoch)) if total > 1 else 0
+        warmup = min(total - 1, round(cfg.warmup_epochs * steps_per_epoch)) if total > 1 else 0
         history, best, best_epoch, best_state, stale = [], None, 0, None, 0
         step, samples, train_seconds = 0, 0, 0.0
         labels_all = torch.from_numpy(data.train.labels)
@@ -340,6 +357,25 @@ class Engine:
         extra = {"selection": self.selection(), **self._finish(feats)}
         return RunResult(self.model, data.classes, extra.pop("metrics"), history, best_epoch,
                          time.perf_counter() - start, samples / max(1e-9, train_seconds), extra=extra)
+
+    @torch.no_grad()
+    def _target_norm_statistics(self, batch_size: int = 256) -> None:
+        """AdaBN: BatchNorm's running statistics re-estimated on the whole training split (every rank reads all of
+        it, so they agree), as a plain average over batches of up to 256: one batch for a few-label split."""
+        norms = [m for m in self.model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        self.model.eval()
+        for module in norms:
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average
+            module.train()
+        with self.autocast():
+            for idx in batches(len(self.data.train), batch_size, shuffle=False):
+                self.model.features(self.encode(self.data.train, idx))
+        for module, momentum in zip(norms, momenta, strict=True):
+            module.momentum = momentum
 
     def _step(self, idx: np.ndarray, train_feats: torch.Tensor | None, labels_all: torch.Tensor,
               loss_weights: torch.Tensor | None, replicas: distributed.Replicas, scaler, optimizer) -> float:

@@ -67,14 +67,33 @@ class Finetune(Strategy):
     """Everything trains at a low learning rate, with warm-up and optional layer-wise learning-rate decay."""
 
     name = "finetune"
-    backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="backbone learning rate relative to the head's")
-    layer_decay: float = Field(1.0, gt=0, le=1, description="each group toward the input gets lr x decay")
+    # field defaults are version 1's; `recommended` gives the current ones per modality (zoo_core.defaults)
+    backbone_lr_scale: float = Field(0.1, gt=0, le=1, description="backbone learning rate relative to the head's "
+                                                                   "(image bases: 0.5)")
+    layer_decay: float = Field(1.0, gt=0, le=1, description="each group toward the input gets lr x decay "
+                                                            "(image bases: 0.8)")
     warmup_epochs: float = Field(1.0, ge=0, description="linear learning-rate warm-up, in epochs")
     freeze_norm_stats: bool = Field(
-        False, description="keep BatchNorm running statistics from the base (helps with small batches)")
+        False, description="keep BatchNorm running statistics from the base (helps with small batches; image "
+                           "bases: true)")
+    target_norm_stats: bool = Field(
+        False, description="before training, re-estimate BatchNorm statistics on the whole training split (AdaBN); "
+                           "with freeze_norm_stats they are then kept")
     feature_groups: list[str] | None = Field(
         None, description="the head reads the pooled, concatenated outputs of these layer groups; groups above "
                           "the highest of them stay frozen")
+
+    @classmethod
+    def recommended(cls, modality):
+        if modality == "image":
+            # BatchNorm keeps the base's statistics: batches of a few dozen images estimate them poorly (the
+            # target's own, estimated once on all its training images, measured no better: README "Defaults");
+            # the backbone learns at half the head's rate, less toward the input
+            return {"strategy": {"freeze_norm_stats": True, "backbone_lr_scale": 0.5, "layer_decay": 0.8}}
+        return {}
+
+    def recomputes_norm_statistics(self) -> bool:
+        return self.target_norm_stats
 
     def check_groups(self, groups):
         for name in self.feature_groups or ():

@@ -1,0 +1,108 @@
+"""Per-strategy defaults (zoo_core.defaults): `strategy: {name: X}` alone trains enough steps to learn, recipe.yaml
+records every value a default supplied, and a recipe written before defaults had versions trains as it did."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from zoo_core import defaults
+from zoo_core.plugins import get_strategy
+from zoo_core.recipe import recipe_from_dict
+from zoo_core.train import Engine
+
+
+def bare(tiny_recipe, tmp_path, strategy="finetune", **sections) -> dict:
+    """The tiny recipe with nothing in its train section but the seed and batch size: defaults only."""
+    recipe = tiny_recipe(tmp_path, strategy, **sections)
+    recipe["train"] = {"seed": 0, "batch_size": 8, **sections.get("train", {})}
+    return recipe
+
+
+def engine_for(recipe: dict) -> Engine:
+    return Engine(recipe_from_dict(copy.deepcopy(recipe)), progress=False)
+
+
+@pytest.fixture
+def source(tmp_path, tiny_recipe):
+    """tinynet trained on the digits sample: a base whose BatchNorm statistics mean something."""
+    digits = Path(tiny_recipe.pneumonia).with_name("mnist_sample.npz")
+    recipe = tiny_recipe(tmp_path / "source", "scratch", data={"args": {"path": str(digits)},
+                                                    "labels_per_class": None, "limit": {"train": 1000}},
+                           train={"epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0})
+    recipe["data"]["test"] = None
+    return tiny_recipe.run(recipe).checkpoint
+
+
+def test_a_default_finetune_on_few_images_trains_enough_steps_and_predicts_both_classes(tmp_path, tiny_recipe,
+                                                                                        source):
+    recipe = bare(tiny_recipe, tmp_path, base=f"file:{source}", data={"limit": {"val": 8, "test": 60}})
+    result = tiny_recipe.run(recipe)
+    table = defaults.train_table(get_strategy("finetune"), "image")
+    steps = len(result.history) * int(np.ceil(16 / 8))  # 8 labels a class, batches of 8
+    assert steps >= table["min_steps"]  # 5 epochs of 2 steps were 10 steps: the collapse of issue 14
+    resolved = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
+    assert resolved["train"]["epochs"] == len(result.history)
+    # not one constant prediction: both classes are predicted and each is found more often than chance
+    f1 = resolved["resolved"]["test_per_class_f1"]
+    assert min(f1.values()) > 0.3, f1
+    assert result.metrics["balanced_accuracy"] > 0.6
+
+
+def test_the_resolved_recipe_holds_every_default_and_trains_the_same_way_again(tmp_path, tiny_recipe):
+    recipe = bare(tiny_recipe, tmp_path, train={"min_steps": 6})  # a short run; the rest from defaults
+    first = tiny_recipe.run(recipe)
+    written = yaml.safe_load((first.checkpoint / "recipe.yaml").read_text())
+    assert written["defaults"] == defaults.CURRENT
+    train = written["train"]
+    for field in ("epochs", "lr", "schedule", "min_steps", "warmup_epochs"):
+        assert train[field] is not None, field
+    used = written["resolved"]["defaults_used"]
+    assert {"train.lr", "train.schedule", "train.warmup_epochs", "strategy.freeze_norm_stats"} <= set(used)
+    assert "train.min_steps" not in used  # the recipe set it
+    assert written["strategy"]["freeze_norm_stats"] == used["strategy.freeze_norm_stats"]
+    # the written recipe, run as it is (no default left to resolve), gives the same weights
+    written.pop("resolved")
+    written["output"] = str(tmp_path / "again")
+    again = tiny_recipe.run(written)
+    assert (again.checkpoint / "model.safetensors").read_bytes() == \
+        (first.checkpoint / "model.safetensors").read_bytes()
+    assert yaml.safe_load((again.checkpoint / "recipe.yaml").read_text())["resolved"]["defaults_used"] == {}
+
+
+def test_a_recipe_without_a_version_written_before_versions_resolves_the_old_way(tmp_path, tiny_recipe):
+    old = engine_for({**bare(tiny_recipe, tmp_path), "defaults": 1}).recipe
+    assert (old.train.epochs, old.train.lr, old.train.schedule, old.train.min_steps) == (5, 1e-3, "cosine", 0)
+    assert old.train.warmup_epochs == 1.0  # finetune's own warm-up, as before
+    strategy = engine_for({**bare(tiny_recipe, tmp_path), "defaults": 1}).strategy
+    assert (strategy.backbone_lr_scale, strategy.freeze_norm_stats) == (0.1, False)
+    new = engine_for(bare(tiny_recipe, tmp_path))
+    assert new.recipe.defaults == defaults.CURRENT and new.recipe.train.min_steps > 0
+    assert new.recipe.train.epochs * 2 >= new.recipe.train.min_steps
+
+
+def test_explicit_epochs_are_kept_and_an_unknown_version_is_refused(tmp_path, tiny_recipe):
+    from zoo_core.errors import ZooError
+
+    kept = engine_for(bare(tiny_recipe, tmp_path, train={"epochs": 3})).recipe.train
+    assert (kept.epochs, kept.min_steps) == (3, 0)
+    with pytest.raises(ZooError, match="defaults: version 9 is unknown"):
+        engine_for({**bare(tiny_recipe, tmp_path), "defaults": 9})
+
+
+def test_target_norm_statistics_are_the_training_splits_own(tmp_path, tiny_recipe):
+    import torch
+
+    engine = engine_for(bare(tiny_recipe, tmp_path, strategy={"name": "finetune", "target_norm_stats": True}))
+    assert engine.strategy.recomputes_norm_statistics()
+    engine._target_norm_statistics()
+    conv, norm = engine.model.backbone[0][0], engine.model.backbone[0][1]
+    with torch.no_grad():
+        out = conv(engine.encode(engine.data.train, np.arange(len(engine.data.train))))
+    assert torch.allclose(norm.running_mean, out.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(norm.running_var, out.var((0, 2, 3)), rtol=1e-3)
+    assert norm.momentum == 0.1  # the module's own momentum is given back
