@@ -341,16 +341,21 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         """Remove blobs no version references (left by failed or interrupted pushes) and abandoned uploads, once
         they are older than `grace` seconds: a push in flight stores or touches its blobs before it publishes, and
-        publication re-checks them inside its transaction, so gc never takes a blob a publish will reference."""
+        publication re-checks them inside its transaction, so gc never takes a blob a publish will reference.
+        Uploads are leased before their blob becomes visible, and gc lists the blobs before it reads references and
+        leases, so every blob it lists has its lease (or its version) in what it reads afterwards."""
+        stored = list(self.blobs.all())
         with Session(self.engine) as session:
             referenced = set(session.exec(select(FileEntry.sha256).distinct()).all())
-        referenced |= self.leased_blobs()  # uploaded for a commit still to come (Git LFS): kept while the upload lasts
+        referenced |= self.leased_blobs()  # uploaded for a publish still to come: kept while the upload lasts
         removed = freed = 0
-        for digest in list(self.blobs.all()):
+        for digest in stored:
             if digest in referenced:
                 continue
             try:
                 if self.blobs.age(digest) <= grace:  # read right before deleting: a push may have touched it
+                    continue
+                if self.held(digest):  # leased or referenced since the snapshot (a push reusing these bytes)
                     continue
                 freed += self.blobs.delete(digest)
             except FileNotFoundError:
