@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
 from zoo_core.errors import (
@@ -273,18 +274,25 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         if not viewer.can_write(ref.namespace):
             raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to move aliases of "
                                  f"{ref.model_id}")
-        with Session(self.engine) as session:
-            model, _ = self._model(session, ref, viewer)
-            target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
-            if target.status in ("yanked", "draft"):
-                raise ZooError(f"alias '{alias}' cannot point at {ref.model_id}@{version}: it is {target.status}")
-            if alias != "latest" and not target.card_complete and self.card_policy != "off":
-                raise CardError(f"alias '{alias}' needs a complete model card, and {ref.model_id}@{version}'s card "
-                                f"lacks {', '.join(target.card_missing or [])}; publish a version with a complete "
-                                "card and point the alias at it")
-            self._move_alias(session, model, alias, target, viewer.name)
-            session.commit()
-            return self._info(session, ref.model_id, target)
+        for attempt in range(3):  # two requests creating the same alias at once race on its key: the loser retries
+            with Session(self.engine) as session:
+                model, _ = self._model(session, ref, viewer)
+                target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
+                if target.status in ("yanked", "draft"):
+                    raise ZooError(f"alias '{alias}' cannot point at {ref.model_id}@{version}: it is {target.status}")
+                if alias != "latest" and not target.card_complete and self.card_policy != "off":
+                    raise CardError(f"alias '{alias}' needs a complete model card, and {ref.model_id}@{version}'s "
+                                    f"card lacks {', '.join(target.card_missing or [])}; publish a version with a "
+                                    "complete card and point the alias at it")
+                self._move_alias(session, model, alias, target, viewer.name)
+                try:
+                    session.commit()
+                except DbIntegrityError:
+                    if attempt == 2:
+                        raise
+                    continue
+                return self._info(session, ref.model_id, target)
+        raise AssertionError("unreachable")
 
     def alias_history(self, model_ref: str, viewer: Viewer = ADMIN) -> list[dict[str, Any]]:
         ref = parse_ref(model_ref)
