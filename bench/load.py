@@ -124,7 +124,10 @@ class Load:
     async def run(self, duration: float, concurrency: int, mix: dict[str, int]) -> float:
         import httpx
 
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # idle connections dropped before uvicorn's keep-alive timeout (5 s, as httpx's default): else a POST can go
+        # out on one the server is closing (a ReadError, seen on a loaded machine), and POSTs are not retried
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency,
+                              keepalive_expiry=2.0)
         async with httpx.AsyncClient(base_url=self.url, limits=limits, timeout=60) as client:
             begin = time.perf_counter()
             stop = begin + duration
@@ -181,7 +184,7 @@ def main() -> None:
         os.environ["ZOO_DATABASE_URL"], drop = postgres_url()  # the seed and the server both read it
     try:
         token = seed(work / "registry", args.models)
-        with zoo_serve(work / "registry") as (server, url):
+        with zoo_serve(work / "registry", log=work / "server.log") as (server, url):
             load = Load(url, token, args.models)
             with Sampler(server.pid) as memory:
                 seconds = asyncio.run(load.run(duration, args.concurrency, MIX))
@@ -194,6 +197,8 @@ def main() -> None:
             paths = [f"/api/models/{NAMESPACE}/model-{i}/versions/production" for i in range(args.models)]
             wrk_row = wrk(ensure_wrk(), url, paths, short, args.concurrency, work)
             rss_after = rss_mib(server.pid)
+        if result["total"]["errors"]:  # what the server said about them
+            print((work / "server.log").read_text()[-6000:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if drop:
