@@ -7,6 +7,7 @@ themselves live in bench/_faults.py. SQLite always, PostgreSQL when ZOO_TEST_POS
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,26 @@ def test_many_clients_creating_the_same_alias_at_once_all_succeed(tmp_path, data
             t.join()
     registry.service.engine.dispose()
     assert errors == []
+
+
+def test_gc_leaves_an_upload_in_flight_alone_however_long_it_stalled(tmp_path):
+    """A writer locks its temporary file: gc's clear_tmp takes what killed uploads left (no lock) and never one in
+    flight, even with no grace period and the file's last write two hours ago."""
+    import os
+    import time
+
+    from zoo_core.registry.service import RegistryService
+
+    service = RegistryService(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "blobs")
+    left = tmp_path / "blobs" / "tmp" / "left-by-a-killed-push"
+    left.write_bytes(b"half a file")
+    with service.blobs.writer("w.bin") as writer:
+        writer.write(b"first half ")
+        for path in (left, Path(writer.tmp)):
+            os.utime(path, (time.time() - 7200,) * 2)
+        service.gc(grace=0)
+        assert not left.exists() and Path(writer.tmp).exists()
+        writer.write(b"second half")
+        digest, _ = writer.commit()
+    assert service.blobs.exists(digest)
+    service.engine.dispose()

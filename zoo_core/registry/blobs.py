@@ -9,7 +9,6 @@ only then become the blob (a rename, or an upload), so a blob that exists is alw
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -18,6 +17,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows: a file open for writing cannot be deleted there anyway
+    fcntl = None
 
 from zoo_core.errors import IntegrityError, UploadTooLargeError
 from zoo_core.settings import get_settings
@@ -122,10 +126,11 @@ class LocalBlobStore:
                     shutil.rmtree(tmp)
                 else:
                     with tmp.open("rb") as handle:
-                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: still being written
+                        if fcntl is not None:  # BlockingIOError: still being written
+                            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                         tmp.unlink()
                 removed += 1
-            except (FileNotFoundError, BlockingIOError):  # finished meanwhile, or in flight
+            except (FileNotFoundError, BlockingIOError, PermissionError):  # finished meanwhile, or in flight
                 pass
         return removed
 
@@ -214,7 +219,8 @@ class BlobWriter:
         self.expected_size, self.expected_sha256 = size, sha256
         self.digest, self.size = hashlib.sha256(), 0
         fd, self.tmp = tempfile.mkstemp(dir=store.root / "tmp")
-        fcntl.flock(fd, fcntl.LOCK_EX)  # in flight until closed: gc's clear_tmp leaves it alone (a fresh file: no wait)
+        if fcntl is not None:  # in flight until closed: gc's clear_tmp leaves it alone (a fresh file: no wait)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         self.handle = os.fdopen(fd, "wb")
 
     def write(self, chunk: bytes) -> None:
