@@ -9,8 +9,8 @@ moments and seeds, summed into one table per database.
 
 Columns: trials; pushes acknowledged; lost (acknowledged but missing or changed); versions listed; partial (a file
 missing or not matching its sha256 when pulled); failed pushes (for kills: refused during the outage and retried;
-for gc loops: must be 0); orphan MiB at the kill (server kills), after `zoo gc --grace 0`, and after the upload
-leases run out (simulated: leases moved into the past), which must be 0.
+for gc loops: must be 0); orphan MiB (unreferenced blobs and temporary files) once the pushers are done, after
+`zoo gc --grace 0`, and after the upload leases run out (simulated: leases moved into the past), which must be 0.
 
 Options: --trials N (default 5; --quick 1), --pg (PostgreSQL too: ZOO_TEST_POSTGRES_URL, or
 scripts/pg-test-server.sh is started), --json.
@@ -39,7 +39,7 @@ SCENARIOS = {
     "gc loop, http": lambda work, db, seed, rng: _faults.gc_loop_trial(work, db, http=True, grace=0, seed=seed),
     "gc loop, embedded": lambda work, db, seed, rng: _faults.gc_loop_trial(work, db, http=False, grace=0, seed=seed),
 }
-SUMMED = ("acknowledged", "lost", "versions", "partial", "failed_pushes", "orphans_at_kill", "orphans_after_gc",
+SUMMED = ("acknowledged", "lost", "versions", "partial", "failed_pushes", "orphan_bytes", "orphans_after_gc",
           "orphans_after_lease", "gc_runs", "gc_removed")
 
 
@@ -87,11 +87,11 @@ def run(trials: int, databases: dict[str, str | None]) -> list[dict]:
 
 
 HEADER = (f"{'database':<10} {'scenario':<18} {'trials':>6} {'acked':>6} {'lost':>5} {'versions':>8} {'partial':>7} "
-          f"{'failed':>6} {'MiB@kill':>8} {'MiB gc':>7} {'MiB lease':>9} {'gc runs':>7} {'gc rm':>6}")
+          f"{'failed':>6} {'MiB orph':>8} {'MiB gc':>7} {'MiB lease':>9} {'gc runs':>7} {'gc rm':>6}")
 
 
 def print_row(row: dict) -> None:
-    mib = [row[k] / 2**20 for k in ("orphans_at_kill", "orphans_after_gc", "orphans_after_lease")]
+    mib = [row[k] / 2**20 for k in ("orphan_bytes", "orphans_after_gc", "orphans_after_lease")]
     print(f"{row['database']:<10} {row['scenario']:<18} {row['trials']:>6} {row['acknowledged']:>6} {row['lost']:>5} "
           f"{row['versions']:>8} {row['partial']:>7} {row['failed_pushes']:>6} {mib[0]:>8.1f} {mib[1]:>7.1f} "
           f"{mib[2]:>9.1f} {row['gc_runs']:>7} {row['gc_removed']:>6}", flush=True)
