@@ -115,6 +115,8 @@ def stop(process: subprocess.Popen) -> None:
 
 def start_pusher(registry: str, model: str, count: int, size: int, seed: int, until: float,
                  env: dict[str, str], retry: bool = True) -> subprocess.Popen:
+    # its checkpoints beside the trial's registry: a pusher killed with SIGKILL cannot remove them itself
+    env = {**env, "TMPDIR": str(Path(registry).parent)} if "://" not in registry else env
     return subprocess.Popen([sys.executable, str(HERE), registry, model, str(count), str(size), str(seed),
                              "--until", str(until), *([] if retry else ["--no-retry"])], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
