@@ -44,6 +44,9 @@ bench: $(BIN)/.installed
 	cd bench && ../$(BIN)/python lfs.py
 	cd bench && ../$(BIN)/python catalog.py
 	cd bench && ../$(BIN)/python registry.py
+	cd bench && ../$(BIN)/python load.py
+	cd bench && ../$(BIN)/python faults.py
+	cd bench && ../$(BIN)/python slowloris.py
 	cd bench && ../$(BIN)/python transfer.py
 	cd bench && ../$(BIN)/python distributed.py
 

@@ -30,17 +30,18 @@ def set_threads() -> None:
 
 
 @contextlib.contextmanager
-def zoo_serve(registry: str | Path):
+def zoo_serve(registry: str | Path, log: Path | None = None):
     """`zoo serve` (real uvicorn) over `registry` on a free loopback port, answering; yields
-    (process, url) and stops the server on the way out."""
+    (process, url) and stops the server on the way out. `log`: a file for the server's output."""
     import httpx
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     zoo = Path(sys.executable).parent / "zoo"
+    out = log.open("w") if log else subprocess.DEVNULL
     server = subprocess.Popen([str(zoo), "serve", "--registry", str(registry), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

@@ -112,8 +112,8 @@ async def upload(sha256: str, request: Request, path: str = Query(..., descripti
                              request.app.state.max_upload) as blob:
         async for chunk in request.stream():
             blob.write(chunk)
-        digest, size = blob.commit()
-    service.record_upload(owner_of(who), digest)  # the writer has shown it holds these bytes: it may publish them
+        # the writer has shown it holds these bytes: it may publish them (leased before the blob is visible to gc)
+        digest, size = blob.commit(lease=lambda sha256: service.record_upload(owner_of(who), sha256))
     return {"sha256": digest, "size": size}
 
 

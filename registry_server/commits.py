@@ -118,10 +118,9 @@ class _Body:
                 raise ZooError("a `file` operation whose content comes first is base64 with a string `path`")
             check_path(path)
             existed = self.service.blobs.exists(blob.digest.hexdigest())
-            digest, size = blob.commit()
+            digest, size = blob.commit(lease=lambda sha256: self.service.record_upload(owner_of(self.who), sha256))
         if not existed:
             self.created.add(digest)
-        self.service.record_upload(owner_of(self.who), digest)
         return {"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": digest, "size": size}}
 
 

@@ -131,8 +131,7 @@ async def upload(sha256: str, request: Request, size: int = Query(..., ge=0), ow
     with service.open_upload("the uploaded object", sha256, size, request.app.state.max_upload) as blob:
         async for chunk in request.stream():
             blob.write(chunk)
-        digest, _ = blob.commit()
-    service.record_upload(owner, digest)
+        blob.commit(lease=lambda digest: service.record_upload(owner, digest))
     return Response(status_code=200)
 
 

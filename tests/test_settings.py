@@ -14,7 +14,8 @@ from zoo_core.remote import HttpRegistry
 from zoo_core.settings import describe_settings, get_settings
 
 VARIABLES = ["ZOO_REGISTRY", "ZOO_TOKEN", "ZOO_DATABASE_URL", "ZOO_BLOB_URL", "ZOO_S3_ENDPOINT_URL", "ZOO_CACHE",
-             "ZOO_MAX_UPLOAD", "ZOO_LFS_THRESHOLD", "ZOO_MAX_BODY", "ZOO_BODY_TIMEOUT", "ZOO_LFS_SECRET",
+             "ZOO_MAX_UPLOAD", "ZOO_LFS_THRESHOLD", "ZOO_MAX_BODY", "ZOO_HEADER_TIMEOUT", "ZOO_BODY_TIMEOUT",
+             "ZOO_LFS_SECRET",
              "ZOO_LOAD_PLUGINS", "ZOO_CARD_POLICY",
              "ZOO_TRACE_PLUGINS"]
 

@@ -54,7 +54,9 @@ class HttpRegistry(Registry):
         settings = get_settings()
         self.url = url.rstrip("/")
         self.token = token or (settings.token.get_secret_value() if settings.token else None)
-        self.http = httpx.Client(base_url=self.url, timeout=timeout,
+        # an idle connection is dropped well before uvicorn's keep-alive timeout (5 s, httpx's default too), so a POST
+        # (never sent twice, see RETRIED) rarely goes out on one the server is closing
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0),
                                  headers={"Authorization": f"Bearer {self.token}"} if self.token else {})
         self.root = Path(settings.cache).expanduser()
 

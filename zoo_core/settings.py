@@ -41,6 +41,8 @@ class Settings(BaseSettings):
                                "smaller ones ride inside the commit, streamed.")
     max_body: int = Field(16 * 1024**2, gt=0, description="Largest request body (bytes) the server reads whole "
                           "(JSON: versions, aliases, Hub calls); uploads stream and are bounded by max_upload.")
+    header_timeout: float = Field(10.0, ge=0, description="Seconds a client has to send a request's headers, from "
+                                  "connecting or from its previous response (0: no limit); then 408 and closed.")
     body_timeout: float = Field(30.0, gt=0, description="Seconds a request body may stall (no bytes arriving) "
                                 "before the server gives up on it (408).")
     lfs_secret: SecretStr | None = Field(None, description="Key that signs the server's Git LFS upload URLs; set the "

@@ -14,14 +14,20 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows: a file open for writing cannot be deleted there anyway
+    fcntl = None
 
 from zoo_core.errors import IntegrityError, UploadTooLargeError
 from zoo_core.settings import get_settings
 
 CHUNK = 1024 * 1024
+TMP_MIN_AGE = 2.0  # seconds; see clear_tmp
 __all__ = ["IntegrityError", "LocalBlobStore", "S3BlobStore", "open_blob_store"]  # IntegrityError: its old home
 
 
@@ -43,12 +49,14 @@ class LocalBlobStore:
         return BlobWriter(self, name, limit, size, sha256)
 
     def put(self, stream: BinaryIO | Iterable[bytes], size: int | None = None, sha256: str | None = None,
-            limit: int | None = None, name: str = "file") -> tuple[str, int]:
-        """Store a stream; verify it against `size`/`sha256` when given. Returns (sha256, size)."""
+            limit: int | None = None, name: str = "file", lease: Callable[[str], None] | None = None
+            ) -> tuple[str, int]:
+        """Store a stream; verify it against `size`/`sha256` when given. Returns (sha256, size). `lease(sha256)`
+        runs once the bytes are verified, before the blob is visible (see `BlobWriter.commit`)."""
         with self.writer(name, limit) as writer:
             for chunk in _chunks(stream):
                 writer.write(chunk)
-            return writer.commit(size, sha256)
+            return writer.commit(size, sha256, lease=lease)
 
     def size(self, sha256: str) -> int:
         return self.path(sha256).stat().st_size
@@ -57,11 +65,12 @@ class LocalBlobStore:
         """Make a verified temporary file the blob `sha256` (an existing one is touched: it is in use again)."""
         target = self.path(sha256)
         if target.exists():
-            os.unlink(tmp)
             self.touch(sha256)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
+            if target.exists():  # not collected between the two looks (a gc that read its age before the touch)
+                os.unlink(tmp)
+                return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
@@ -103,14 +112,25 @@ class LocalBlobStore:
         return time.time() - self.path(sha256).stat().st_mtime
 
     def clear_tmp(self, older_than: float = 0.0) -> int:
-        """Remove uploads in flight that stopped more than `older_than` seconds ago (killed or abandoned)."""
+        """Remove uploads that stopped more than `older_than` seconds ago (killed or abandoned). A live writer holds
+        a lock on its file (released by the kernel when its process dies), so one in flight is never taken, however
+        slow its client or short `older_than`. A file is locked a moment after it is created, so none younger than
+        `TMP_MIN_AGE` is taken."""
+        older_than = max(older_than, TMP_MIN_AGE)
         removed = 0
         for tmp in (self.root / "tmp").iterdir():
             try:
-                if time.time() - tmp.stat().st_mtime > older_than:
-                    shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-                    removed += 1
-            except FileNotFoundError:  # finished meanwhile
+                if time.time() - tmp.stat().st_mtime <= older_than:
+                    continue
+                if tmp.is_dir():
+                    shutil.rmtree(tmp)
+                else:
+                    with tmp.open("rb") as handle:
+                        if fcntl is not None:  # BlockingIOError: still being written
+                            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        tmp.unlink()
+                removed += 1
+            except (FileNotFoundError, BlockingIOError, PermissionError):  # finished meanwhile, or in flight
                 pass
         return removed
 
@@ -199,6 +219,8 @@ class BlobWriter:
         self.expected_size, self.expected_sha256 = size, sha256
         self.digest, self.size = hashlib.sha256(), 0
         fd, self.tmp = tempfile.mkstemp(dir=store.root / "tmp")
+        if fcntl is not None:  # in flight until closed: gc's clear_tmp leaves it alone (a fresh file: no wait)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         self.handle = os.fdopen(fd, "wb")
 
     def write(self, chunk: bytes) -> None:
@@ -208,16 +230,22 @@ class BlobWriter:
         self.digest.update(chunk)
         self.handle.write(chunk)
 
-    def commit(self, size: int | None = None, sha256: str | None = None) -> tuple[str, int]:
+    def commit(self, size: int | None = None, sha256: str | None = None,
+               lease: Callable[[str], None] | None = None) -> tuple[str, int]:
+        """Verify and store the bytes. `lease(sha256)` runs between the two: an upload lease recorded there exists
+        before the blob is visible, so a gc that lists the blob sees its lease too (gc lists blobs first)."""
         size = self.expected_size if size is None else size
         sha256 = self.expected_sha256 if sha256 is None else sha256
-        self.handle.close()
+        self.handle.flush()  # kept open, and so locked, until the blob is stored
         actual = self.digest.hexdigest()
         if size is not None and self.size != size:
             raise IntegrityError(f"{self.name}: expected {size} bytes, received {self.size} (truncated or corrupt)")
         if sha256 is not None and actual != sha256.lower():
             raise IntegrityError(f"{self.name}: sha256 mismatch (declared {sha256}, received {actual})")
+        if lease is not None:
+            lease(actual)
         self.store._store(self.tmp, actual)
+        self.handle.close()
         return actual, self.size
 
     def __enter__(self) -> BlobWriter:

@@ -7,6 +7,7 @@ import base64
 import json
 import math
 import re
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,7 +44,7 @@ from zoo_core.registry.types import (
     empty_commit,
     manifest_commit,
 )
-from zoo_core.registry.uploads import owner_of
+from zoo_core.registry.uploads import lease_for, owner_of
 
 # `import`: a model registered from outside (zoo import), its parent being the source it was imported from.
 RELATIONS = ("finetune", "adapter", "feature-extraction", "quantized", "merge", "import")
@@ -53,13 +54,16 @@ class PublishingMixin:
     """The write side of `RegistryService` (which provides `engine`, `blobs`, `resolve` and the row helpers)."""
 
     def store_file(self, stream: BinaryIO | Iterable[bytes], path: str, size: int | None = None,
-                   sha256: str | None = None, limit: int | None = None, viewer: Viewer = ADMIN) -> FileSpec:
+                   sha256: str | None = None, limit: int | None = None, viewer: Viewer = ADMIN,
+                   owner: str | None = None) -> FileSpec:
         """Store one file's bytes (verified against size/sha256 when given) ahead of `publish`, as uploaded by
-        `viewer` (which may then publish them; see uploads.py)."""
+        `viewer` (which may then publish them; see uploads.py). The upload is leased before the blob becomes visible,
+        so no gc takes it before the publish that follows. The administrator needs no lease to publish: it leases
+        (for `GC_GRACE`) only under an `owner` name its push gives, and releases afterwards."""
         check_path(path)
-        digest, written = self.blobs.put(stream, size=size, sha256=sha256, limit=limit, name=path)
-        if not viewer.admin:
-            self.record_upload(owner_of(viewer), digest)
+        owner = owner or (None if viewer.admin else owner_of(viewer))
+        lease = None if owner is None else lambda digest: self.record_upload(owner, digest, lease_for(viewer))
+        digest, written = self.blobs.put(stream, size=size, sha256=sha256, limit=limit, name=path, lease=lease)
         return FileSpec(path, digest, written)
 
     def has_blob(self, sha256: str, viewer: Viewer = ADMIN) -> bool:
@@ -89,12 +93,19 @@ class PublishingMixin:
         if not files:
             raise ZooError(f"'{folder}' holds no files")
         specs = []
-        for path in files:
-            with path.open("rb") as handle:
-                specs.append(self.store_file(handle, path.relative_to(folder).as_posix(), size=path.stat().st_size,
-                                             viewer=viewer))
-        return self.publish(model_ref, specs, viewer=viewer, status=status, parent=parent, relation=relation,
-                            visibility=visibility, description=description, tags=tags)
+        # the administrator's uploads need no permission, only protection from gc until published: leased under
+        # this push's own name, released when it is done (a killed push's lease runs out after GC_GRACE)
+        owner = f"(push {uuid.uuid4().hex})" if viewer.admin else None
+        try:
+            for path in files:
+                with path.open("rb") as handle:
+                    specs.append(self.store_file(handle, path.relative_to(folder).as_posix(),
+                                                 size=path.stat().st_size, viewer=viewer, owner=owner))
+            return self.publish(model_ref, specs, viewer=viewer, status=status, parent=parent, relation=relation,
+                                visibility=visibility, description=description, tags=tags)
+        finally:  # published (referenced now) or refused: its leases have done their work
+            if owner is not None:
+                self.release_uploads(owner, [s.sha256 for s in specs])
 
     def create_model(self, model_ref: str, viewer: Viewer = ADMIN, visibility: str | None = None) -> None:
         """Create an empty model (the Hub client's create_repo); ConflictError when it already exists."""

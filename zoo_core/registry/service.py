@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
 from zoo_core.errors import (
@@ -277,18 +278,25 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         if not viewer.can_write(ref.namespace):
             raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to move aliases of "
                                  f"{ref.model_id}")
-        with Session(self.engine) as session:
-            model, _ = self._model(session, ref, viewer)
-            target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
-            if target.status in ("yanked", "draft"):
-                raise ZooError(f"alias '{alias}' cannot point at {ref.model_id}@{version}: it is {target.status}")
-            if alias != "latest" and not target.card_complete and self.card_policy != "off":
-                raise CardError(f"alias '{alias}' needs a complete model card, and {ref.model_id}@{version}'s card "
-                                f"lacks {', '.join(target.card_missing or [])}; publish a version with a complete "
-                                "card and point the alias at it")
-            self._move_alias(session, model, alias, target, viewer.name)
-            session.commit()
-            return self._info(session, ref.model_id, target)
+        for attempt in range(3):  # two requests creating the same alias at once race on its key: the loser retries
+            with Session(self.engine) as session:
+                model, _ = self._model(session, ref, viewer)
+                target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
+                if target.status in ("yanked", "draft"):
+                    raise ZooError(f"alias '{alias}' cannot point at {ref.model_id}@{version}: it is {target.status}")
+                if alias != "latest" and not target.card_complete and self.card_policy != "off":
+                    raise CardError(f"alias '{alias}' needs a complete model card, and {ref.model_id}@{version}'s "
+                                    f"card lacks {', '.join(target.card_missing or [])}; publish a version with a "
+                                    "complete card and point the alias at it")
+                self._move_alias(session, model, alias, target, viewer.name)
+                try:
+                    session.commit()
+                except DbIntegrityError:
+                    if attempt == 2:
+                        raise
+                    continue
+                return self._info(session, ref.model_id, target)
+        raise AssertionError("unreachable")
 
     def alias_history(self, model_ref: str, viewer: Viewer = ADMIN) -> list[dict[str, Any]]:
         ref = parse_ref(model_ref)
@@ -351,16 +359,21 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
     def gc(self, grace: float = GC_GRACE) -> dict[str, int]:
         """Remove blobs no version references (left by failed or interrupted pushes) and abandoned uploads, once
         they are older than `grace` seconds: a push in flight stores or touches its blobs before it publishes, and
-        publication re-checks them inside its transaction, so gc never takes a blob a publish will reference."""
+        publication re-checks them inside its transaction, so gc never takes a blob a publish will reference.
+        Uploads are leased before their blob becomes visible, and gc lists the blobs before it reads references and
+        leases, so every blob it lists has its lease (or its version) in what it reads afterwards."""
+        stored = list(self.blobs.all())
         with Session(self.engine) as session:
             referenced = set(session.exec(select(FileEntry.sha256).distinct()).all())
-        referenced |= self.leased_blobs()  # uploaded for a commit still to come (Git LFS): kept while the upload lasts
+        referenced |= self.leased_blobs()  # uploaded for a publish still to come: kept while the upload lasts
         removed = freed = 0
-        for digest in list(self.blobs.all()):
+        for digest in stored:
             if digest in referenced:
                 continue
             try:
                 if self.blobs.age(digest) <= grace:  # read right before deleting: a push may have touched it
+                    continue
+                if self.held(digest):  # leased or referenced since the snapshot (a push reusing these bytes)
                     continue
                 freed += self.blobs.delete(digest)
             except FileNotFoundError:

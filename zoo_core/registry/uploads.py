@@ -4,7 +4,9 @@ that a version it can download already holds (re-pushing a model it can read). E
 which proves the writer has the bytes; equal bytes are still stored once.
 
 An upload is recorded per owner (the namespace of the writer's token) and sha256, with an expiry; `gc` keeps every
-blob with a live upload however old it is, and forgets expired uploads.
+blob with a live upload however old it is, and forgets expired uploads. An embedded push (the administrator's)
+leases its uploads too, under its own name, for `GC_GRACE`, and releases them once published or refused: it needs
+no permission, but a `zoo gc --grace 0` beside it must not take its blobs before the publish references them.
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ from datetime import timedelta
 
 from sqlalchemy import and_, delete, or_
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 
 from zoo_core.registry.models import FileEntry, Model, Namespace, Upload, Version, utcnow
-from zoo_core.registry.types import UPLOAD_LEASE, Viewer
+from zoo_core.registry.types import GC_GRACE, UPLOAD_LEASE, Viewer
 
 
 def owner_of(viewer: Viewer) -> str:
-    """The name uploads are recorded under: the token's namespace (tokens write one namespace each)."""
+    """The name uploads are recorded under: the token's namespace (tokens write one namespace each). The
+    administrator's are named `(push ...)` by its push (no namespace can have such a name)."""
     return viewer.name or ",".join(sorted(viewer.namespaces)) or "anonymous"
+
+
+def lease_for(viewer: Viewer) -> float:
+    """How long an upload by `viewer` is kept for its publish: a day for tokens (Git LFS uploads come long before
+    their commit), gc's grace period for the administrator (whose push publishes right after)."""
+    return GC_GRACE if viewer.admin else UPLOAD_LEASE
 
 
 class UploadsMixin:
@@ -42,7 +52,7 @@ class UploadsMixin:
                 try:
                     session.commit()
                     return
-                except DbIntegrityError:
+                except (DbIntegrityError, StaleDataError):  # inserted, or forgotten, by someone else meanwhile
                     continue
 
     def unpublishable(self, viewer: Viewer, digests: Iterable[str]) -> set[str]:
@@ -77,6 +87,21 @@ class UploadsMixin:
             if owned is not None:
                 self.record_upload(owner_of(viewer), sha256)
         return False
+
+    def release_uploads(self, owner: str, digests: Iterable[str]) -> None:
+        """Forget `owner`'s uploads of `digests` (its push is done): gc's grace period alone protects them now."""
+        digests = set(digests)
+        if digests:
+            with Session(self.engine) as session:
+                session.exec(delete(Upload).where(Upload.owner == owner, Upload.sha256.in_(digests)))
+                session.commit()
+
+    def held(self, sha256: str) -> bool:
+        """Whether a version references the blob or a live upload holds it, read now."""
+        with Session(self.engine) as session:
+            return session.exec(select(FileEntry.id).where(FileEntry.sha256 == sha256).limit(1)).first() is not None \
+                or session.exec(select(Upload.id).where(Upload.sha256 == sha256,
+                                                        Upload.expires_at > utcnow()).limit(1)).first() is not None
 
     def leased_blobs(self) -> set[str]:
         """Blobs with a live upload (gc keeps them); expired uploads are forgotten on the way."""
