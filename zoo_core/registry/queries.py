@@ -51,19 +51,24 @@ class QueriesMixin:
             for way in (("ancestors", "descendants") if direction == "both" else (direction,)):
                 for version_id, depth in session.execute(text(self.LINEAGE_SQL[way]), {"start": start.id}):
                     ids[version_id] = -depth if way == "ancestors" else depth
-            rows = session.exec(select(Version, Model, Namespace).join(Model, Version.model_id == Model.id)
-                                .join(Namespace).where(Version.id.in_(list(ids)))).all()
+            # plain columns, not ORM objects: a 1,000-version family built 2,000 of them (80% of the time)
+            rows = session.execute(select(Version.id, Version.number, Version.status, Version.strategy,
+                                          Version.backbone, Model.name, Model.visibility, Namespace.name)
+                                   .join(Model, Version.model_id == Model.id).join(Namespace)
+                                   .where(Version.id.in_(list(ids)))).all()
             nodes, visible = [], set()
-            for version, m, ns in rows:
-                if not viewer.can_read(m, ns.name):
+            for version_id, number, status, strategy, backbone, name, visibility, namespace in rows:
+                if not viewer.can_see(visibility, namespace):
                     continue
-                visible.add(version.id)
-                nodes.append({"id": f"{ns.name}/{m.name}@{version.number}", "version_id": version.id,
-                              "depth": ids[version.id], "status": version.status, "strategy": version.strategy,
-                              "backbone": version.backbone})
+                visible.add(version_id)
+                nodes.append({"id": f"{namespace}/{name}@{number}", "version_id": version_id,
+                              "depth": ids[version_id], "status": status, "strategy": strategy,
+                              "backbone": backbone})
             by_id = {n["version_id"]: n["id"] for n in nodes}
             edges, externals = [], {}
-            for edge in session.exec(select(LineageEdge).where(LineageEdge.child_id.in_(list(visible)))):
+            for edge in session.execute(select(LineageEdge.child_id, LineageEdge.parent_id,
+                                               LineageEdge.parent_external, LineageEdge.relation)
+                                        .where(LineageEdge.child_id.in_(list(visible)))):
                 if edge.parent_id is not None:
                     if edge.parent_id not in by_id:
                         continue  # a parent outside the walk (another branch) or invisible to the viewer
