@@ -316,7 +316,7 @@ def drive_writes(write, duration: float, connections: int) -> dict:
     pick = (lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)) \
         if latencies else (lambda q: None)
     return {"rps": round(len(latencies) / elapsed, 1), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
-            "errors": errors[0]}
+            "errors": errors[0], "count": len(latencies)}
 
 
 class ZooWrite:
