@@ -258,7 +258,8 @@ def ancestors_alone(url: str, start: int, repeat: int) -> dict:
     with engine.connect() as conn:
         for _ in range(repeat + 1):
             begin = time.perf_counter()
-            count = len(conn.execute(text(QueriesMixin.LINEAGE_SQL["ancestors"]), {"start": start}).all())
+            sql = QueriesMixin.lineage_sql("ancestors", conn.dialect.name)
+            count = len(conn.execute(text(sql), {"start": start}).all())
             times.append((time.perf_counter() - begin) * 1000)
     engine.dispose()
     times = times[1:]

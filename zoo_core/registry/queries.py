@@ -41,6 +41,33 @@ class QueriesMixin:
             SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
     }
 
+    # PostgreSQL: the same walks with each step a LATERAL subquery that OFFSET 0 keeps from being flattened, so
+    # every step is one probe of the edge index; flattened, the planner hashed the whole edge table at each of a
+    # 1,000-generation chain's steps (400 ms; this: 2-5 ms)
+    LINEAGE_SQL_PG = {
+        "ancestors": """
+            WITH RECURSIVE walk(version_id, depth) AS (
+                SELECT CAST(:start AS INTEGER), CAST(0 AS INTEGER)
+                UNION
+                SELECT e.parent_id, w.depth + 1 FROM walk w CROSS JOIN LATERAL (
+                    SELECT parent_id FROM lineageedge WHERE child_id = w.version_id AND parent_id IS NOT NULL
+                    OFFSET 0) e
+                WHERE w.depth < 1000)
+            SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
+        "descendants": """
+            WITH RECURSIVE walk(version_id, depth) AS (
+                SELECT CAST(:start AS INTEGER), CAST(0 AS INTEGER)
+                UNION
+                SELECT e.child_id, w.depth + 1 FROM walk w CROSS JOIN LATERAL (
+                    SELECT child_id FROM lineageedge WHERE parent_id = w.version_id OFFSET 0) e
+                WHERE w.depth < 1000)
+            SELECT version_id, MIN(depth) FROM walk GROUP BY version_id""",
+    }
+
+    @classmethod
+    def lineage_sql(cls, way: str, dialect: str) -> str:
+        return (cls.LINEAGE_SQL_PG if dialect == "postgresql" else cls.LINEAGE_SQL)[way]
+
     def lineage(self, model_ref: str, direction: str = "both", viewer: Viewer = ADMIN) -> dict[str, Any]:
         """The family graph of a version in one recursive query per direction: nodes and edges."""
         ref = parse_ref(model_ref)
@@ -49,7 +76,8 @@ class QueriesMixin:
             start = self._version(session, model, ref)
             ids: dict[int, int] = {}
             for way in (("ancestors", "descendants") if direction == "both" else (direction,)):
-                for version_id, depth in session.execute(text(self.LINEAGE_SQL[way]), {"start": start.id}):
+                sql = self.lineage_sql(way, session.get_bind().dialect.name)
+                for version_id, depth in session.execute(text(sql), {"start": start.id}):
                     ids[version_id] = -depth if way == "ancestors" else depth
             # plain columns, not ORM objects: a 1,000-version family built 2,000 of them (80% of the time)
             rows = session.execute(select(Version.id, Version.number, Version.status, Version.strategy,
