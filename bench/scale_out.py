@@ -81,8 +81,15 @@ def run(hosts: int, server_url: str, tool: str, duration: float, args, tmp: Path
     os.environ.update(s3)
     servers = [moto]
     try:
-        time.sleep(1.5)
         import boto3
+        import httpx
+
+        for _ in range(300):  # moto's server takes a few seconds to answer on a busy machine
+            try:
+                httpx.get(endpoint, timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
 
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="zoo")
         blob_url = "s3://zoo/registry"
