@@ -147,6 +147,89 @@ def load_zoo(registry: Path, models: int, versions: int) -> str:
     return token
 
 
+BULK_OVER = 2000  # versions: above this, both registries are written directly rather than through their APIs
+
+
+def load_zoo_bulk(registry: Path, models: int, versions: int) -> str:
+    """The same registry as `load_zoo`, rows inserted in bulk (50,000 publishes would take most of an hour):
+    the schema from the registry's migrations, the search index from its own `reindex`. Config, metrics and
+    weights are one stored blob each, shared by every version (model_info reads the weights' header); each
+    version's README is a row only (reads take the card from the version)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from zoo_core.registry.cards import parse_card
+    from zoo_core.registry.models import Alias, FileEntry, Model, Namespace, Version, VersionMetric
+    from zoo_core.registry.search_index import reindex
+    from zoo_core.registry.service import RegistryService
+    from zoo_core.registry.types import FileSpec, manifest_commit
+
+    service = RegistryService(f"sqlite:///{registry / 'registry.db'}", registry / "blobs")
+    now = datetime.now(UTC)
+    shared = {}
+    for path, data in version_files(0, 1).items():
+        if path != "README.md":
+            spec = service.store_file([data], path, size=len(data))
+            shared[path] = {"path": path, "size": len(data), "sha256": spec.sha256}
+    rows: dict = {Namespace: [{"id": 1, "name": NAMESPACE, "kind": "org", "created_at": now}], Model: [],
+                  Version: [], Alias: [], VersionMetric: [], FileEntry: []}
+    for i in range(models):
+        rows[Model].append({"id": i + 1, "namespace_id": 1, "name": f"model-{i}", "task": "image-classification",
+                            "modality": "image", "description": f"A {TOPICS[i % len(TOPICS)]} classifier for the "
+                            "registry benchmark.", "tags": ["bench", TOPICS[i % len(TOPICS)]], "license": "mit",
+                            "visibility": "public", "created_at": now, "updated_at": now})
+        for n in range(1, versions + 1):
+            vid = i * versions + n
+            files = version_files(i, n)
+            specs = [{"path": "README.md", "size": len(files["README.md"]),
+                      "sha256": hashlib.sha256(files["README.md"]).hexdigest()},
+                     shared["config.json"], shared["metrics.json"], shared["model.safetensors"]]
+            card = files["README.md"].decode()
+            rows[Version].append({"id": vid, "model_id": i + 1, "number": n, "status": "published",
+                                  "commit": manifest_commit(f"{NAMESPACE}/model-{i}", n,
+                                                            [FileSpec(**f) for f in specs]),
+                                  "created_by": "bench", "created_at": now, "card": card,
+                                  "card_data": parse_card(card)[0], "config": json.loads(files["config.json"]),
+                                  "backbone": "resnet18", "family": "resnet", "strategy": None, "library": None,
+                                  "status_reason": None, "card_complete": True, "card_missing": None,
+                                  "message": None})
+            rows[FileEntry] += [{"version_id": vid, **f} for f in specs]
+            rows[VersionMetric].append({"version_id": vid, "name": "accuracy",
+                                        "value": json.loads(files["metrics.json"])["accuracy"]})
+        rows[Alias] += [{"model_id": i + 1, "name": name, "version_id": i * versions + versions}
+                        for name in ("latest", "production")]
+    with service.engine.begin() as conn:
+        for table, values in rows.items():
+            for start in range(0, len(values), 5000):
+                conn.execute(insert(table), values[start:start + 5000])
+        reindex(conn, [])
+    token = service.create_token(NAMESPACE)
+    service.engine.dispose()
+    return token
+
+
+MLFLOW_BULK = """
+import sys
+from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+store = SqlAlchemyStore(sys.argv[1])
+models, versions = int(sys.argv[2]), int(sys.argv[3])
+for i in range(models):
+    store.create_registered_model(f"model-{i}", description=f"model-{i} for the benchmark")
+    for n in range(1, versions + 1):
+        store.create_model_version(f"model-{i}", source=f"s3://bench/model-{i}/{n}")
+    store.set_registered_model_alias(f"model-{i}", "production", str(versions))
+"""
+
+
+def load_mlflow_bulk(mlflow: Path, uri: str, models: int, versions: int) -> None:
+    """MLflow's registry written through its own store in-process (its server's code path without HTTP), before
+    its server starts."""
+    python = mlflow.parent / "python"
+    subprocess.run([str(python), "-c", MLFLOW_BULK, uri, str(models), str(versions)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def load_mlflow(url: str, models: int, versions: int) -> None:
     host = url.removeprefix("http://")
     conn = http.client.HTTPConnection(host, timeout=30)
@@ -233,7 +316,7 @@ def drive_writes(write, duration: float, connections: int) -> dict:
     pick = (lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)) \
         if latencies else (lambda q: None)
     return {"rps": round(len(latencies) / elapsed, 1), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
-            "errors": errors[0]}
+            "errors": errors[0], "count": len(latencies)}
 
 
 class ZooWrite:
@@ -321,7 +404,8 @@ def main() -> None:
         servers = []
         try:
             print(f"loading {args.models} models x {args.versions} versions into the zoo ...", flush=True)
-            token = load_zoo(tmp / "zoo", args.models, args.versions)
+            bulk = args.models * args.versions > BULK_OVER
+            token = (load_zoo_bulk if bulk else load_zoo)(tmp / "zoo", args.models, args.versions)
             zoo_url = f"http://127.0.0.1:{free_port()}"
             servers.append(start([sys.executable, "-c", "from zoo_core.cli import main; main()", "serve",
                                   "--registry", str(tmp / "zoo"), "--port", zoo_url.rsplit(":", 1)[1],
@@ -337,12 +421,16 @@ def main() -> None:
                                                            "PYTHONPATH": str(ROOT / "bench")}, tmp / "ceiling.log"))
             if mlflow:
                 mlflow_url = f"http://127.0.0.1:{free_port()}"
+                if bulk:
+                    print(f"loading {args.models} models x {args.versions} versions into MLflow ...", flush=True)
+                    load_mlflow_bulk(mlflow, f"sqlite:///{tmp / 'mlflow.db'}", args.models, args.versions)
                 servers.append(start([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
                                       "--default-artifact-root", str(tmp / "mlflow-artifacts"), "--host", "127.0.0.1",
                                       "--port", mlflow_url.rsplit(":", 1)[1], "--workers", "1"],
                                      f"{mlflow_url}/health", None, tmp / "mlflow.log"))
-                print(f"loading {args.models} models x {args.versions} versions into MLflow ...", flush=True)
-                load_mlflow(mlflow_url, args.models, args.versions)
+                if not bulk:
+                    print(f"loading {args.models} models x {args.versions} versions into MLflow ...", flush=True)
+                    load_mlflow(mlflow_url, args.models, args.versions)
             c = args.connections
             results["ceiling"]["answer"] = wrk(tool, ceiling_url, ["/answer"], duration, c, tmp)
             for key, paths in zoo_paths(args.models).items():

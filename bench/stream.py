@@ -2,13 +2,21 @@
 memory against its resident memory before the transfer, in the same run.
 
 Default 2 GiB (--quick: 256 MiB). Prints a table; --json adds {"file_mib", "server_rss_before_mib",
-"server_peak_mib", "growth_mib", "upload_mib_s", "download_mib_s"} on the last line. Bounded memory means the
-growth stays far below the file size.
+"server_peak_mib", "growth_mib", "upload_mib_s", "download_mib_s", "nginx"} on the last line. Bounded memory means
+the growth stays far below the file size.
+
+Then the same stored file from nginx (Debian's package, installed with apt-get when missing; one worker, sendfile)
+against the zoo's Hub URL `/{ns}/{name}/resolve/main/{path}`, both fetched by curl on loopback: the whole file
+(best of 3) and 32 Range requests of 8 MiB at random offsets over one connection. Target: the zoo >= 0.8x nginx.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,16 +72,99 @@ def main() -> None:
                 os.environ["ZOO_CACHE"] = str(tmp / "cache")
                 pulled = zoo_core.open_registry(url).pull("bench/big@1")
                 download_s = time.perf_counter() - start
+            blob = registry / "blobs" / "sha256"
+            sha = file_sha256(folder / "model.safetensors")
+            against_nginx = compare_nginx(f"{url}/bench/big/resolve/main/model.safetensors",
+                                          blob / sha[:2] / sha[2:], size_mib, tmp)
         same = file_sha256(pulled / "model.safetensors") == file_sha256(folder / "model.safetensors")
     before, peak = memory.before, memory.peak
     result = {"file_mib": size_mib, "server_rss_before_mib": round(before, 1), "server_peak_mib": round(peak, 1),
               "growth_mib": round(peak - before, 1), "upload_mib_s": round(size_mib / upload_s, 1),
-              "download_mib_s": round(size_mib / download_s, 1), "identical": same}
+              "download_mib_s": round(size_mib / download_s, 1), "identical": same, "nginx": against_nginx}
     print(f"file {size_mib} MiB through zoo serve (push, then pull), server memory sampled every 50 ms")
     print(f"server RSS before {before:8.1f} MiB   peak {peak:8.1f} MiB   growth {result['growth_mib']:.1f} MiB "
           f"({100 * result['growth_mib'] / size_mib:.1f}% of the file)")
     print(f"upload {result['upload_mib_s']} MiB/s, download {result['download_mib_s']} MiB/s, bytes identical: {same}")
+    print(f"\nthe same file from disk, fetched by curl on loopback (load average {os.getloadavg()[0]:.2f}):")
+    print(f"{'':<34}{'nginx':>12}{'zoo /resolve/':>16}{'zoo/nginx':>11}")
+    for key, label in (("full", f"whole file ({size_mib} MiB), best of 3"), ("range", "32 Range requests of 8 MiB")):
+        row = against_nginx[key]
+        print(f"{label:<34}{row['nginx_mib_s']:>8} MiB/s{row['zoo_mib_s']:>10} MiB/s{row['ratio']:>10}x")
     emit(result)
+
+
+def ensure_nginx() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found:
+        return found
+    print("installing nginx (Debian package) ...", flush=True)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    if subprocess.run([*sudo, "apt-get", "install", "-y", "nginx-light"], stdout=subprocess.DEVNULL).returncode:
+        subprocess.run([*sudo, "apt-get", "update"], stdout=subprocess.DEVNULL, check=True)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "nginx-light"], stdout=subprocess.DEVNULL, check=True)
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+NGINX_CONF = """daemon off;
+worker_processes 1;
+{user}
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  server {{ listen 127.0.0.1:{port}; location / {{ root {root}; }} }}
+}}
+"""
+
+
+def compare_nginx(zoo_url: str, blob: Path, size_mib: int, tmp: Path) -> dict:
+    """The stored `blob` served by nginx and by the zoo at `zoo_url`: MiB/s of each, whole and ranged."""
+    nginx = ensure_nginx()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(user="user root;" if os.geteuid() == 0 else "", tmp=tmp, port=port,
+                                      root=blob.parent))
+    server = subprocess.Popen([nginx, "-c", str(conf), "-e", str(tmp / "nginx-error.log")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nginx_url = f"http://127.0.0.1:{port}/{blob.name}"
+    try:
+        for _ in range(100):
+            if subprocess.run(["curl", "-sf", "-r", "0-0", "-o", "/dev/null", nginx_url]).returncode == 0:
+                break
+            time.sleep(0.1)
+        size = size_mib * 1024 * 1024
+        rng = random.Random(0)
+        ranges = [(start, start + 8 * 1024 * 1024 - 1) for start in
+                  (rng.randrange(0, size - 8 * 1024 * 1024) for _ in range(32))]
+        out = {}
+        for key, args, mib in (("full", [], size_mib), ("range", ranges, 32 * 8)):
+            seconds = {name: min(_curl(target, args) for _ in range(3 if key == "full" else 1))
+                       for name, target in (("nginx", nginx_url), ("zoo", zoo_url))}
+            out[key] = {"nginx_mib_s": round(mib / seconds["nginx"], 1), "zoo_mib_s": round(mib / seconds["zoo"], 1),
+                        "ratio": round(seconds["nginx"] / seconds["zoo"], 2)}
+        return out
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _curl(url: str, ranges: list[tuple[int, int]]) -> float:
+    """Seconds curl takes to fetch `url` whole, or each of `ranges` over one connection (curl --next)."""
+    command = ["curl", "-sf", "-o", "/dev/null", url]
+    if ranges:
+        command = ["curl", "-sf"]
+        for i, (start, end) in enumerate(ranges):
+            command += [*(["--next"] if i else []), "-r", f"{start}-{end}", "-o", "/dev/null", url]
+    begin = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - begin
 
 
 if __name__ == "__main__":

@@ -52,13 +52,14 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
            descendant_of: str | None = None, relation: str | None = None, reproduced: bool = False,
            sort: str | None = Query(None, description="relevance (the default with q), updated (the default "
                                                        "without), name, or a metric's name"),
-           page: int = 1, per_page: int = 20, who: Viewer = Reader, service: RegistryService = Service
-           ) -> dict[str, Any]:
+           page: int = 1, per_page: int = 20,
+           facets: bool = Query(False, description="add each facet value's count among the matches"),
+           who: Viewer = Reader, service: RegistryService = Service) -> dict[str, Any]:
     return service.search(q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
                           strategy=strategy, license=license, tag=tag, library=library, namespace=namespace,
                           documented=documented, metric=parse_metric(metric), descendant_of=descendant_of,
                           relation=relation, reproduced=reproduced, sort=sort or ("relevance" if q else "updated"),
-                          page=page, per_page=per_page)
+                          page=page, per_page=per_page, facets=facets)
 
 
 @router.get("/models/{namespace}/{name}", response_model=ModelOut)

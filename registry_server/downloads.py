@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -14,6 +15,7 @@ from registry_server import deps
 from registry_server.hub import hub_revision, hub_version
 from registry_server.schemas import ERRORS
 from zoo_core.errors import EntryNotFoundError, RequestError
+from zoo_core.registry.blobs import LocalBlobStore
 from zoo_core.registry.service import FileSpec, RegistryService, Viewer
 
 router = APIRouter(responses=ERRORS)
@@ -88,5 +90,38 @@ def file_response(service: RegistryService, spec: FileSpec, request: Request) ->
     headers["Content-Length"] = str(end - start + 1 if spec.size else 0)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
+    if spec.size and type(service.blobs) is LocalBlobStore:  # a file on this disk: read it in large pieces
+        return LocalFileResponse(service.blobs.path(spec.sha256), start, end, status_code=status, headers=headers)
     body = service.read(spec, start, end) if spec.size else iter([b""])
     return StreamingResponse(body, status_code=status, headers=headers)
+
+
+class LocalFileResponse(Response):
+    """Bytes start..end of a local file, read with os.pread in PIECE-sized reads off the event loop. Measured
+    against nginx on the same file: StreamingResponse over 1 MiB chunks of a generator reached a third of its
+    throughput; large reads and one thread hop per piece close most of that gap."""
+
+    PIECE = 8 * 1024 * 1024
+
+    def __init__(self, path: Path, start: int, end: int, status_code: int, headers: dict[str, str]):
+        super().__init__(status_code=status_code, headers=headers)
+        self.path, self.start, self.end = path, start, end
+
+    async def __call__(self, scope, receive, send) -> None:
+        import anyio
+
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            offset = self.start
+            while offset <= self.end:
+                size = min(self.PIECE, self.end - offset + 1)
+                piece = await anyio.to_thread.run_sync(os.pread, fd, size, offset)
+                if not piece:
+                    break
+                offset += len(piece)
+                await send({"type": "http.response.body", "body": piece, "more_body": offset <= self.end})
+        finally:
+            os.close(fd)
+        if offset <= self.end:  # the file was shorter than recorded: end the body (the client sees it short)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

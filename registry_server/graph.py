@@ -77,8 +77,10 @@ def layout(graph: dict[str, Any], href) -> Layout:
         if e["child"] in nodes and e["parent"] in nodes:
             neighbours[e["child"]].append(e["parent"])
             neighbours[e["parent"]].append(e["child"])
-    depths = sorted({n["depth"] for n in nodes.values()})
-    columns = {d: sorted(n for n in nodes if nodes[n]["depth"] == d) for d in depths}
+    columns: dict[int, list[str]] = {}
+    for n, node in nodes.items():  # one pass: a chain of 1,000 generations has 1,000 columns
+        columns.setdefault(node["depth"], []).append(n)
+    depths = sorted(columns)
     row: dict[str, float] = {}
     for d in depths:  # barycentre ordering against the column already placed
         columns[d] = sorted(columns[d], key=lambda n: (_barycentre(n, neighbours, row), n))

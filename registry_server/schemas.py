@@ -157,6 +157,8 @@ class SearchOut(BaseModel):
     page: int
     per_page: int
     results: list[SearchResult]
+    facets: dict[str, list[tuple[str, int]]] | None = Field(
+        None, description="with facets=true: per facet, (value, count) among all matches, most common first")
 
 
 class LineageNode(BaseModel):

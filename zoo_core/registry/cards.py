@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import yaml
-from huggingface_hub import ModelCard
 
 from zoo_core.card import PLACEHOLDER
 from zoo_core.errors import ZooError
@@ -61,6 +60,8 @@ def parse_card(text: str) -> tuple[dict, str]:
         return {}, text  # (huggingface_hub would log a warning for each such card)
     if has_yaml_aliases(front_matter(text)):
         return {}, FRONT_MATTER.sub("", text, count=1)
+    from huggingface_hub import ModelCard  # here, not at the top: it costs every `zoo` command 0.3 s to start
+
     card = ModelCard(text, ignore_metadata_errors=True)
     return card.data.to_dict(), card.text
 

@@ -65,8 +65,8 @@ def matching(stmt, query: str, dialect: str):
 
 
 def tagged(tag: str):
-    """A condition: the model has `tag` (case-insensitively), through the tag table's index."""
-    return Model.id.in_(select(ModelTag.model_id).where(ModelTag.tag == tag.lower()))
+    """A condition: the model has `tag` (case-insensitively), one probe of the tag table's primary key."""
+    return select(ModelTag.model_id).where(ModelTag.model_id == Model.id, ModelTag.tag == tag.lower()).exists()
 
 
 def literal_match(query: str, columns) -> Any:

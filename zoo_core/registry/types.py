@@ -45,7 +45,11 @@ class Viewer:
     read_only: bool = False  # a read-only token reads its namespace's private models and writes nothing
 
     def can_read(self, model: Model, namespace: str) -> bool:
-        return self.admin or model.visibility == "public" or namespace in self.namespaces
+        return self.can_see(model.visibility, namespace)
+
+    def can_see(self, visibility: str, namespace: str) -> bool:
+        """`can_read` on plain columns (a model's visibility and namespace), for queries that build no rows."""
+        return self.admin or visibility == "public" or namespace in self.namespaces
 
     def can_write(self, namespace: str) -> bool:
         return self.admin or (namespace in self.namespaces and not self.read_only)
