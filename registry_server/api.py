@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from registry_server import deps
@@ -113,7 +114,8 @@ async def upload(sha256: str, request: Request, path: str = Query(..., descripti
         async for chunk in request.stream():
             blob.write(chunk)
         digest, size = blob.commit()
-    service.record_upload(owner_of(who), digest)  # the writer has shown it holds these bytes: it may publish them
+    # the writer has shown it holds these bytes: it may publish them
+    await run_in_threadpool(service.record_upload, owner_of(who), digest)
     return {"sha256": digest, "size": size}
 
 
