@@ -65,7 +65,7 @@ class _Writer(threading.Thread):
             self.stream.write(text)
             self.stream.flush()
             return
-        data = text.encode(errors="replace")
+        data = text.encode(getattr(self.stream, "encoding", None) or "utf-8", errors="replace")
         while data:
             data = data[os.write(self.fd, data):]
 
