@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from registry_server import deps
@@ -113,8 +114,10 @@ async def upload(sha256: str, request: Request, path: str = Query(..., descripti
                              request.app.state.max_upload) as blob:
         async for chunk in request.stream():
             blob.write(chunk)
-        # the writer has shown it holds these bytes: it may publish them (leased before the blob is visible to gc)
-        digest, size = blob.commit(lease=lambda sha256: service.record_upload(owner_of(who), sha256))
+        # the writer has shown it holds these bytes: it may publish them (leased before the blob is visible to gc);
+        # in the thread pool: the lease is a database write, which must not hold up the event loop
+        digest, size = await run_in_threadpool(
+            blob.commit, lease=lambda sha256: service.record_upload(owner_of(who), sha256))
     return {"sha256": digest, "size": size}
 
 

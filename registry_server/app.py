@@ -73,6 +73,16 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
             RequestError(str(exc.detail), exc.status_code)
         return error_response(request, error, exc.headers)
 
+    @app.exception_handler(Exception)
+    async def server_failed(request: Request, exc: Exception) -> Response:
+        # A bug, also one in the handlers above: Starlette sends this, then re-raises for uvicorn to log the
+        # traceback (from its own thread: logs.py). uvicorn then closes the connection, so the answer says so: a
+        # keep-alive client would otherwise send its next request into the closed socket (connection reset).
+        # Plain JSON, no template: nothing here should be able to fail in turn.
+        message = f"the server failed ({type(exc).__name__}); its log has the details"
+        return JSONResponse({"error": message, "type": "ServerError", "code": "ServerError", "status": 500}, 500,
+                            {"Connection": "close", "X-Error-Code": "ServerError", "X-Error-Message": message})
+
     docs.install(app)
     app.include_router(hub.router)
     app.include_router(hub_repo.router)

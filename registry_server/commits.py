@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from zoo_core.errors import ForbiddenError, UploadTooLargeError, ZooError
 from zoo_core.registry.service import RegistryService, Viewer, check_path
@@ -43,7 +45,8 @@ async def received(request: Request, service: RegistryService, who: Viewer,
     try:
         yield [op async for op in body.operations()]
     except BaseException:
-        service.discard_uploads(owner_of(who), body.created)
+        with anyio.CancelScope(shield=True):  # also when the client went away (the request was cancelled)
+            await run_in_threadpool(service.discard_uploads, owner_of(who), body.created)
         raise
 
 
@@ -86,7 +89,9 @@ class _Body:
             line = await self._line(self.line_cap)
             if line.strip():
                 op = _parsed(line)
-                yield _stored(op, self.service, self.who, self.limit, self.created) if op.get("key") == "file" else op
+                # _stored writes to the database: in the thread pool, as every database call of an async route
+                yield await run_in_threadpool(_stored, op, self.service, self.who, self.limit, self.created) \
+                    if op.get("key") == "file" else op
 
     async def _streamed_file(self) -> dict[str, Any]:
         """An inline file's base64, decoded into the blob store as it arrives (a 4-character remainder waits for
@@ -118,7 +123,9 @@ class _Body:
                 raise ZooError("a `file` operation whose content comes first is base64 with a string `path`")
             check_path(path)
             existed = self.service.blobs.exists(blob.digest.hexdigest())
-            digest, size = blob.commit(lease=lambda sha256: self.service.record_upload(owner_of(self.who), sha256))
+            # the lease is a database write: in the thread pool, not on the event loop
+            digest, size = await run_in_threadpool(
+                blob.commit, lease=lambda sha256: self.service.record_upload(owner_of(self.who), sha256))
         if not existed:
             self.created.add(digest)
         return {"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": digest, "size": size}}

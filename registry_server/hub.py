@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from registry_server import commits, deps, lfs
@@ -230,7 +231,7 @@ async def create_repo(request: Request, who: Viewer = Writer, service: RegistryS
     try:
         # huggingface_hub 0.x sends `private`; 1.x and later send `visibility`
         private = body.get("private") is True or body.get("visibility") == "private"
-        service.create_model(f"{namespace}/{name}", who, "private" if private else None)
+        await run_in_threadpool(service.create_model, f"{namespace}/{name}", who, "private" if private else None)
     except ConflictError as exc:
         exc.details["url"] = url  # create_repo(exist_ok=True) reads it from the 409
         raise
@@ -275,7 +276,8 @@ async def commit(namespace: str, name: str, revision: str, request: Request, cre
         raise RevisionNotFoundError(f"commits go to main: '{revision}' is not a branch of {namespace}/{name} (a "
                                     "zoo version never changes once published; each commit makes the next one)")
     async with commits.received(request, service, who, namespace) as operations:  # streamed, bounded, undone if refused
-        info = service.commit(f"{namespace}/{name}", operations, viewer=who)
+        # the database, in the thread pool: an async route must not hold the event loop while it waits for locks
+        info = await run_in_threadpool(service.commit, f"{namespace}/{name}", operations, viewer=who)
     base = str(request.base_url).rstrip("/")
     # the Hub's form of the URL (the client parses it); it redirects to the version's page
     return {"commitUrl": f"{base}/{namespace}/{name}/commit/{info.commit}", "commitOid": info.commit,

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from registry_server import deps
@@ -106,7 +107,7 @@ async def batch(namespace: str, name: str, request: Request, who: Viewer = Write
         if size > limit:
             raise UploadTooLargeError(f"object {oid}: {size} bytes is larger than the upload limit of {limit} bytes")
         answer: dict[str, Any] = {"oid": oid, "size": size}
-        if service.needs_upload(who, oid):
+        if await run_in_threadpool(service.needs_upload, who, oid):
             answer["authenticated"] = True
             answer["actions"] = {"upload": {"href": signed_href(request, oid, size, owner), "expires_in": HREF_TTL}}
         objects.append(answer)
@@ -131,7 +132,7 @@ async def upload(sha256: str, request: Request, size: int = Query(..., ge=0), ow
     with service.open_upload("the uploaded object", sha256, size, request.app.state.max_upload) as blob:
         async for chunk in request.stream():
             blob.write(chunk)
-        blob.commit(lease=lambda digest: service.record_upload(owner, digest))
+        await run_in_threadpool(blob.commit, lease=lambda digest: service.record_upload(owner, digest))
     return Response(status_code=200)
 
 

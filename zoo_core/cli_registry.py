@@ -215,6 +215,7 @@ def register(app: typer.Typer, console) -> None:
             import uvicorn
 
             from registry_server.app import create_app
+            from registry_server.logs import log_config
             from registry_server.slowheaders import HeaderTimeoutProtocol
         except ModuleNotFoundError as exc:  # the server's dependencies are the [server] extra
             raise ZooError(f"zoo serve needs the server's dependencies ({exc.name} is missing): "
@@ -223,7 +224,9 @@ def register(app: typer.Typer, console) -> None:
         console.print(f"Transfer Zoo catalog on http://{host}:{port}/  (JSON API under /api, docs at /docs)")
         app = create_app(registry, max_upload=max_upload, card_policy=card_policy)  # also migrates, once
         if workers == 1:
-            uvicorn.run(app, host=host, port=port, log_level="warning", http=HeaderTimeoutProtocol)
+            # logs are written from their own thread: a stderr nobody reads must not stop the server (logs.py)
+            uvicorn.run(app, host=host, port=port, log_level="warning", http=HeaderTimeoutProtocol,
+                        log_config=log_config())
             return
         # worker processes build their own app from the environment (uvicorn imports the factory in each)
         os.environ["ZOO_REGISTRY"] = str(Path(registry).expanduser().resolve())
@@ -232,7 +235,7 @@ def register(app: typer.Typer, console) -> None:
         if card_policy:
             os.environ["ZOO_CARD_POLICY"] = card_policy
         uvicorn.run("registry_server.app:create_app", factory=True, workers=workers, host=host, port=port,
-                    log_level="warning", http=HeaderTimeoutProtocol)
+                    log_level="warning", http=HeaderTimeoutProtocol, log_config=log_config())
 
     token_app = typer.Typer(help="API tokens for the registry server.")
 
