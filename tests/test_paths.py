@@ -82,12 +82,12 @@ def test_caps_on_files_description_and_tags_store_no_version(tmp_path, monkeypat
         with pytest.raises(ContentError, match="at most 3 files; this one has 4"):
             service.publish("acme/many", files, status="draft")
         with pytest.raises(ContentError, match="the description is 10,001 characters; at most 10,000"):
-            service.publish("acme/long", files[:1], status="draft", description="x" * 10_001)
+            service.publish("acme/long", files[:1], description="x" * 10_001)
         with pytest.raises(ContentError, match="101 tags"):
-            service.publish("acme/tags", files[:1], status="draft", tags=[f"t{i}" for i in range(101)])
+            service.publish("acme/tags", files[:1], tags=[f"t{i}" for i in range(101)])
         with pytest.raises(ContentError, match="longer than 100 characters"):
-            service.publish("acme/tags", files[:1], status="draft", tags=["t" * 101])
+            service.publish("acme/tags", files[:1], tags=["t" * 101])
         assert service.search()["total"] == 0
-        assert service.publish("acme/fine", files[:3], status="draft", description="ok", tags=["a"]).number == 1
+        assert service.publish("acme/fine", files[:3], description="ok", tags=["a"]).number == 1
     finally:
         service.engine.dispose()
