@@ -548,3 +548,25 @@ def test_gc_in_a_loop_during_concurrent_pushes_loses_nothing(service, checkpoint
     service.gc()
     assert not service.blobs.exists(stray.sha256)  # old and unreferenced: collected
     assert all(service.blobs.exists(sha) for sha in reused.values())  # reused: referenced now
+
+
+def test_gc_and_a_touch_never_interleave(tmp_path):
+    """gc deletes a blob only under its exclusive lock after reading its age, and a touch (what a push reusing the
+    bytes does) holds a shared one: a blob being touched is kept, and a touch after the delete says it is gone."""
+    import fcntl
+    import os
+    import time
+
+    from zoo_core.registry.blobs import LocalBlobStore
+
+    store = LocalBlobStore(tmp_path)
+    digest, _ = store.put(io.BytesIO(b"orphan"))
+    os.utime(store.path(digest), (time.time() - 7200,) * 2)
+    with open(store.path(digest), "rb") as toucher:  # a touch in progress
+        fcntl.flock(toucher, fcntl.LOCK_SH)
+        assert store.delete_unused(digest, 3600, held=lambda d: False) is None and store.exists(digest)
+    assert store.delete_unused(digest, 3600, held=lambda d: True) is None  # a version or an upload holds it
+    assert store.touch(digest) and store.delete_unused(digest, 3600, held=lambda d: False) is None  # fresh
+    os.utime(store.path(digest), (time.time() - 7200,) * 2)
+    assert store.delete_unused(digest, 3600, held=lambda d: False) == len(b"orphan")
+    assert not store.touch(digest) and not store.exists(digest)

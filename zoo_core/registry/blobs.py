@@ -8,7 +8,6 @@ only then become the blob (a rename, or an upload), so a blob that exists is alw
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -64,11 +63,9 @@ class LocalBlobStore:
     def _store(self, tmp: str, sha256: str) -> None:
         """Make a verified temporary file the blob `sha256` (an existing one is touched: it is in use again)."""
         target = self.path(sha256)
-        if target.exists():
-            self.touch(sha256)
-            if target.exists():  # not collected between the two looks (a gc that read its age before the touch)
-                os.unlink(tmp)
-                return
+        if self.touch(sha256):  # already stored, and now safe from gc's grace period
+            os.unlink(tmp)
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
 
@@ -101,11 +98,48 @@ class LocalBlobStore:
         path.unlink()
         return size
 
-    def touch(self, sha256: str) -> None:
-        """Mark the blob as just used: `gc` leaves blobs younger than its grace period alone, so a publish that
-        will reference this blob (or a client that was told it need not upload it) is not robbed of it."""
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(self.path(sha256))
+    def touch(self, sha256: str) -> bool:
+        """Mark the blob as just used, and say whether it is (still) there: `gc` leaves blobs younger than its grace
+        period alone, so a publish that will reference this blob (or a client that was told it need not upload it)
+        is not robbed of it. The touch holds a shared lock on the blob, and gc deletes only under an exclusive one
+        after reading the age (`delete_unused`): a touch lands either before gc looks (gc then keeps the blob) or
+        after it deleted it (the touch then says False); there is no moment in between."""
+        path = self.path(sha256)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            if not _same_file(fd, path):  # deleted while we waited for the lock
+                return False
+            os.utime(path)
+            return True
+        finally:
+            os.close(fd)
+
+    def delete_unused(self, sha256: str, grace: float, held: Callable[[str], bool]) -> int | None:
+        """gc's delete: the blob, unless it is younger than `grace` seconds or `held(sha256)` (a version or a live
+        upload holds it), both read under an exclusive lock (see `touch`); its size, or None when kept."""
+        path = self.path(sha256)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return None  # being touched right now: in use
+            stat = os.fstat(fd)
+            if time.time() - stat.st_mtime <= grace or held(sha256) or not _same_file(fd, path):
+                return None
+            path.unlink()
+            return stat.st_size
+        finally:
+            os.close(fd)
 
     def age(self, sha256: str) -> float:
         """Seconds since the blob was stored or last touched."""
@@ -133,6 +167,16 @@ class LocalBlobStore:
             except (FileNotFoundError, BlockingIOError, PermissionError):  # finished meanwhile, or in flight
                 pass
         return removed
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd` (not deleted, nor replaced, meanwhile)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_ino, named.st_dev) == (held.st_ino, held.st_dev)
 
 
 class S3BlobStore(LocalBlobStore):
@@ -164,9 +208,7 @@ class S3BlobStore(LocalBlobStore):
 
     def _store(self, tmp: str, sha256: str) -> None:
         try:
-            if self.exists(sha256):
-                self.touch(sha256)
-            else:
+            if not self.touch(sha256):  # touched when already stored
                 self.client.upload_file(tmp, self.bucket, self.key(sha256))  # multipart for large files
         finally:
             os.unlink(tmp)
@@ -190,13 +232,27 @@ class S3BlobStore(LocalBlobStore):
         self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
         return size
 
-    def touch(self, sha256: str) -> None:
+    def touch(self, sha256: str) -> bool:
         from botocore.exceptions import ClientError
 
         key = {"Bucket": self.bucket, "Key": self.key(sha256)}
-        with contextlib.suppress(ClientError):  # a copy onto itself renews LastModified (managed: > 5 GB too)
+        try:  # a copy onto itself renews LastModified (managed: > 5 GB too)
             self.client.copy(key, self.bucket, key["Key"], ExtraArgs={"MetadataDirective": "REPLACE",
                                                                       "Metadata": {"touched": str(time.time())}})
+            return True
+        except ClientError:
+            return False
+
+    def delete_unused(self, sha256: str, grace: float, held: Callable[[str], bool]) -> int | None:
+        """As the local store's, without its lock: S3 has none, so a touch racing this delete can still lose."""
+        from botocore.exceptions import ClientError
+
+        try:
+            if self.age(sha256) <= grace or held(sha256):
+                return None
+            return self.delete(sha256)
+        except ClientError:
+            return None
 
     def age(self, sha256: str) -> float:
         modified = self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))["LastModified"]

@@ -222,7 +222,8 @@ class PublishingMixin:
             actual = self.blobs.size(f.sha256)
             if actual != f.size:
                 raise IntegrityError(f"file '{f.path}': declared {f.size} bytes, stored blob has {actual}")
-            self.blobs.touch(f.sha256)  # in use again: gc's grace period now covers it until we commit
+            if not self.blobs.touch(f.sha256):  # in use again: gc's grace period now covers it until we commit
+                raise ZooError(f"file '{f.path}' ({f.sha256}) is no longer stored (removed meanwhile): push it again")
         card = self._read_small(by_path, "README.md") or ""
         if has_yaml_aliases(front_matter(card)):
             raise ContentError(f"cannot publish {ref.model_id}: the model card's metadata uses YAML anchors or aliases "

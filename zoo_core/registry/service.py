@@ -370,15 +370,11 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         for digest in stored:
             if digest in referenced:
                 continue
-            try:
-                if self.blobs.age(digest) <= grace:  # read right before deleting: a push may have touched it
-                    continue
-                if self.held(digest):  # leased or referenced since the snapshot (a push reusing these bytes)
-                    continue
-                freed += self.blobs.delete(digest)
-            except FileNotFoundError:
-                continue
-            removed += 1
+            # age and holders read again under the blob's lock: a push may have touched, leased or referenced it
+            # since the snapshot (blobs.touch / delete_unused)
+            size = self.blobs.delete_unused(digest, grace, self.held)
+            if size is not None:
+                removed, freed = removed + 1, freed + size
         self.blobs.clear_tmp(older_than=grace)
         return {"removed": removed, "bytes": freed}
 

@@ -79,7 +79,8 @@ class UploadsMixin:
         publish them. Bytes it need not upload are touched (and its upload renewed), so gc keeps them meanwhile."""
         if not self.blobs.exists(sha256) or self.unpublishable(viewer, [sha256]):
             return True
-        self.blobs.touch(sha256)
+        if not self.blobs.touch(sha256):  # collected since: upload it again
+            return True
         if not viewer.admin:
             with Session(self.engine) as session:
                 owned = session.exec(select(Upload).where(Upload.owner == owner_of(viewer),
