@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,3 +112,22 @@ class Sampler:
     def row(self, size_mib: int) -> dict:
         return {"before_mib": round(self.before, 1), "peak_mib": round(self.peak, 1), "after_mib": round(self.after, 1),
                 "growth_mib": round(self.peak - self.before, 1), "mib_s": round(size_mib / self.seconds, 1)}
+
+
+def postgres_database(server: str, prefix: str = "zoo_bench") -> tuple[str, Callable[[], None]]:
+    """A new, empty database on the PostgreSQL `server` (a URL); returns its URL and a function that drops it."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return server.rsplit("/", 1)[0] + f"/{name}", drop

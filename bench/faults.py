@@ -25,11 +25,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import _faults
-from _common import ROOT, emit
+from _common import ROOT, emit, postgres_database
 
 SCENARIOS = {
     "kill -9 server": lambda work, db, seed, rng: _faults.kill_server_trial(
@@ -43,22 +42,6 @@ SUMMED = ("acknowledged", "lost", "versions", "partial", "failed_pushes", "orpha
           "orphans_after_lease", "gc_runs", "gc_removed")
 
 
-def postgres_database(server: str) -> tuple[str, callable]:
-    from sqlalchemy import create_engine, text
-
-    name = f"zoo_faults_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return server.rsplit("/", 1)[0] + f"/{name}", drop
-
-
 def run(trials: int, databases: dict[str, str | None]) -> list[dict]:
     rows = []
     rng = random.Random(0)
@@ -68,7 +51,7 @@ def run(trials: int, databases: dict[str, str | None]) -> list[dict]:
             failures = []
             for seed in range(trials):
                 work = Path(tempfile.mkdtemp(prefix="zoo-faults-"))
-                url, drop = postgres_database(server) if server else (None, lambda: None)
+                url, drop = postgres_database(server, "zoo_faults") if server else (None, lambda: None)
                 try:
                     result = trial(work, url, seed, rng)
                 finally:

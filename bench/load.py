@@ -27,10 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from _common import ROOT, Sampler, emit, rss_mib, zoo_serve
+from _common import ROOT, Sampler, emit, postgres_database, rss_mib, zoo_serve
 from registry import NAMESPACE, ensure_wrk, version_files, wrk
 
 BASELINE = {"errors": 0, "ops_s": 39.6, "p50_ms": 391, "p99_ms": 3500, "rss_mib": 876 * 1e6 / 2**20}
@@ -150,22 +149,11 @@ def table(load: Load, seconds: float) -> dict:
 
 
 def postgres_url() -> tuple[str, callable]:
-    from sqlalchemy import create_engine, text
-
+    """A new database on the test PostgreSQL server (started by scripts/pg-test-server.sh when not running)."""
     server = os.environ.get("ZOO_TEST_POSTGRES_URL") or subprocess.run(
         ["bash", str(ROOT / "scripts" / "pg-test-server.sh")], capture_output=True, text=True, check=True
     ).stdout.strip()
-    name = f"zoo_load_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return server.rsplit("/", 1)[0] + f"/{name}", drop
+    return postgres_database(server, "zoo_load")
 
 
 def main() -> None:

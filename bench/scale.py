@@ -37,13 +37,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _common import postgres_database  # noqa: E402
 
 WORDS = ("pneumonia", "retina", "skin", "blood", "organ", "xray", "histology", "dermoscopy", "fundus", "tumour",
          "fracture", "covid", "malaria", "sepsis", "cardiac", "lung", "liver", "kidney", "brain", "breast",
@@ -221,7 +221,7 @@ def run_one(backend: str, models: int, chain: int, samples: int, tmp: Path) -> d
     if backend == "sqlite":
         url = f"sqlite:///{registry / 'registry.db'}"
     else:
-        url, drop = _pg_database(os.environ["ZOO_TEST_POSTGRES_URL"])
+        url, drop = postgres_database(os.environ["ZOO_TEST_POSTGRES_URL"], "zoo_scale")
         env["ZOO_DATABASE_URL"] = url
     try:
         begin = time.perf_counter()
@@ -265,22 +265,6 @@ def ancestors_alone(url: str, start: int, repeat: int) -> dict:
     times = times[1:]
     return {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95), "app_p95_ms": None, "cpu_ms": None, "db_p50_ms": None,
             "db_p95_ms": None, "n": repeat, "versions_found": count}
-
-
-def _pg_database(server: str):
-    from sqlalchemy import create_engine, text
-
-    name = f"zoo_scale_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return server.rsplit("/", 1)[0] + f"/{name}", drop
 
 
 def report(result: dict) -> None:
