@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -143,6 +144,14 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'registry.db'}"
         return
+    with postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """A new, empty database on the test PostgreSQL server (its URL), dropped afterwards; skips the test when
+    ZOO_TEST_POSTGRES_URL is not set."""
     server = os.environ.get("ZOO_TEST_POSTGRES_URL")
     if not server:
         pytest.skip("ZOO_TEST_POSTGRES_URL is not set (make test starts a PostgreSQL server)")
@@ -154,10 +163,25 @@ def database_url(request, tmp_path):
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """A new database on the test PostgreSQL server (skipped without it)."""
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def new_postgres_database():
+    """`postgres_database` itself, for fixtures of a wider scope than a test's."""
+    return postgres_database
 
 
 def free_port() -> int:

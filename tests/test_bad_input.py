@@ -11,13 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import socket
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, text
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from registry_server.app import create_app
@@ -36,20 +34,18 @@ SHA = "0" * 64
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def registry(request, tmp_path_factory):
+def registry(request, tmp_path_factory, new_postgres_database):
     """(client, service, tokens): one app over a registry holding acme/m@1 (published), acme/d@1 (a draft) and
     other/priv@1 (private)."""
     root = tmp_path_factory.mktemp("bad-input")
-    url, admin, name = f"sqlite:///{root / 'registry.db'}", None, None
-    if request.param == "postgres":
-        server = os.environ.get("ZOO_TEST_POSTGRES_URL")
-        if not server:
-            pytest.skip("ZOO_TEST_POSTGRES_URL is not set (make test starts a PostgreSQL server)")
-        name = f"zoo_test_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = server.rsplit("/", 1)[0] + f"/{name}"
+    if request.param == "sqlite":
+        yield from _registry(root, f"sqlite:///{root / 'registry.db'}")
+        return
+    with new_postgres_database() as url:
+        yield from _registry(root, url)
+
+
+def _registry(root, url):
     app = create_app(root, database_url=url, max_upload=100_000)
     service = app.state.service
     tokens = {"W": service.create_token("acme"), "RO": service.create_token("acme", "ro", read_only=True),
@@ -63,10 +59,6 @@ def registry(request, tmp_path_factory):
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, service, tokens
     service.engine.dispose()
-    if admin is not None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 COUNTED = (Namespace, Model, Version, AliasEvent, Upload, Attestation)

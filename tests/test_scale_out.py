@@ -5,12 +5,10 @@ no version, and what one server published the other serves byte for byte."""
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,23 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def postgres_url():
-    server = os.environ.get("ZOO_TEST_POSTGRES_URL")
-    if not server:
-        pytest.skip("ZOO_TEST_POSTGRES_URL is not set (make test starts a PostgreSQL server)")
-    from sqlalchemy import create_engine, text
-
-    name = f"zoo_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture
