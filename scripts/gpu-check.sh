@@ -22,6 +22,12 @@ except ImportError:
 PY
 venv=${GPU_CHECK_VENV:-.gpu-check-venv}
 "$py" -m venv --system-site-packages "$venv"
+# --system-site-packages reaches the base interpreter's packages only: where torch lives in a virtual environment
+# itself (common on GPU machines: /opt/torch/.venv, conda), a .pth file adds that environment's site-packages, after
+# the new one's, so the wheelhouse's versions win and the system's torch is still found
+"$py" -c 'import site; print("\n".join(site.getsitepackages()))' \
+  > "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/zoo-gpu-check-system.pth"
+"$venv/bin/python" -c "import torch" || { echo "the new environment does not see $py's torch" >&2; exit 2; }
 # every wheel of the wheelhouse, as it is (the closure was resolved when it was made); the ResNet test needs the
 # system's torchvision, which must match its torch: without it, zoo-torchvision stays out and that test skips
 wheels_to_install=()
