@@ -106,3 +106,27 @@ def test_target_norm_statistics_are_the_training_splits_own(tmp_path, tiny_recip
     assert torch.allclose(norm.running_mean, out.mean((0, 2, 3)), atol=1e-5)
     assert torch.allclose(norm.running_var, out.var((0, 2, 3)), rtol=1e-3)
     assert norm.momentum == 0.1  # the module's own momentum is given back
+
+
+def _norm_statistics(checkpoint: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {k: v for k, v in load_file(checkpoint / "model.safetensors").items() if k.endswith("running_mean")}
+
+
+def test_bitfit_and_lora_keep_the_bases_batchnorm_statistics_on_images_from_version_3(tmp_path, tiny_recipe, source):
+    # defaults 3: as finetune, they normalise with the base's statistics (recipe.yaml records it); a version-2
+    # recipe still lets them follow the target's batches, as it did
+    base = _norm_statistics(source)
+    assert base
+    for strategy, version, kept in (("bitfit", None, True), ("lora", None, True), ("bitfit", 2, False)):
+        recipe = bare(tiny_recipe, tmp_path / f"{strategy}-{version}", strategy=strategy, base=f"file:{source}",
+                      train={"epochs": 1}, data={"limit": {"val": 8, "test": 8}})
+        if version:
+            recipe["defaults"] = version
+        result = tiny_recipe.run(recipe)
+        written = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
+        assert written["strategy"]["freeze_norm_stats"] is kept, (strategy, version)
+        trained = _norm_statistics(result.checkpoint)
+        assert base.keys() == trained.keys()
+        assert all(bool((base[k] == trained[k]).all()) for k in base) is kept, (strategy, version)

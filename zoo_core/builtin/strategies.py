@@ -135,6 +135,18 @@ class BitFit(Strategy):
     """Only biases, normalisation layers and the head train (BitFit, Ben Zaken et al. 2022)."""
 
     name = "bitfit"
+    freeze_norm_stats: bool = Field(
+        False, description="keep BatchNorm running statistics from the base (its affine parameters still train; "
+                           "image bases: true)")
+
+    @classmethod
+    def recommended(cls, modality):
+        # from defaults version 3 (zoo_core.defaults): statistics from batches of a few dozen target images cost
+        # 1.5-15 points on PneumoniaMNIST (README, "From ImageNet")
+        return {"strategy": {"freeze_norm_stats": True}} if modality == "image" else {}
+
+    def freezes_norm_statistics(self) -> bool:
+        return self.freeze_norm_stats
 
     def lr_scales(self, groups, epoch):
         return [1.0] * len(groups)
@@ -155,7 +167,17 @@ class Lora(Strategy):
     target_modules: list[str] | None = Field(
         None, description="module names to adapt (default: the backbone's own targets, e.g. BERT's attention "
                           "projections, else every conv/linear layer but the stem)")
+    freeze_norm_stats: bool = Field(
+        False, description="keep BatchNorm running statistics from the base (they are no parameters: without this "
+                           "they follow the target's batches; image bases: true)")
     _config: Any = PrivateAttr(None)  # the peft LoraConfig injected by prepare(), saved by export()
+
+    @classmethod
+    def recommended(cls, modality):
+        return {"strategy": {"freeze_norm_stats": True}} if modality == "image" else {}  # as bitfit's
+
+    def freezes_norm_statistics(self) -> bool:
+        return self.freeze_norm_stats
 
     def lr_scales(self, groups, epoch):
         return [1.0] * len(groups)

@@ -105,15 +105,30 @@ def test_sample_builds_with_new_head_and_groups_hold_every_parameter_once(name, 
 # Families bench/timm_coverage.py found failing, one each, checked on the meta device (nothing allocated): MetaFormer
 # and CSATv2 have no group_matcher and RDNet no coarse one (groups from feature_info), CoaT shares a module between
 # two parents, Qwen3-ViT keeps a parameter beside its blocks on one module, DeepSeek's ViT encoder returns tokens
-# (pooled by the plugin); and two that always passed.
+# (pooled by the plugin); SigLIP so400m/14 at 384, its side not divisible by its patch (cropped to whole patches);
+# and two that always passed.
 @pytest.mark.parametrize("arch", ["caformer_s18", "csatv2", "rdnet_tiny", "coat_lite_tiny", "qwen3_vit_88m",
-                                  "deepseek_vit_412m_enc",
+                                  "deepseek_vit_412m_enc", "vit_so400m_patch14_siglip_384",
                                   "tf_efficientnet_lite0", "vit_tiny_patch16_224"])
 def test_groups_and_feature_width_hold_on_the_meta_device(arch):
     from zoo_timm.coverage import check_architecture
 
     status, reason = check_architecture(arch)
     assert status == "ok", reason
+
+
+def test_a_side_not_divisible_by_the_patch_reads_what_timms_fixed_size_model_reads():
+    # timm's fixed-size ViT convolves a 40-pixel side into 2 patches of 16 (the last 8 pixels unread); the
+    # plugin's dynamic-size build crops to those whole patches and must give the very same features
+    from zoo_timm import build
+
+    fixed = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=40).eval()
+    dynamic = build("vit_tiny_patch16_224", {"num_classes": 0, "dynamic_img_size": True, "img_size": 40}).eval()
+    dynamic.load_state_dict(fixed.state_dict())
+    x = torch.randn(2, 3, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(dynamic(x), fixed(x))
+        assert dynamic(torch.randn(1, 3, 100, 120)).shape == (1, 192)  # 6 x 7 patches, position embeddings resampled
 
 
 def test_metaformer_groups_follow_its_stages():

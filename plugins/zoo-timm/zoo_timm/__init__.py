@@ -15,6 +15,7 @@ from functools import cache, partial
 
 import timm
 import torch
+from timm.layers import PatchEmbed
 from timm.models import get_arch_pretrained_cfgs, list_models, list_modules
 from torch import nn
 
@@ -101,7 +102,8 @@ def _default_preprocessing(arch: str) -> ImagePreprocessing:
 
 def build_kwargs(arch: str) -> dict:
     """How zoo-timm builds `arch`: without a classifier (the model returns its pooled, pre-logits features) and,
-    for models whose input size is otherwise fixed (ViTs), with position embeddings resampled to the input."""
+    for models whose input size is otherwise fixed (ViTs), with position embeddings resampled to the input (a
+    side not divisible by the patch is cropped to whole patches: `build`)."""
     cfgs = list(get_arch_pretrained_cfgs(arch).values())
     fixed = bool(cfgs and cfgs[0].fixed_input_size)
     return {"num_classes": 0, **({"dynamic_img_size": True} if fixed else {})}
@@ -110,7 +112,23 @@ def build_kwargs(arch: str) -> dict:
 def build(arch: str, kwargs: dict) -> nn.Module:
     model = timm.create_model(arch, pretrained=False, **kwargs)
     model.register_forward_hook(_pooled)
+    embed = getattr(model, "patch_embed", None)
+    if kwargs.get("dynamic_img_size") and isinstance(embed, PatchEmbed) and not embed.dynamic_img_pad:
+        embed.register_forward_pre_hook(_whole_patches)
     return model
+
+
+def _whole_patches(embed: PatchEmbed, args):
+    """Crop the input to whole patches, bottom and right, as the patch convolution of a fixed-size timm model does
+    by itself: `vit_so400m_patch14_siglip_384` reads 27 x 27 patches of 14 pixels from its own 384 x 384 input
+    (the last 6 pixels of each side unread), where timm's dynamic size refuses sides not divisible by the patch.
+    The output is then exactly the fixed-size model's, position embeddings included (27 x 27, not resampled)."""
+    x, *rest = args
+    height, width = x.shape[-2:]
+    crop_h, crop_w = height % embed.patch_size[0], width % embed.patch_size[1]
+    if not (crop_h or crop_w):
+        return None  # unchanged
+    return (x[..., : height - crop_h, : width - crop_w], *rest)
 
 
 def _pooled(model: nn.Module, inputs, output):
