@@ -35,6 +35,9 @@ def upgrade() -> None:
                     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
                     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
                     sa.PrimaryKeyConstraint('model_id'))
+    if op.get_bind().dialect.name == 'postgresql':  # a copy of model_search's document (search_index.py)
+        op.execute("ALTER TABLE model_latest ADD COLUMN document tsvector")
+        op.execute("CREATE INDEX ix_model_latest_document ON model_latest USING GIN (document)")
     op.create_index('ix_model_latest_version_id', 'model_latest', ['version_id'])
     op.create_index('ix_model_latest_updated', 'model_latest', ['updated_at', 'model_id'])
     op.create_index('ix_model_latest_name', 'model_latest', ['namespace', 'name'])
