@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import func, literal_column, or_, text
+from sqlalchemy import func, literal, literal_column, null, or_, text, union_all
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -257,33 +257,42 @@ FACETS = ("task", "modality", "family", "strategy", "license", "tag", "documente
 
 def _facet_counts(session: Session, stmt, everything_for: Viewer | None = None
                   ) -> tuple[int, dict[str, list[tuple[str, int]]]]:
-    """The number of matches and, per facet, (value, count) over all of them, most common first: one GROUP BY over
+    """The number of matches and, per facet, (value, count) over all of them, most common first: a GROUP BY over
     the matches' combinations of facet values (a few hundred groups, summed here per facet; which also gives the
-    total) and one over their tags in the tag table. `everything_for`: `stmt` is every model that viewer may see,
-    whose tags are counted as all tags less those of the models hidden from them (joining 300,000 tags of 100,000
-    models to their visibility took 300 ms on SQLite; the tag index alone, 15)."""
+    total) and one over their tags in the tag table, both over the matches found once (a materialised CTE: each
+    evaluation of a text query's matches is most of its cost). `everything_for`: `stmt` is every model that viewer
+    may see, whose tags are counted as all tags less those of the models hidden from them (joining 300,000 tags of
+    100,000 models to their visibility took 300 ms on SQLite; the tag index alone, 15)."""
     latest = ModelLatest
     columns = (latest.task, latest.modality, latest.family, latest.strategy, latest.license, latest.card_complete)
-    combos = session.execute(stmt.with_only_columns(*columns, func.count()).group_by(*columns)).all()
-    counters: dict[str, Counter] = {facet: Counter() for facet in FACETS}
-    total = 0
-    for *values, complete, count in combos:
-        total += count
-        for facet, value in zip(FACETS, values, strict=False):
-            if value:
-                counters[facet][value] += count
-        counters["documented"]["yes" if complete else "no"] += count
     tag_counts = select(ModelTag.tag, func.count()).group_by(ModelTag.tag)
-    if everything_for is not None:
+    counters: dict[str, Counter] = {facet: Counter() for facet in FACETS}
+    if everything_for is not None:  # an index scan each
+        rows = [(0, *row) for row in session.execute(stmt.with_only_columns(*columns, func.count())
+                                                     .group_by(*columns))]
         counters["tag"].update(dict(session.execute(tag_counts).all()))
         if not everything_for.admin:
             hidden = select(latest.model_id).where(latest.visibility != "public",
                                                    latest.namespace.not_in(list(everything_for.namespaces)))
             counters["tag"].subtract(dict(session.execute(tag_counts.where(ModelTag.model_id.in_(hidden))).all()))
             counters["tag"] = +counters["tag"]  # without the tags only hidden models carry
-    elif total:
-        matches = stmt.with_only_columns(latest.model_id)
-        counters["tag"].update(dict(session.execute(tag_counts.where(ModelTag.model_id.in_(matches))).all()))
+    else:
+        matches = stmt.with_only_columns(latest.model_id, *columns).cte("matches").prefix_with("MATERIALIZED")
+        facet_columns = [matches.c[c.key] for c in columns]
+        rows = session.execute(union_all(
+            select(literal(0), *facet_columns, func.count()).group_by(*facet_columns),
+            select(literal(1), ModelTag.tag, *[null()] * (len(columns) - 1), func.count())
+            .where(ModelTag.model_id.in_(select(matches.c.model_id))).group_by(ModelTag.tag))).all()
+    total = 0
+    for kind, *values, complete, count in rows:
+        if kind == 1:
+            counters["tag"][values[0]] += count
+            continue
+        total += count
+        for facet, value in zip(FACETS, values, strict=False):
+            if value:
+                counters[facet][value] += count
+        counters["documented"]["yes" if complete else "no"] += count
     return total, {facet: sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) for facet, c in counters.items()}
 
 
