@@ -130,8 +130,10 @@ def test_counts_follow_every_write_made_through_any_process(service, push, datab
         found = svc.search(facets=True, viewer=viewer, **filters)
         return found["total"], dict(found["facets"]["tag"])
 
+    assert other.metric_names() == [] and counts(other) == (0, {})
     push("acme/a", tags="savanna, zebra")
     assert counts(other) == (1, {"savanna": 1, "zebra": 1}) == counts(other)  # the second from what was kept
+    assert other.metric_names() == ["accuracy"]
     push("acme/b", tags="savanna")
     assert counts(other) == (2, {"savanna": 2, "zebra": 1})
     push("acme/secret", tags="savanna, hidden", visibility="private")

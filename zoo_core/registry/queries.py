@@ -247,11 +247,19 @@ class QueriesMixin:
         return self.__dict__.setdefault("_counts", CountsCache())
 
     def metric_names(self) -> list[str]:
-        """Every metric name versions report, for sort menus."""
+        """Every metric name versions report, for sort menus: one probe of the (name, value) index per name (a
+        DISTINCT read all 200,000 rows of 100,000 versions, half the home page's time)."""
         with Session(self.engine) as session:
-            return sorted(session.exec(select(VersionMetric.name).distinct()).all())
+            return sorted(name for (name,) in session.execute(text(METRIC_NAMES)) if name is not None)
 
 
+# the next name after the one before, from the index, until there is none
+METRIC_NAMES = """WITH RECURSIVE names(name) AS (
+                      SELECT MIN(name) FROM versionmetric
+                      UNION ALL
+                      SELECT (SELECT MIN(v.name) FROM versionmetric v WHERE v.name > names.name) FROM names
+                      WHERE names.name IS NOT NULL)
+                  SELECT name FROM names"""
 FACETS = ("task", "modality", "family", "strategy", "license", "tag", "documented")
 
 
