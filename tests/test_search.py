@@ -92,13 +92,17 @@ def test_the_index_follows_latest_and_rolls_back_with_a_failed_publish(service, 
     assert set(ids(service.search("zebras", viewer=Viewer(frozenset({"acme"}))))) == {"acme/m", "acme/secret"}
 
 
-def test_a_registry_from_before_the_indexes_is_indexed_by_the_migration(database_url, tmp_path, push, service):
+@pytest.mark.parametrize("migration", ["0003_search", "0008_model_latest"])
+def test_a_registry_from_before_the_indexes_is_indexed_by_the_migration(database_url, tmp_path, push, service,
+                                                                         migration):
     from alembic.script import ScriptDirectory
 
     push("acme/old", body="Made before search indexes.", tags="legacy")
+    push("acme/gone", body="Yanked before search indexes.", tags="legacy")
+    service.set_status("acme/gone@1", "yanked", "bad")  # no `latest`: not searchable, its tags not counted
     from alembic import command
 
-    before = ScriptDirectory.from_config(alembic_config()).get_revision("0003_search").down_revision
+    before = ScriptDirectory.from_config(alembic_config()).get_revision(migration).down_revision
     config = alembic_config(service.engine)
     with service.engine.connect() as conn:  # back to a registry made before this migration: no index tables
         if conn.dialect.name == "sqlite":  # Alembic's batch mode rebuilds tables: foreign keys off, as it advises
@@ -107,11 +111,43 @@ def test_a_registry_from_before_the_indexes_is_indexed_by_the_migration(database
         with conn.begin():
             config.attributes["connection"] = conn
             command.downgrade(config, before)
-        assert "model_tag" not in inspect(conn).get_table_names()
+        assert migration.split("_", 1)[1] not in inspect(conn).get_table_names()
     service.engine.dispose()
     again = RegistryService(database_url, tmp_path / "blobs")
     assert ids(again.search("indexes")) == ["acme/old"] and ids(again.search(tag="legacy")) == ["acme/old"]
+    found = again.search(facets=True, viewer=ANONYMOUS)
+    assert found["total"] == 1 and dict(found["facets"]["tag"])["legacy"] == 1
     again.engine.dispose()
+
+
+def test_counts_follow_every_write_made_through_any_process(service, push, database_url, tmp_path):
+    """The totals and facet counts of a search without words are kept per value of the database's change counter:
+    another service on the same database (as another process or host) sees each write at once, and never a
+    private model's tags."""
+    other = RegistryService(database_url, tmp_path / "blobs")
+
+    def counts(svc, viewer=ANONYMOUS, **filters):
+        found = svc.search(facets=True, viewer=viewer, **filters)
+        return found["total"], dict(found["facets"]["tag"])
+
+    assert other.metric_names() == [] and counts(other) == (0, {})
+    push("acme/a", tags="savanna, zebra")
+    assert counts(other) == (1, {"savanna": 1, "zebra": 1}) == counts(other)  # the second from what was kept
+    assert other.metric_names() == ["accuracy"]
+    push("acme/b", tags="savanna")
+    assert counts(other) == (2, {"savanna": 2, "zebra": 1})
+    push("acme/secret", tags="savanna, hidden", visibility="private")
+    assert counts(other) == (2, {"savanna": 2, "zebra": 1})  # hidden from an anonymous viewer, tags too
+    assert counts(other, Viewer(frozenset({"acme"}))) == (3, {"savanna": 3, "zebra": 1, "hidden": 1})
+    assert counts(other, tag="savanna") == (2, {"savanna": 2, "zebra": 1})
+    service.set_status("acme/b@1", "yanked", "wrong")  # its only version: no longer listed
+    assert counts(other) == (1, {"savanna": 1, "zebra": 1})
+    assert counts(other, tag="savanna") == (1, {"savanna": 1, "zebra": 1})
+    with pytest.raises(NotFoundError):
+        push("acme/c", tags="okapi", parent="acme/missing@1")  # rolled back: nothing to count
+    assert counts(other) == (1, {"savanna": 1, "zebra": 1})
+    assert other.search(viewer=ANONYMOUS)["total"] == 1  # the total alone, without facets
+    other.engine.dispose()
 
 
 def test_ancestors_of_a_long_chain_in_one_query(service, push):

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal_column, or_, text
+from sqlalchemy import func, literal, literal_column, null, or_, text, union_all
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from zoo_core.errors import ZooError
 from zoo_core.registry.attestations import reproduced_versions
-from zoo_core.registry.models import Alias, LineageEdge, Model, Namespace, Version, VersionMetric
+from zoo_core.registry.changes import CountsCache, current
+from zoo_core.registry.models import LineageEdge, Model, Namespace, Version, VersionMetric
 from zoo_core.registry.reads import ALIASES_OF_MODELS, VERSIONS_OF_MODELS
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.search_index import is_plain, literal_match, matching, tagged
+from zoo_core.registry.search_index import ModelLatest, ModelTag, is_plain, literal_match, matching, tagged
 from zoo_core.registry.types import ADMIN, Viewer
 
 
@@ -127,30 +127,35 @@ class QueriesMixin:
         or within tolerance)."""
         with Session(self.engine) as session:
             dialect = session.get_bind().dialect.name
-            # with ANALYZE's statistics, SQLite's planner (unaware of LIMIT) scanned every alias and sorted them
-            # all rather than walk the model's updated_at index: a unary + keeps the alias name off the index
-            # (110 ms -> 0.2 ms at 100,000 models; without statistics the plan is the same either way)
-            name = literal_column("+alias.name") if dialect == "sqlite" else Alias.name
-            latest = select(Alias.model_id, Alias.version_id).where(name == "latest").subquery()
-            stmt = (select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
-                    .join(latest, latest.c.model_id == Model.id).join(Version, Version.id == latest.c.version_id))
+            # every filter, sort and count reads the narrow `model_latest` rows (search_index.py)
+            latest = ModelLatest
+            # on SQLite a filter's column stays off its index (a unary +): the plan is the text index's matches
+            # or the walk down `updated_at`, never a facet index (task=... that way: 20 -> 270 ms, each of its
+            # rows then probing the text index)
+            col = (lambda c: literal_column(f"+model_latest.{c.name}", c.type)) if dialect == "sqlite" else \
+                (lambda c: c)
+            stmt = select(latest.version_id)
             if not viewer.admin:
-                stmt = stmt.where(or_(Model.visibility == "public", Namespace.name.in_(list(viewer.namespaces))))
+                visible = col(latest.visibility) == "public"
+                stmt = stmt.where(or_(visible, col(latest.namespace).in_(list(viewer.namespaces)))
+                                  if viewer.namespaces else visible)
             rank = None
             if query and is_plain(query):  # full-text, ranked (search_index.py)
-                stmt, rank = matching(stmt, query, dialect)
+                stmt, rank = matching(stmt, query, dialect, latest.model_id)
             elif query:  # other characters (50%, off_sale): literal text
-                stmt = stmt.where(literal_match(query, (Model.name, Namespace.name, Model.description, Version.card)))
-            for column, value in ((Model.task, task), (Model.modality, modality), (Version.backbone, backbone),
-                                  (Version.family, family), (Version.strategy, strategy), (Model.license, license),
-                                  (Version.library, library), (Namespace.name, namespace)):
+                stmt = (stmt.join(Model, Model.id == latest.model_id).join(Version, Version.id == latest.version_id)
+                        .where(literal_match(query, (latest.name, latest.namespace, Model.description, Version.card))))
+            for column, value in ((latest.task, task), (latest.modality, modality), (latest.backbone, backbone),
+                                  (latest.family, family), (latest.strategy, strategy), (latest.license, license),
+                                  (latest.library, library), (latest.namespace, namespace)):
                 if value:
-                    stmt = stmt.where(column == value)
+                    stmt = stmt.where(col(column) == value)
             for one in ([tag] if isinstance(tag, str) else tag or []):
                 one = one.lower()
-                stmt = stmt.where(or_(tagged(one), func.lower(Model.task) == one, func.lower(Version.library) == one))
+                stmt = stmt.where(or_(tagged(one, latest.model_id), func.lower(latest.task) == one,
+                                      func.lower(latest.library) == one))
             if documented is not None:
-                stmt = stmt.where(Version.card_complete == documented)
+                stmt = stmt.where(col(latest.card_complete) == documented)
             if metric:
                 name, op, value = metric
                 ops = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__"}
@@ -159,7 +164,7 @@ class QueriesMixin:
                 # EXISTS, one primary-key probe per candidate: an IN list would first collect every version
                 # passing the filter (20,000 of 100,000 for accuracy>=0.9), twice as slow under a text query
                 stmt = stmt.where(select(VersionMetric.version_id).where(
-                    VersionMetric.version_id == Version.id, VersionMetric.name == name,
+                    VersionMetric.version_id == latest.version_id, VersionMetric.name == name,
                     getattr(VersionMetric.value, ops[op])(value)).exists())
             if descendant_of or relation:
                 edges = select(LineageEdge.child_id)
@@ -170,29 +175,45 @@ class QueriesMixin:
                     graph = self.lineage(f"{root.model_id}@{root.number}", "descendants", viewer)
                     ids = [n["version_id"] for n in graph["nodes"] if n.get("depth", 0) > 0 and "version_id" in n]
                     edges = edges.where(LineageEdge.child_id.in_(ids))
-                stmt = stmt.where(Version.id.in_(edges))
+                stmt = stmt.where(latest.version_id.in_(edges))
             if reproduced:
-                stmt = stmt.where(Version.id.in_(reproduced_versions()))
+                stmt = stmt.where(latest.version_id.in_(reproduced_versions()))
             if sort == "name":
-                order = (Namespace.name, Model.name)
+                order = (latest.namespace, latest.name)
             elif sort == "relevance" and rank is not None:  # best match first
-                order = (rank, Model.updated_at.desc(), Model.id.desc())
+                order = (rank, latest.updated_at.desc(), latest.model_id.desc())
             elif sort in ("updated", "relevance"):
-                order = (Model.updated_at.desc(), Model.id.desc())
+                order = (latest.updated_at.desc(), latest.model_id.desc())
             elif sort == "created":
-                order = (Model.created_at.desc(), Model.id.desc())
+                order = (latest.created_at.desc(), latest.model_id.desc())
             else:  # a metric, best first
-                value = (select(VersionMetric.value).where(VersionMetric.version_id == Version.id,
+                value = (select(VersionMetric.value).where(VersionMetric.version_id == latest.version_id,
                                                            VersionMetric.name == sort).scalar_subquery())
-                order = (value.desc().nulls_last(), Model.name)
+                order = (value.desc().nulls_last(), latest.name)
             check_page(page, per_page)
             per_page = min(per_page, 200)
-            counts = None
-            if facets:  # the total comes with the facets' counts
-                total, counts = _facet_counts(session, stmt)
+            # without words, the counts cover a large share of the registry and only change with it: kept per
+            # value of the database's change counter (changes.py); with words, they cover the matches only
+            key = None if query else (viewer.admin, viewer.namespaces, task, modality, backbone, family, strategy,
+                                      license, tuple([tag] if isinstance(tag, str) else tag or ()), library,
+                                      namespace, documented, metric, descendant_of, relation, reproduced, facets)
+            # the counter is read before counting: a change committed meanwhile leaves an entry nobody asks for
+            # again (the counter has moved), never an old answer under the new counter
+            counter = current(session.connection()) if key is not None else None
+            kept = self._counts_cache().get((counter, *key)) if counter is not None else None
+            if kept is not None:
+                total, counts = kept
+                rows = _search_page(session, stmt, order, page, per_page, with_total=False)
+            elif facets:  # the total comes with the facets' counts
+                everything = not any((query, task, modality, backbone, family, strategy, license, tag, library,
+                                      namespace, documented is not None, metric, descendant_of, relation, reproduced))
+                total, counts = _facet_counts(session, stmt, viewer if everything else None)
                 rows = _search_page(session, stmt, order, page, per_page, with_total=False)
             else:
+                counts = None
                 total, rows = _search_page(session, stmt, order, page, per_page, with_total=True)
+            if kept is None and counter is not None:
+                self._counts_cache().put((counter, *key), (total, counts))
             model_ids = [m.id for m, _, _ in rows]
             # every version of the page's models, as plain rows, with their metrics from the cache (reads.py)
             all_versions = session.exec(VERSIONS_OF_MODELS, params={"ids": model_ids}).all() if model_ids else []
@@ -222,31 +243,64 @@ class QueriesMixin:
                 answer["facets"] = counts
             return answer
 
+    def _counts_cache(self) -> CountsCache:
+        return self.__dict__.setdefault("_counts", CountsCache())
+
     def metric_names(self) -> list[str]:
-        """Every metric name versions report, for sort menus."""
+        """Every metric name versions report, for sort menus: one probe of the (name, value) index per name (a
+        DISTINCT read all 200,000 rows of 100,000 versions, half the home page's time)."""
         with Session(self.engine) as session:
-            return sorted(session.exec(select(VersionMetric.name).distinct()).all())
+            return sorted(name for (name,) in session.execute(text(METRIC_NAMES)) if name is not None)
 
 
+# the next name after the one before, from the index, until there is none
+METRIC_NAMES = """WITH RECURSIVE names(name) AS (
+                      SELECT MIN(name) FROM versionmetric
+                      UNION ALL
+                      SELECT (SELECT MIN(v.name) FROM versionmetric v WHERE v.name > names.name) FROM names
+                      WHERE names.name IS NOT NULL)
+                  SELECT name FROM names"""
 FACETS = ("task", "modality", "family", "strategy", "license", "tag", "documented")
 
 
-def _facet_counts(session: Session, stmt) -> tuple[int, dict[str, list[tuple[str, int]]]]:
-    """The number of matches and, per facet, (value, count) over all of them, most common first: one narrow query
-    of the matching rows, which also gives the total (tags are a JSON list per model, so they are counted here
-    rather than in SQL; measured at 100,000 models, a UNION of GROUP BYs over a materialised CTE was slower)."""
-    # tags as their raw JSON text: json.loads is several times faster than the ORM's JSON type per row
-    narrow = stmt.with_only_columns(Model.task, Model.modality, Version.family, Version.strategy, Model.license,
-                                    cast(Model.tags, String), Version.card_complete)
+def _facet_counts(session: Session, stmt, everything_for: Viewer | None = None
+                  ) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+    """The number of matches and, per facet, (value, count) over all of them, most common first: a GROUP BY over
+    the matches' combinations of facet values (a few hundred groups, summed here per facet; which also gives the
+    total) and one over their tags in the tag table, both over the matches found once (a materialised CTE: each
+    evaluation of a text query's matches is most of its cost). `everything_for`: `stmt` is every model that viewer
+    may see, whose tags are counted as all tags less those of the models hidden from them (joining 300,000 tags of
+    100,000 models to their visibility took 300 ms on SQLite; the tag index alone, 15)."""
+    latest = ModelLatest
+    columns = (latest.task, latest.modality, latest.family, latest.strategy, latest.license, latest.card_complete)
+    tag_counts = select(ModelTag.tag, func.count()).group_by(ModelTag.tag)
     counters: dict[str, Counter] = {facet: Counter() for facet in FACETS}
+    if everything_for is not None:  # an index scan each
+        rows = [(0, *row) for row in session.execute(stmt.with_only_columns(*columns, func.count())
+                                                     .group_by(*columns))]
+        counters["tag"].update(dict(session.execute(tag_counts).all()))
+        if not everything_for.admin:
+            hidden = select(latest.model_id).where(latest.visibility != "public",
+                                                   latest.namespace.not_in(list(everything_for.namespaces)))
+            counters["tag"].subtract(dict(session.execute(tag_counts.where(ModelTag.model_id.in_(hidden))).all()))
+            counters["tag"] = +counters["tag"]  # without the tags only hidden models carry
+    else:
+        matches = stmt.with_only_columns(latest.model_id, *columns).cte("matches").prefix_with("MATERIALIZED")
+        facet_columns = [matches.c[c.key] for c in columns]
+        rows = session.execute(union_all(
+            select(literal(0), *facet_columns, func.count()).group_by(*facet_columns),
+            select(literal(1), ModelTag.tag, *[null()] * (len(columns) - 1), func.count())
+            .where(ModelTag.model_id.in_(select(matches.c.model_id))).group_by(ModelTag.tag))).all()
     total = 0
-    for *values, tags, complete in session.execute(narrow):
-        total += 1
+    for kind, *values, complete, count in rows:
+        if kind == 1:
+            counters["tag"][values[0]] += count
+            continue
+        total += count
         for facet, value in zip(FACETS, values, strict=False):
             if value:
-                counters[facet][value] += 1
-        counters["tag"].update(set(json.loads(tags) if tags else ()))
-        counters["documented"]["yes" if complete else "no"] += 1
+                counters[facet][value] += count
+        counters["documented"]["yes" if complete else "no"] += count
     return total, {facet: sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) for facet, c in counters.items()}
 
 
@@ -254,7 +308,7 @@ def _search_page(session: Session, stmt, order, page: int, per_page: int, with_t
     """A page of `stmt`'s rows (model, namespace, version) in `order`, in two steps: the page's version ids
     (narrow rows sort fast: 8,000 text matches in half the time of full rows), then those rows. With
     `with_total`, returns (total, rows), the total riding along as a window count."""
-    narrow = stmt.with_only_columns(Version.id, *([func.count().over()] if with_total else []))
+    narrow = stmt.with_only_columns(ModelLatest.version_id, *([func.count().over()] if with_total else []))
     picked = session.execute(narrow.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
     ids = [row[0] for row in picked]
     rows = []
@@ -270,7 +324,7 @@ def _search_page(session: Session, stmt, order, page: int, per_page: int, with_t
     if picked:
         return picked[0][1], rows
     # a page past the end: a count of its own
-    return session.exec(select(func.count()).select_from(stmt.with_only_columns(Version.id).subquery())).one(), rows
+    return session.exec(select(func.count()).select_from(stmt.subquery())).one(), rows
 
 
 MAX_PAGE = 1_000_000

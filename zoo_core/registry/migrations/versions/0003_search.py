@@ -30,7 +30,7 @@ def upgrade() -> None:
         op.execute("CREATE INDEX ix_model_search_document ON model_search USING GIN (document)")
     from zoo_core.registry.search_index import reindex
 
-    reindex(bind, [])  # every model already there
+    reindex(bind, [], latest_rows=False)  # every model already there (model_latest comes with 0008)
 
 
 def downgrade() -> None:
