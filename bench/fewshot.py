@@ -53,15 +53,17 @@ def minilm() -> str:
 
 
 def cedr_tsv(folder: Path) -> dict[str, str]:
-    """The sentiment view of CEDR (SOURCE.md): one-label rows, joy positive; sadness, fear, anger negative."""
-    sentiment = {"joy": 1, "sadness": 0, "fear": 0, "anger": 0}
+    """The sentiment view of CEDR (SOURCE.md): one-label rows, joy positive; sadness, fear, anger negative. A
+    `labels` cell holds class ids, space-separated in brackets (`[2]`, `[1 2]`): 0 joy, 1 sadness, 2 surprise,
+    3 fear, 4 anger."""
+    sentiment = {"0": 1, "1": 0, "3": 0, "4": 0}
     files = {}
     for split in ("train", "test"):
         out = folder / f"cedr-{split}.tsv"
         with open(SHARED / "cedr-ru" / f"cedr-main-{split}.csv", newline="") as f, open(out, "w") as w:
             w.write("label\tsentence\n")
             for row in csv.DictReader(f):
-                labels = [x.strip(" '\"") for x in row["labels"].strip("[]").split(",") if x.strip()]
+                labels = row["labels"].strip("[]").split()
                 if len(labels) == 1 and labels[0] in sentiment:
                     w.write(f"{sentiment[labels[0]]}\t{' '.join(row['text'].split())}\n")
         files[split] = str(out)

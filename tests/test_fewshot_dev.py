@@ -22,3 +22,12 @@ def test_the_sst2_dev_target_holds_out_train_sentences_and_nothing_of_the_test_s
     assert not test & {row.split("\t", 1)[1] for row in held[1:]}
     (tmp_path / "again").mkdir()  # seeded: the same held-out sentences every run
     assert Path(fewshot.sst2_dev_tsv(tmp_path / "again")["test"]).read_text() == Path(files["test"]).read_text()
+
+
+def test_the_cedr_sentiment_view_has_the_counts_its_source_gives(tmp_path, shared_data):
+    import fewshot
+
+    files = fewshot.cedr_tsv(tmp_path)
+    for split, (positive, negative) in {"train": (1508, 2302), "test": (341, 622)}.items():
+        labels = [row.split("\t", 1)[0] for row in Path(files[split]).read_text().splitlines()[1:]]
+        assert (labels.count("1"), labels.count("0")) == (positive, negative)  # cedr-ru/SOURCE.md
