@@ -13,6 +13,8 @@ ones for every method) and another initialisation. Methods:
 Targets: SST-2 (English sentences, all-MiniLM-L6-v2), PneumoniaMNIST (chest X-rays) and the CIFAR-10 subset
 (photographs), both from the MNIST-chain ResNet-18 (trained here on MNIST digits at 32x32) and from ImageNet
 EfficientNet-Lite0 at 96x96; CEDR (Russian sentences, sentiment view of its SOURCE.md) is reported, not a target.
+`sst2dev` (reported only, run only when named) is where text defaults are chosen: 1,000 sentences held out of
+SST-2's train split as its test, so a candidate default (`--with`) is never judged on SST-2's test split.
 Validation: the target's own val split, else carved from train; capped at 100 examples (tiny, as with few labels).
 Test: capped at 1,000 examples (--quick: 300).
 
@@ -21,9 +23,10 @@ Prints macro-F1 mean ± std (over seeds) per cell as each finishes, then the tab
 modality (zoo_core.defaults.RECOMMENDED) beats the best plain baseline by >= 3 points macro-F1 at k = 32 on every
 target. --quick: PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, the probes, the recommended
 default, scratch for images and TF-IDF for text.
-Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --only m1,m2 --source PATH (an MNIST source
-checkpoint to reuse) --log FILE (one JSON line per finished run) --report LOG[,LOG] (the table of
-logged runs) --json.
+Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --first-seed S --only m1,m2 --source PATH (an
+MNIST source checkpoint to reuse) --log FILE (one JSON line per finished run) --report LOG[,LOG] (the table of
+logged runs) --with JSON --label NAME (a candidate default: train/strategy values or `defaults`, put in every zoo
+recipe; logged under NAME, its own column in --report) --json.
 """
 
 from __future__ import annotations
