@@ -13,6 +13,8 @@ ones for every method) and another initialisation. Methods:
 Targets: SST-2 (English sentences, all-MiniLM-L6-v2), PneumoniaMNIST (chest X-rays) and the CIFAR-10 subset
 (photographs), both from the MNIST-chain ResNet-18 (trained here on MNIST digits at 32x32) and from ImageNet
 EfficientNet-Lite0 at 96x96; CEDR (Russian sentences, sentiment view of its SOURCE.md) is reported, not a target.
+`sst2dev` (reported only, run only when named) is where text defaults are chosen: 1,000 sentences held out of
+SST-2's train split as its test, so a candidate default (`--with`) is never judged on SST-2's test split.
 Validation: the target's own val split, else carved from train; capped at 100 examples (tiny, as with few labels).
 Test: capped at 1,000 examples (--quick: 300).
 
@@ -21,9 +23,10 @@ Prints macro-F1 mean ± std (over seeds) per cell as each finishes, then the tab
 modality (zoo_core.defaults.RECOMMENDED) beats the best plain baseline by >= 3 points macro-F1 at k = 32 on every
 target. --quick: PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, the probes, the recommended
 default, scratch for images and TF-IDF for text.
-Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --only m1,m2 --source PATH (an MNIST source
-checkpoint to reuse) --log FILE (one JSON line per finished run) --report LOG[,LOG] (the table of
-logged runs) --json.
+Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --first-seed S --only m1,m2 --source PATH (an
+MNIST source checkpoint to reuse) --log FILE (one JSON line per finished run) --report LOG[,LOG] (the table of
+logged runs) --with JSON --label NAME (a candidate default: train/strategy values or `defaults`, put in every zoo
+recipe; logged under NAME, its own column in --report) --json.
 """
 
 from __future__ import annotations
@@ -53,18 +56,38 @@ def minilm() -> str:
 
 
 def cedr_tsv(folder: Path) -> dict[str, str]:
-    """The sentiment view of CEDR (SOURCE.md): one-label rows, joy positive; sadness, fear, anger negative."""
-    sentiment = {"joy": 1, "sadness": 0, "fear": 0, "anger": 0}
+    """The sentiment view of CEDR (SOURCE.md): one-label rows, joy positive; sadness, fear, anger negative. A
+    `labels` cell holds class ids, space-separated in brackets (`[2]`, `[1 2]`): 0 joy, 1 sadness, 2 surprise,
+    3 fear, 4 anger."""
+    sentiment = {"0": 1, "1": 0, "3": 0, "4": 0}
     files = {}
     for split in ("train", "test"):
         out = folder / f"cedr-{split}.tsv"
         with open(SHARED / "cedr-ru" / f"cedr-main-{split}.csv", newline="") as f, open(out, "w") as w:
             w.write("label\tsentence\n")
             for row in csv.DictReader(f):
-                labels = [x.strip(" '\"") for x in row["labels"].strip("[]").split(",") if x.strip()]
+                labels = row["labels"].strip("[]").split()
                 if len(labels) == 1 and labels[0] in sentiment:
                     w.write(f"{sentiment[labels[0]]}\t{' '.join(row['text'].split())}\n")
         files[split] = str(out)
+    return files
+
+
+def sst2_dev_tsv(folder: Path) -> dict[str, str]:
+    """A development set for choosing defaults that never touches SST-2's test split: 1,000 sentences of at least
+    10 words held out of SST-2's train split (seeded), the rest of train the labelled pool."""
+    import random
+
+    rows = (SHARED / "sst2" / "train.tsv").read_text().splitlines()
+    header, rows = rows[0], rows[1:]
+    random.Random(0).shuffle(rows)
+    held, pool = [], []
+    for row in rows:
+        (held if len(held) < 1000 and len(row.split("\t", 1)[1].split()) >= 10 else pool).append(row)
+    files = {}
+    for split, part in (("train", pool), ("test", held)):
+        files[split] = str(folder / f"sst2-dev-{split}.tsv")
+        Path(files[split]).write_text("\n".join([header, *part]) + "\n")
     return files
 
 
@@ -75,6 +98,9 @@ def targets(tmp: Path) -> dict[str, dict]:
     return {
         "sst2": {"modality": "text", "data": {**text, "args": {**text["args"], "files": {
             "train": str(sst2 / "train.tsv"), "val": str(sst2 / "dev.tsv"), "test": str(sst2 / "test.tsv")}}}},
+        # where text defaults are chosen (never on SST-2's test split): reported only
+        "sst2dev": {"modality": "text", "reported_only": True, "data": {**text, "args": {**text["args"], "files": {
+            **sst2_dev_tsv(tmp), "val": str(sst2 / "dev.tsv")}}}},
         "pneumonia": {"modality": "image", "data": {"reader": "npz", "args": {
             "path": str(PNEUMONIA), "classes": ["normal", "pneumonia"]}}},
         "cifar10": {"modality": "image", "data": {"reader": "npz", "args": {
@@ -98,8 +124,13 @@ def data_section(target: dict, base: str, k: int, test_cap: int) -> dict:
     return data
 
 
-def zoo_recipe(target: dict, base: str, source: Path | None, strategy: str, k: int, seed: int, test_cap: int):
-    recipe = {"strategy": {"name": strategy}, "data": data_section(target, base, k, test_cap), "train": {"seed": seed}}
+def zoo_recipe(target: dict, base: str, source: Path | None, strategy: str, k: int, seed: int, test_cap: int,
+              overrides: dict | None = None):
+    overrides = overrides or {}
+    recipe = {"strategy": {"name": strategy, **overrides.get("strategy", {})},
+              "data": data_section(target, base, k, test_cap), "train": {"seed": seed, **overrides.get("train", {})}}
+    if "defaults" in overrides:
+        recipe["defaults"] = overrides["defaults"]
     if target["modality"] == "text":
         recipe["base"] = minilm()
     else:
@@ -149,9 +180,12 @@ def main() -> None:
         for path in option("--report", "").split(","):
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
-                cells.setdefault((row["target"], row["base"], row["k"], row["method"]), []).append(row["macro_f1"])
-        modality = {"sst2": "text", "cedr": "text", "pneumonia": "image", "cifar10": "image"}
-        report(cells, {t: {"modality": m, "reported_only": t == "cedr"} for t, m in modality.items()}, RECOMMENDED)
+                # a candidate default (--with) is its own column, named by its --label
+                method = f"{row['method']}:{row.get('label') or 'with'}" if row.get("with") else row["method"]
+                cells.setdefault((row["target"], row["base"], row["k"], method), []).append(row["macro_f1"])
+        modality = {"sst2": "text", "sst2dev": "text", "cedr": "text", "pneumonia": "image", "cifar10": "image"}
+        report(cells, {t: {"modality": m, "reported_only": t in ("cedr", "sst2dev")} for t, m in modality.items()},
+               RECOMMENDED)
         return
     require_shared_data()
     quick = "--quick" in sys.argv
@@ -160,9 +194,13 @@ def main() -> None:
     bases = option("--bases", "mnist" if quick else "mnist,imagenet").split(",")
     ks = [int(k) for k in option("--k", "32" if quick else "32,8,128").split(",")]  # k = 32 (the targets') first
     seeds = int(option("--seeds", "1" if quick else "3"))
+    first_seed = int(option("--first-seed", "0"))
     test_cap = 300 if quick else 1000
     only = option("--only", "").split(",") if "--only" in sys.argv else None
     log = Path(option("--log", "")) if "--log" in sys.argv else None
+    # --with '{"train": {...}, "strategy": {...}, "defaults": N}': a candidate default, measured on a dev target
+    overrides = json.loads(option("--with", "{}"))
+    label = option("--label", "")
     cells: dict[tuple, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -187,17 +225,21 @@ def main() -> None:
                     chosen_methods = methods if only is None else [m for m in only if m in methods]
                     for method in dict.fromkeys(chosen_methods):
                         scores, start = [], time.perf_counter()
-                        for seed in range(seeds):
+                        for seed in range(first_seed, first_seed + seeds):
+                            begun = time.perf_counter()
                             if method in ("plain-probe", "tfidf"):
                                 score = plain(method, target, base, source, k, seed, test_cap)
                             else:
-                                score = run(zoo_recipe(target, base, source, method, k, seed, test_cap)
-                                            ).metrics["macro_f1"]
+                                score = run(zoo_recipe(target, base, source, method, k, seed, test_cap,
+                                                       overrides)).metrics["macro_f1"]
                             scores.append(score)
                             if log:
                                 with log.open("a") as f:
                                     f.write(json.dumps({"target": name, "base": base, "k": k, "method": method,
-                                                        "seed": seed, "macro_f1": score}) + "\n")
+                                                        "seed": seed, "macro_f1": score, "with": overrides,
+                                                        "label": label,
+                                                        "seconds": round(time.perf_counter() - begun, 1)})
+                                            + "\n")
                         cells[(name, base, k, method)] = scores
                         print(f"{name:10}{base:9}k={k:<4}{method:17}{_fmt(scores)}  "
                               f"({(time.perf_counter() - start) / seeds:.0f} s a run)", flush=True)
@@ -211,7 +253,9 @@ def _fmt(scores: list[float]) -> str:
 
 def report(cells: dict[tuple, list[float]], all_targets: dict, recommended: dict[str, str]) -> None:
     groups = sorted({key[:3] for key in cells}, key=lambda g: (g[0], g[1], g[2]))
-    methods = [m for m in [*STRATEGIES, "plain-probe", "tfidf"] if any(key[3] == m for key in cells)]
+    known = [*STRATEGIES, "plain-probe", "tfidf"]
+    methods = [m for m in known if any(key[3] == m for key in cells)]
+    methods += sorted({key[3] for key in cells} - set(known))  # candidate defaults (--with ... --label)
     print("\nmacro-F1 on the test split, mean ± std over seeds (strategies with their defaults only)")
     print(f"{'target':10}{'base':9}{'k':>4}  " + "".join(f"{m:>16}" for m in methods))
     for group in groups:
