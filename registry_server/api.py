@@ -64,24 +64,29 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
 
 
 @router.get("/models/{namespace}/{name}", response_model=ModelOut)
-def model(namespace: str, name: str, request: Request, who: Viewer = Reader,
-          service: RegistryService = Service) -> Response:
+async def model(namespace: str, name: str, request: Request, who: Viewer = Reader,
+                service: RegistryService = Service) -> Response:
     """The model: the Hub's ModelInfo at `latest` (when published) plus the zoo's summary and versions."""
+    return conditional_json(request, await deps.read(service, model_answer, service, namespace, name, who), who)
+
+
+def model_answer(service: RegistryService, namespace: str, name: str, who: Viewer) -> dict[str, Any]:
     model_id = f"{namespace}/{name}"
-    summary = service.model_summary(model_id, who)
-    versions = service.versions(model_id, who)
-    hub = hub_model_info(service, hub_version(service, namespace, name, "main", who, summary), who, summary)
+    with service.reading():  # one session for the three reads
+        summary = service.model_summary(model_id, who)
+        versions = service.versions(model_id, who)
+        hub = hub_model_info(service, hub_version(service, namespace, name, "main", who, summary), who, summary)
     # the Hub's clients parse `created_at` too: every date in the client's `...Z` form
     dates = {key: hub_time(summary[key]) for key in ("created_at", "updated_at")}
-    return conditional_json(request, {**hub, **summary, **dates, "versions": [version_out(v) for v in versions]},
-                            who)
+    return {**hub, **summary, **dates, "versions": [version_out(v) for v in versions]}
 
 
 @router.get("/models/{namespace}/{name}/versions/{revision}", response_model=VersionOut)
-def version(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
-            service: RegistryService = Service) -> Response:
+async def version(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
+                  service: RegistryService = Service) -> Response:
     """A version, with a strong ETag: If-None-Match answers 304 while it is unchanged for this viewer."""
-    return conditional_json(request, version_out(service.resolve(f"{namespace}/{name}@{revision}", who)), who)
+    info = await deps.read(service, service.resolve, f"{namespace}/{name}@{revision}", who)
+    return conditional_json(request, version_out(info), who)
 
 
 def version_out(info: VersionInfo) -> dict[str, Any]:

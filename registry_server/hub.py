@@ -189,11 +189,16 @@ def _true(flag: str | None) -> bool:
 
 
 @router.get("/api/models/{namespace}/{name}/revision/{revision:path}")
-def model_at_revision(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
-                      service: RegistryService = Service) -> Response:
-    summary = service.model_summary(f"{namespace}/{name}", who)
-    info = hub_version(service, namespace, name, revision, who, summary)
-    return conditional_json(request, hub_model_info(service, info, who, summary), who)  # ETag, 304: caching.py
+async def model_at_revision(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
+                            service: RegistryService = Service) -> Response:
+    answer = await deps.read(service, model_info_at, service, namespace, name, revision, who)
+    return conditional_json(request, answer, who)  # ETag, 304: caching.py
+
+
+def model_info_at(service: RegistryService, namespace: str, name: str, revision: str, who: Viewer) -> dict[str, Any]:
+    with service.reading():  # one session for both reads
+        summary = service.model_summary(f"{namespace}/{name}", who)
+        return hub_model_info(service, hub_version(service, namespace, name, revision, who, summary), who, summary)
 
 
 @router.get("/api/models/{namespace}/{name}/tree/{revision}")

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Row, bindparam, exists, func
 from sqlalchemy import select as core_select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from zoo_core.registry.cards import parse_card
@@ -97,7 +101,7 @@ _VERSION_OF = (core_select(*VERSION_COLUMNS, V.card, M.visibility, _ALIASES.labe
 BY_NUMBER = _VERSION_OF.where(V.number == bindparam("number"))
 BY_COMMIT = _VERSION_OF.where(V.commit == bindparam("commit"))
 BY_ALIAS = _VERSION_OF.join(AT, A.version_id == V.id).where(A.model_id == M.id, A.name == bindparam("alias"))
-ALL_VERSIONS = (core_select(*VERSION_COLUMNS, M.visibility)
+ALL_VERSIONS = (core_select(*VERSION_COLUMNS, M.visibility, _ALIASES.label("aliases"))
                 .select_from(VT.join(MT, V.model_id == M.id).join(NT, M.namespace_id == NS.id))
                 .where(NS.name == bindparam("ns"), M.name == bindparam("name")).order_by(V.number))
 # a model's summary with the number `latest` names, in one row
@@ -110,7 +114,6 @@ SUMMARY = (core_select(M.id, M.task, M.modality, M.license, M.description, M.tag
 MODEL = (select(Model, Namespace).join(Namespace, Model.namespace_id == Namespace.id)
          .where(Namespace.name == bindparam("ns"), Model.name == bindparam("name")))
 ALIASES_OF_VERSION = select(Alias.name).where(Alias.version_id == bindparam("version"))
-ALIASES_OF_MODEL = core_select(A.version_id, A.name).where(A.model_id == bindparam("model"))
 IDS = bindparam("ids", expanding=True)
 VERSIONS_OF_MODELS = (select(Version.id, Version.model_id, Version.number, Version.status, Version.commit)
                       .where(Version.model_id.in_(IDS)).order_by(Version.number))
@@ -123,10 +126,39 @@ EDGES = (select(LineageEdge.child_id, LineageEdge.parent_id, LineageEdge.parent_
          .where(LineageEdge.child_id.in_(IDS)).order_by(LineageEdge.id))
 
 
+# the session of `RegistryService.reading()` in this context, if any
+_READING: ContextVar[Session | None] = ContextVar("zoo_reading", default=None)
+
+
 class ReadsMixin:
     """Hot-path helpers of `RegistryService` (which provides `engine` and the row helpers)."""
 
     _fixed_cache: FixedCache
+    engine: Engine
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Several reads in one session (one connection checkout, one snapshot): a model's page reads its summary,
+        its versions and its latest version; a session each cost as much as their queries."""
+        if _READING.get() is not None:
+            yield
+            return
+        with Session(self.engine) as session:
+            token = _READING.set(session)
+            try:
+                yield
+            finally:
+                _READING.reset(token)
+
+    @contextmanager
+    def _read_session(self) -> Iterator[Session]:
+        """The session of `reading()` when one is open, else a new one."""
+        shared = _READING.get()
+        if shared is not None:
+            yield shared
+            return
+        with Session(self.engine) as session:
+            yield session
 
     def _find_version(self, session: Session, ref: ModelRef, viewer: Viewer) -> Row | None:
         """The version `ref` names (a row of VERSION_COLUMNS, its card, its model's visibility, its aliases joined
@@ -195,10 +227,3 @@ class ReadsMixin:
         if not rows or not viewer.can_see(rows[0].visibility, ref.namespace):
             return None
         return [v for v in rows if viewer.can_read_version(v.status, ref.namespace)] or None
-
-    def _model_aliases(self, session: Session, model_id: int) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for version_id, name in session.exec(ALIASES_OF_MODEL, params={"model": model_id}):
-            out.setdefault(version_id, []).append(name)
-        return out
-

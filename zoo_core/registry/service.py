@@ -196,7 +196,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         """The version `model_ref` names (number, `v3`, alias, commit; `latest` when none), with its files, card
         and parents. NotFoundError subclasses say what is missing and suggest close names."""
         ref = parse_ref(model_ref)
-        with Session(self.engine) as session:
+        with self._read_session() as session:  # reads.py
             row = self._find_version(session, ref, viewer)  # one query (reads.py)
             if row is None:  # not there, or not for this viewer: the precise error, step by step
                 model, _ = self._model(session, ref, viewer)
@@ -207,14 +207,13 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
 
     def versions(self, model_ref: str, viewer: Viewer = ADMIN) -> list[VersionInfo]:
         ref = parse_ref(model_ref)
-        with Session(self.engine) as session:
+        with self._read_session() as session:  # reads.py
             rows = self._model_versions(session, ref, viewer)  # one query (reads.py)
             if rows is None:  # no version yet, or not for this viewer (then _model says so)
                 self._model(session, ref, viewer)
                 return []
-            aliases = self._model_aliases(session, rows[0].model_id)
             fixed = self._fixed(session, rows)
-            infos = [self._info(session, ref.model_id, v, aliases=aliases.get(v.id, []),
+            infos = [self._info(session, ref.model_id, v, aliases=v.aliases.split(",") if v.aliases else [],
                                 metrics=dict(fixed[v.id].metrics)) for v in rows]
             for info, v in zip(infos, rows, strict=True):
                 info.size = fixed[v.id].size
@@ -222,7 +221,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
 
     def model_summary(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any]:
         ref = parse_ref(model_ref)
-        with Session(self.engine) as session:
+        with self._read_session() as session:  # reads.py
             model = session.execute(SUMMARY, {"ns": ref.namespace, "name": ref.name}).first()  # one query
             if model is None or not viewer.can_see(model.visibility, ref.namespace):
                 self._model(session, ref, viewer)  # says precisely what is missing
