@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, exists, func
+from sqlalchemy import Row, bindparam, exists, func, literal_column
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -90,7 +90,8 @@ VERSION_COLUMNS = (V.id, V.model_id, V.number, V.status, V.commit, V.created_at,
                    V.strategy, V.status_reason, V.card_complete, V.card_missing, V.message)
 # a version's aliases, and whether anyone attested or ranked it, in the same row: the common case (none) then costs
 # no further query. Alias names hold no comma (refs.ALIAS).
-_ALIASES = (core_select(func.aggregate_strings(A.name, ",")).where(A.version_id == V.id)
+# (the separator as SQL text: given as a string, SQLAlchemy renders it into every execution's statement anew)
+_ALIASES = (core_select(func.aggregate_strings(A.name, literal_column("','"))).where(A.version_id == V.id)
             .correlate(VT).scalar_subquery())
 _ATTESTED = exists().where(Attestation.__table__.c.version_id == V.id)
 _RANKED = exists().where(RankScore.__table__.c.version_id == V.id)
