@@ -16,7 +16,8 @@ Operations (zoo vs MLflow):
   Python threads (http.client): a write is three requests, far below the client's own limit.
 
 Options: --duration S (per operation, default 8; --quick 3), --connections C (16), --models N (100), --versions V
-(5), --workers N (zoo serve workers, default 1), --no-mlflow, --json (one JSON object on the last line).
+(5), --workers N (zoo serve workers, default 1), --no-mlflow, --postgres URL (the zoo on PostgreSQL), --json (one
+JSON object on the last line).
 """
 
 from __future__ import annotations
@@ -131,11 +132,12 @@ def version_files(model: int, number: int) -> dict[str, bytes]:
             "model.safetensors": hashlib.sha256(f"{name}@{number}@{time.time_ns()}".encode()).digest() * 32}
 
 
-def load_zoo(registry: Path, models: int, versions: int) -> str:
-    """The zoo's registry, written in-process (the server is not running yet); returns a token for writes."""
+def load_zoo(registry: Path, models: int, versions: int, database_url: str | None = None) -> str:
+    """The zoo's registry, written in-process (the server is not running yet); returns a token for writes.
+    `database_url`: its database (default: SQLite in `registry`)."""
     from zoo_core.registry.service import RegistryService
 
-    service = RegistryService(f"sqlite:///{registry / 'registry.db'}", registry / "blobs")
+    service = RegistryService(database_url or f"sqlite:///{registry / 'registry.db'}", registry / "blobs")
     for i in range(models):
         for n in range(1, versions + 1):
             specs = [service.store_file([data], path, size=len(data))
@@ -150,7 +152,7 @@ def load_zoo(registry: Path, models: int, versions: int) -> str:
 BULK_OVER = 2000  # versions: above this, both registries are written directly rather than through their APIs
 
 
-def load_zoo_bulk(registry: Path, models: int, versions: int) -> str:
+def load_zoo_bulk(registry: Path, models: int, versions: int, database_url: str | None = None) -> str:
     """The same registry as `load_zoo`, rows inserted in bulk (50,000 publishes would take most of an hour):
     the schema from the registry's migrations, the search index from its own `reindex`. Config, metrics and
     weights are one stored blob each, shared by every version (model_info reads the weights' header); each
@@ -165,7 +167,7 @@ def load_zoo_bulk(registry: Path, models: int, versions: int) -> str:
     from zoo_core.registry.service import RegistryService
     from zoo_core.registry.types import FileSpec, manifest_commit
 
-    service = RegistryService(f"sqlite:///{registry / 'registry.db'}", registry / "blobs")
+    service = RegistryService(database_url or f"sqlite:///{registry / 'registry.db'}", registry / "blobs")
     now = datetime.now(UTC)
     shared = {}
     for path, data in version_files(0, 1).items():
@@ -270,17 +272,45 @@ end
 """
 
 
-def wrk(tool: str, base: str, paths: list[str], duration: float, connections: int, workdir: Path) -> dict:
-    """GET random paths of `paths` with wrk for `duration` seconds: req/s, p50, p99 (ms), errors."""
+def wrk(tool: str, base: str, paths: list[str], duration: float, connections: int, workdir: Path,
+        server: subprocess.Popen | None = None) -> dict:
+    """GET random paths of `paths` with wrk for `duration` seconds: req/s, p50, p99 (ms), errors, and with `server`
+    its CPU time per request (ms: what a busy machine inflates least; the process and its children)."""
     script = workdir / "paths.lua"
     script.write_text(LUA % ", ".join(json.dumps(p) for p in paths))
     command = [tool, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s",
                str(script), base]
+    cpu = tree_cpu(server.pid) if server else None
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     raw = json.loads(line.removeprefix("RESULT "))
+    cpu_ms = round((tree_cpu(server.pid) - cpu) * 1000 / raw["requests"], 2) if server and raw["requests"] else None
     return {"rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1), "p50_ms": round(raw["p50_us"] / 1000, 1),
-            "p99_ms": round(raw["p99_us"] / 1000, 1), "errors": raw["errors"] + raw["status_errors"]}
+            "p99_ms": round(raw["p99_us"] / 1000, 1), "errors": raw["errors"] + raw["status_errors"],
+            "cpu_ms": cpu_ms}
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and all its descendants (MLflow's server runs in a child)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    family, total, grown = {pid}, 0.0, True
+    while grown:
+        grown = False
+        for child, (parent, _) in stats.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grown = True
+    for member in family:
+        total += stats.get(member, (0, 0.0))[1]
+    return total
 
 
 def drive_writes(write, duration: float, connections: int) -> dict:
@@ -392,6 +422,9 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="the zoo on a new database of this PostgreSQL server (dropped afterwards), e.g. "
+                             "$(bash scripts/pg-test-server.sh); MLflow stays on SQLite")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     duration = args.duration or (3 if args.quick else 8)
@@ -401,11 +434,17 @@ def main() -> None:
     results: dict[str, dict[str, dict]] = {"zoo": {}, "mlflow": {}, "ceiling": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        servers = []
+        servers, drop = [], None
         try:
+            if args.postgres:
+                from _common import postgres_database
+
+                database_url, drop = postgres_database(args.postgres, "zoo_bench_registry")
+                env["ZOO_DATABASE_URL"] = database_url
             print(f"loading {args.models} models x {args.versions} versions into the zoo ...", flush=True)
             bulk = args.models * args.versions > BULK_OVER
-            token = (load_zoo_bulk if bulk else load_zoo)(tmp / "zoo", args.models, args.versions)
+            token = (load_zoo_bulk if bulk else load_zoo)(tmp / "zoo", args.models, args.versions,
+                                                          env.get("ZOO_DATABASE_URL"))
             zoo_url = f"http://127.0.0.1:{free_port()}"
             servers.append(start([sys.executable, "-c", "from zoo_core.cli import main; main()", "serve",
                                   "--registry", str(tmp / "zoo"), "--port", zoo_url.rsplit(":", 1)[1],
@@ -432,13 +471,13 @@ def main() -> None:
                     print(f"loading {args.models} models x {args.versions} versions into MLflow ...", flush=True)
                     load_mlflow(mlflow_url, args.models, args.versions)
             c = args.connections
-            results["ceiling"]["answer"] = wrk(tool, ceiling_url, ["/answer"], duration, c, tmp)
+            results["ceiling"]["answer"] = wrk(tool, ceiling_url, ["/answer"], duration, c, tmp, servers[1])
             for key, paths in zoo_paths(args.models).items():
-                results["zoo"][key] = wrk(tool, zoo_url, paths, duration, c, tmp)
+                results["zoo"][key] = wrk(tool, zoo_url, paths, duration, c, tmp, servers[0])
                 print(f"zoo {key}: {results['zoo'][key]}", flush=True)
             if mlflow:
                 for key, paths in mlflow_paths(args.models).items():
-                    results["mlflow"][key] = wrk(tool, mlflow_url, paths, duration, c, tmp)
+                    results["mlflow"][key] = wrk(tool, mlflow_url, paths, duration, c, tmp, servers[2])
                     print(f"mlflow {key}: {results['mlflow'][key]}", flush=True)
                 results["mlflow"]["writes"] = drive_writes(MlflowWrite(mlflow_url, args.models), duration, c)
             results["zoo"]["writes"] = drive_writes(ZooWrite(zoo_url, token, args.models), duration, c)
@@ -449,6 +488,8 @@ def main() -> None:
                     server.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     server.kill()
+            if drop:
+                drop()
     report(results, args, duration)
 
 
@@ -470,23 +511,27 @@ def fmt(figure: dict | None) -> str:
     if not figure:
         return "-"
     return f"{figure['rps']:,.1f}/s p50 {figure['p50_ms']} ms p99 {figure['p99_ms']} ms" + \
+        (f" cpu {figure['cpu_ms']} ms" if figure.get("cpu_ms") else "") + \
         (f" ({figure['errors']} errors)" if figure["errors"] else "")
 
 
 def report(results: dict, args, duration: float) -> None:
     ceiling = results["ceiling"]["answer"]
     print(f"\n{args.models} models x {args.versions} versions, c={args.connections}, {duration:g} s per operation, "
-          f"zoo serve workers={args.workers}, MLflow {MLFLOW.split('==')[1] if not args.no_mlflow else '-'} 1 worker")
-    print(f"{'operation':<20}{'MLflow':<44}{'zoo':<44}{'ratio':>7}{'zoo/ceiling':>13}")
+          f"zoo serve workers={args.workers} on {'PostgreSQL' if args.postgres else 'SQLite'}, "
+          f"MLflow {MLFLOW.split('==')[1] if not args.no_mlflow else '-'} 1 worker")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} "
+          "CPUs; cpu: the server's CPU time a request (process and children)")
+    print(f"{'operation':<20}{'MLflow':<56}{'zoo':<56}{'ratio':>7}{'zoo/ceiling':>13}")
     summary = {"ceiling": ceiling, "zoo": results["zoo"], "mlflow": results["mlflow"], "ratio": {}, "share": {}}
     for key, label, against in OPERATIONS:
         zoo, other = results["zoo"].get(key), results["mlflow"].get(against)
         ratio = round(zoo["rps"] / other["rps"], 1) if zoo and other and other["rps"] else None
         share = round(zoo["rps"] / ceiling["rps"], 3) if zoo and key != "writes" else None
         summary["ratio"][key], summary["share"][key] = ratio, share
-        print(f"{label:<20}{fmt(other if key != 'model_info' else None):<44}{fmt(zoo):<44}"
+        print(f"{label:<20}{fmt(other if key != 'model_info' else None):<56}{fmt(zoo):<56}"
               f"{(f'{ratio}x' if ratio else '-'):>7}{(f'{share:.0%}' if share is not None else '-'):>13}")
-    print(f"{'ceiling (FastAPI)':<20}{'':<44}{fmt(ceiling):<44}")
+    print(f"{'ceiling (FastAPI)':<20}{'':<56}{fmt(ceiling):<56}")
     if "model_info" in results["zoo"] and results["mlflow"].get("search"):
         print("(Hub model_info's ratio is against MLflow's search)")
     if args.json:

@@ -33,7 +33,7 @@ from registry_server.schemas import (
     VersionOut,
 )
 from zoo_core.registry.queries import parse_metric
-from zoo_core.registry.service import FileSpec, RegistryService, Viewer
+from zoo_core.registry.service import FileSpec, RegistryService, VersionInfo, Viewer
 from zoo_core.registry.uploads import owner_of
 
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -64,25 +64,37 @@ def search(q: str | None = None, task: str | None = None, modality: str | None =
 
 
 @router.get("/models/{namespace}/{name}", response_model=ModelOut)
-def model(namespace: str, name: str, request: Request, who: Viewer = Reader,
-          service: RegistryService = Service) -> Response:
+async def model(namespace: str, name: str, request: Request, who: Viewer = Reader,
+                service: RegistryService = Service) -> Response:
     """The model: the Hub's ModelInfo at `latest` (when published) plus the zoo's summary and versions."""
+    return conditional_json(request, await deps.read(service, model_answer, service, namespace, name, who), who)
+
+
+def model_answer(service: RegistryService, namespace: str, name: str, who: Viewer) -> dict[str, Any]:
     model_id = f"{namespace}/{name}"
-    summary = service.model_summary(model_id, who)
-    versions = service.versions(model_id, who)
-    hub = hub_model_info(service, hub_version(service, namespace, name, "main", who), who, summary)
+    with service.reading():  # one session for the three reads
+        summary = service.model_summary(model_id, who)
+        versions = service.versions(model_id, who)
+        hub = hub_model_info(service, hub_version(service, namespace, name, "main", who, summary), who, summary)
     # the Hub's clients parse `created_at` too: every date in the client's `...Z` form
     dates = {key: hub_time(summary[key]) for key in ("created_at", "updated_at")}
-    return conditional_json(request, {**hub, **summary, **dates, "versions": [v.as_dict() for v in versions]}, who,
-                            ModelOut)
+    return {**hub, **summary, **dates, "versions": [version_out(v) for v in versions]}
 
 
 @router.get("/models/{namespace}/{name}/versions/{revision}", response_model=VersionOut)
-def version(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
-            service: RegistryService = Service) -> Response:
+async def version(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
+                  service: RegistryService = Service) -> Response:
     """A version, with a strong ETag: If-None-Match answers 304 while it is unchanged for this viewer."""
-    return conditional_json(request, service.resolve(f"{namespace}/{name}@{revision}", who).as_dict(), who,
-                            VersionOut)
+    info = await deps.read(service, service.resolve, f"{namespace}/{name}@{revision}", who)
+    return conditional_json(request, version_out(info), who)
+
+
+def version_out(info: VersionInfo) -> dict[str, Any]:
+    """A version in VersionOut's exact shape, without pydantic's round trip (caching.conditional_json): a parent
+    says whether it is hidden from the caller, also when it is not."""
+    out = info.as_dict()
+    out["parents"] = [{**parent, "private": parent.get("private", False)} for parent in info.parents]
+    return out
 
 
 @router.get("/models/{namespace}/{name}/aliases/history", response_model=list[AliasEventOut])

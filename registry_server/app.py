@@ -13,6 +13,7 @@ page instead.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -93,6 +94,22 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     app.mount("/static", StaticFiles(directory=web.templates_dir() / "static"), name="static")
     app.include_router(web.router)
     app.include_router(hub_repo.fallback)  # catch-alls, after every route they could shadow (a model named resolve)
+    return app
+
+
+def freeze_startup() -> None:
+    """For a serving process, once its app is built: what starting made (modules, routes, schemas, plugins) lives as
+    long as the process, yet each full garbage collection scanned it all (105,000 objects: 64 ms of CPU, about once
+    in 6,000 hot reads, stalling every request in flight). gc.freeze() sets it aside, so collections scan only what
+    requests made."""
+    gc.collect()
+    gc.freeze()
+
+
+def served_app() -> FastAPI:
+    """`create_app()` from the environment, frozen for serving: the factory of `zoo serve --workers N`'s processes."""
+    app = create_app()
+    freeze_startup()
     return app
 
 

@@ -3,12 +3,18 @@ FastAPI's `HTTPBearer` so /docs shows the scheme and its Authorize button)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from zoo_core.errors import AuthError
+from zoo_core.registry.blobs import S3BlobStore
 from zoo_core.registry.service import ANONYMOUS, RegistryService, Viewer
+
+T = TypeVar("T")
 
 # auto_error=False: anonymous callers read public models; writing routes ask for a token through `writer`
 bearer = HTTPBearer(auto_error=False, scheme_name="token",
@@ -35,3 +41,21 @@ async def writer(who: Viewer = Depends(viewer)) -> Viewer:
     if not who.namespaces and not who.admin:
         raise AuthError("writing needs a token: Authorization: Bearer <token> (zoo token create NAMESPACE)")
     return who
+
+
+def reads_inline(service: RegistryService) -> bool:
+    """Whether the hot reads (`read`) run on the event loop: with SQLite and blobs on local disk, a read is a few
+    indexed lookups in this process (WAL: it never waits for a writer) and the thread pool's hand-off cost as much
+    again; PostgreSQL and S3 answer over the network, which must not hold the loop."""
+    found = service.__dict__.get("_reads_inline")
+    if found is None:
+        found = service._reads_inline = (service.engine.dialect.name == "sqlite"
+                                         and not isinstance(service.blobs, S3BlobStore))
+    return found
+
+
+async def read(service: RegistryService, fn: Callable[..., T], *args) -> T:
+    """`fn(*args)`, a short read of the registry: inline when `reads_inline`, else in the thread pool."""
+    if reads_inline(service):
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)

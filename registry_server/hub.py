@@ -24,7 +24,7 @@ from registry_server.caching import conditional_json
 from registry_server.schemas import ERRORS
 from zoo_core.errors import ConflictError, EntryNotFoundError, RevisionNotFoundError, ZooError
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, parse_card
-from zoo_core.registry.reads import card_metadata
+from zoo_core.registry.reads import FixedCache, card_metadata
 from zoo_core.registry.service import FileSpec, RegistryService, VersionInfo, Viewer
 from zoo_core.registry.types import empty_commit
 
@@ -59,11 +59,13 @@ def zoo_ref(namespace: str, name: str, revision: str) -> str:
     return f"{namespace}/{name}@{'latest' if revision in ('main', 'HEAD') else revision}"
 
 
-def hub_version(service: RegistryService, namespace: str, name: str, revision: str, who: Viewer) -> VersionInfo:
+def hub_version(service: RegistryService, namespace: str, name: str, revision: str, who: Viewer,
+                summary: dict[str, Any] | None = None) -> VersionInfo:
     """The version a Hub revision names, as the Hub's clients expect it: `main` of a model with nothing published
-    yet is an empty commit (as an empty Hub repository's is), and a yanked version is not found on any route."""
+    yet is an empty commit (as an empty Hub repository's is), and a yanked version is not found on any route.
+    `summary`: the model's `model_summary` when the caller has it already."""
     ref = zoo_ref(namespace, name, revision)
-    if ref.endswith("@latest") and service.model_summary(ref, who)["latest"] is None:
+    if ref.endswith("@latest") and (summary or service.model_summary(ref, who))["latest"] is None:
         model_id = f"{namespace}/{name}"
         return VersionInfo(model_id, 0, "empty", empty_commit(model_id), "", None, None, None, None, {}, ["latest"])
     return service.downloadable(ref, who)
@@ -76,8 +78,9 @@ def hub_model_info(service: RegistryService, info: VersionInfo, who: Viewer,
     namespace = info.model_id.split("/")[0]
     summary = summary or service.model_summary(info.model_id, who)
     card_data = card_metadata(info.card) if info.card else {}
-    specs = {f["path"]: FileSpec(f["path"], f["sha256"], f["size"]) for f in info.files}
-    config = _json_object(service._read_small(specs, "config.json"))
+    read = tuple((f["path"], f["sha256"], f["size"]) for f in info.files
+                 if f["path"] == "config.json" or f["path"].endswith(".safetensors"))
+    config, safetensors = blob_facts(service, read)
     return {
         "_id": info.commit, "id": info.model_id, "modelId": info.model_id, "author": namespace,
         "sha": info.commit, "lastModified": hub_time(info.created_at or summary["updated_at"]),
@@ -86,7 +89,7 @@ def hub_model_info(service: RegistryService, info: VersionInfo, who: Viewer,
         "library_name": card_data.get("library_name") or ("transfer-zoo" if info.files else None),
         "tags": sorted(set(summary["tags"] or [])), "pipeline_tag": summary["task"], "cardData": card_data,
         "config": {k: config[k] for k in ("architectures", "model_type") if k in config} or None,
-        "safetensors": safetensors_summary(service, specs),
+        "safetensors": safetensors,
         "siblings": [{"rfilename": f["path"], "size": f["size"], "blobId": f["sha256"][:40],
                       "lfs": {"sha256": f["sha256"], "size": f["size"], "pointerSize": 134}}
                      for f in info.files],
@@ -102,6 +105,23 @@ def _json_object(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+_FACTS = FixedCache(4096)  # by the blobs' (path, sha256, size): what they say never changes
+
+
+def blob_facts(service: RegistryService, files: tuple[tuple[str, str, int], ...]
+               ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What ModelInfo reads from a version's files (`files`: its config.json and .safetensors files as (path,
+    sha256, size)): the config, and the tensors' summary. Kept per set of blobs: stored bytes never change under
+    their sha256, so neither does what they say, and a version's answer no longer reads files on every request.
+    Shared between callers: read it, never change it."""
+    found = _FACTS.get(files)
+    if found is None:
+        specs = {path: FileSpec(path, sha256, size) for path, sha256, size in files}
+        found = _json_object(service._read_small(specs, "config.json")), safetensors_summary(service, specs)
+        _FACTS.put(files, found)
+    return found
 
 
 SAFETENSORS_HEADER_MAX = 16 * 1024 * 1024
@@ -169,10 +189,16 @@ def _true(flag: str | None) -> bool:
 
 
 @router.get("/api/models/{namespace}/{name}/revision/{revision:path}")
-def model_at_revision(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
-                      service: RegistryService = Service) -> Response:
-    info = hub_version(service, namespace, name, revision, who)
-    return conditional_json(request, hub_model_info(service, info, who), who)  # ETag, 304: caching.py
+async def model_at_revision(namespace: str, name: str, revision: str, request: Request, who: Viewer = Reader,
+                            service: RegistryService = Service) -> Response:
+    answer = await deps.read(service, model_info_at, service, namespace, name, revision, who)
+    return conditional_json(request, answer, who)  # ETag, 304: caching.py
+
+
+def model_info_at(service: RegistryService, namespace: str, name: str, revision: str, who: Viewer) -> dict[str, Any]:
+    with service.reading():  # one session for both reads
+        summary = service.model_summary(f"{namespace}/{name}", who)
+        return hub_model_info(service, hub_version(service, namespace, name, revision, who, summary), who, summary)
 
 
 @router.get("/api/models/{namespace}/{name}/tree/{revision}")

@@ -214,7 +214,7 @@ def register(app: typer.Typer, console) -> None:
         try:
             import uvicorn
 
-            from registry_server.app import create_app
+            from registry_server.app import create_app, freeze_startup
             from registry_server.logs import log_config
             from registry_server.slowheaders import HeaderTimeoutProtocol
         except ModuleNotFoundError as exc:  # the server's dependencies are the [server] extra
@@ -224,6 +224,7 @@ def register(app: typer.Typer, console) -> None:
         console.print(f"Transfer Zoo catalog on http://{host}:{port}/  (JSON API under /api, docs at /docs)")
         app = create_app(registry, max_upload=max_upload, card_policy=card_policy)  # also migrates, once
         if workers == 1:
+            freeze_startup()  # collections no longer scan what starting made (app.py)
             # logs are written from their own thread: a stderr nobody reads must not stop the server (logs.py)
             uvicorn.run(app, host=host, port=port, log_level="warning", http=HeaderTimeoutProtocol,
                         log_config=log_config())
@@ -234,7 +235,7 @@ def register(app: typer.Typer, console) -> None:
             os.environ["ZOO_MAX_UPLOAD"] = str(max_upload)
         if card_policy:
             os.environ["ZOO_CARD_POLICY"] = card_policy
-        uvicorn.run("registry_server.app:create_app", factory=True, workers=workers, host=host, port=port,
+        uvicorn.run("registry_server.app:served_app", factory=True, workers=workers, host=host, port=port,
                     log_level="warning", http=HeaderTimeoutProtocol, log_config=log_config())
 
     token_app = typer.Typer(help="API tokens for the registry server.")

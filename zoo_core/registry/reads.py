@@ -10,16 +10,30 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlalchemy.orm import defer
+from sqlalchemy import Row, bindparam, exists, func, literal_column
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from zoo_core.registry.cards import parse_card
-from zoo_core.registry.models import Alias, FileEntry, LineageEdge, Model, Namespace, Version, VersionMetric
+from zoo_core.registry.models import (
+    Alias,
+    Attestation,
+    FileEntry,
+    LineageEdge,
+    Model,
+    Namespace,
+    RankScore,
+    Version,
+    VersionMetric,
+)
 from zoo_core.registry.refs import ModelRef, revision_number
 from zoo_core.registry.types import Viewer
 
@@ -47,40 +61,60 @@ class Fixed:
 
 
 class FixedCache:
+    """A bounded, thread-safe LRU map (of commits to their Fixed parts, and elsewhere of other immutable facts)."""
+
     def __init__(self, size: int = CACHE_SIZE):
         self.size, self.entries, self.lock = size, OrderedDict(), threading.Lock()
 
-    def get(self, commit: str) -> Fixed | None:
+    def get(self, commit: Any) -> Any:
         with self.lock:
             found = self.entries.get(commit)
             if found is not None:
                 self.entries.move_to_end(commit)
             return found
 
-    def put(self, commit: str, fixed: Fixed) -> None:
+    def put(self, commit: Any, fixed: Any) -> None:
         with self.lock:
             self.entries[commit] = fixed
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
 
 
-# Statements are built once, with bound parameters: building one costs more than running it on SQLite.
-# A version row leaves out the documents a version object does not need (the card stays: `resolve` returns it).
-LIGHT = (defer(Version.card_data), defer(Version.config))
-_VERSION_OF = (select(Version, Model.visibility).options(*LIGHT).join(Model, Version.model_id == Model.id)
-               .join(Namespace, Model.namespace_id == Namespace.id)
-               .where(Namespace.name == bindparam("ns"), Model.name == bindparam("name")))
-BY_NUMBER = _VERSION_OF.where(Version.number == bindparam("number"))
-BY_COMMIT = _VERSION_OF.where(Version.commit == bindparam("commit"))
-BY_ALIAS = _VERSION_OF.join(Alias, Alias.version_id == Version.id).where(Alias.model_id == Model.id,
-                                                                         Alias.name == bindparam("alias"))
-ALL_VERSIONS = (select(Version, Model.visibility).options(defer(Version.card), *LIGHT)
-                .join(Model, Version.model_id == Model.id).join(Namespace, Model.namespace_id == Namespace.id)
-                .where(Namespace.name == bindparam("ns"), Model.name == bindparam("name")).order_by(Version.number))
+# Statements are built once, with bound parameters: building one costs more than running it on SQLite. They select
+# plain columns of the tables (SQLAlchemy Core), never ORM objects: a row is read as it comes, with no identity map,
+# no instance state and no ORM compilation (in a profile of the alias lookup, the ORM was most of its time).
+VT, MT, NT, AT = Version.__table__, Model.__table__, Namespace.__table__, Alias.__table__
+V, M, NS, A = VT.c, MT.c, NT.c, AT.c
+# what a version answer shows, without the documents it does not need (card_data, config)
+VERSION_COLUMNS = (V.id, V.model_id, V.number, V.status, V.commit, V.created_at, V.created_by, V.backbone, V.family,
+                   V.strategy, V.status_reason, V.card_complete, V.card_missing, V.message)
+# a version's aliases, and whether anyone attested or ranked it, in the same row: the common case (none) then costs
+# no further query. Alias names hold no comma (refs.ALIAS).
+# (the separator as SQL text: given as a string, SQLAlchemy renders it into every execution's statement anew)
+_ALIASES = (core_select(func.aggregate_strings(A.name, literal_column("','"))).where(A.version_id == V.id)
+            .correlate(VT).scalar_subquery())
+_ATTESTED = exists().where(Attestation.__table__.c.version_id == V.id)
+_RANKED = exists().where(RankScore.__table__.c.version_id == V.id)
+_VERSION_OF = (core_select(*VERSION_COLUMNS, V.card, M.visibility, _ALIASES.label("aliases"),
+                           _ATTESTED.label("attested"), _RANKED.label("ranked"))
+               .select_from(VT.join(MT, V.model_id == M.id).join(NT, M.namespace_id == NS.id))
+               .where(NS.name == bindparam("ns"), M.name == bindparam("name")))
+BY_NUMBER = _VERSION_OF.where(V.number == bindparam("number"))
+BY_COMMIT = _VERSION_OF.where(V.commit == bindparam("commit"))
+BY_ALIAS = _VERSION_OF.join(AT, A.version_id == V.id).where(A.model_id == M.id, A.name == bindparam("alias"))
+ALL_VERSIONS = (core_select(*VERSION_COLUMNS, M.visibility, _ALIASES.label("aliases"))
+                .select_from(VT.join(MT, V.model_id == M.id).join(NT, M.namespace_id == NS.id))
+                .where(NS.name == bindparam("ns"), M.name == bindparam("name")).order_by(V.number))
+# a model's summary with the number `latest` names, in one row
+_LATEST = (core_select(V.number).select_from(AT.join(VT, A.version_id == V.id))
+           .where(A.model_id == M.id, A.name == "latest").correlate(MT).scalar_subquery())
+SUMMARY = (core_select(M.id, M.task, M.modality, M.license, M.description, M.tags, M.visibility, M.created_at,
+                  M.updated_at, _LATEST.label("latest"))
+           .select_from(MT.join(NT, M.namespace_id == NS.id))
+           .where(NS.name == bindparam("ns"), M.name == bindparam("name")))
 MODEL = (select(Model, Namespace).join(Namespace, Model.namespace_id == Namespace.id)
          .where(Namespace.name == bindparam("ns"), Model.name == bindparam("name")))
 ALIASES_OF_VERSION = select(Alias.name).where(Alias.version_id == bindparam("version"))
-ALIASES_OF_MODEL = select(Alias.version_id, Alias.name).where(Alias.model_id == bindparam("model"))
 IDS = bindparam("ids", expanding=True)
 VERSIONS_OF_MODELS = (select(Version.id, Version.model_id, Version.number, Version.status, Version.commit)
                       .where(Version.model_id.in_(IDS)).order_by(Version.number))
@@ -93,15 +127,45 @@ EDGES = (select(LineageEdge.child_id, LineageEdge.parent_id, LineageEdge.parent_
          .where(LineageEdge.child_id.in_(IDS)).order_by(LineageEdge.id))
 
 
+# the session of `RegistryService.reading()` in this context, if any
+_READING: ContextVar[Session | None] = ContextVar("zoo_reading", default=None)
+
+
 class ReadsMixin:
     """Hot-path helpers of `RegistryService` (which provides `engine` and the row helpers)."""
 
     _fixed_cache: FixedCache
+    engine: Engine
 
-    def _find_version(self, session: Session, ref: ModelRef, viewer: Viewer) -> Version | None:
-        """The version `ref` names, with its model and namespace, in one query; None when there is none or the
-        viewer may not read it (the caller then takes the step-by-step path, which says precisely what is
-        missing and suggests names)."""
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Several reads in one session (one connection checkout, one snapshot): a model's page reads its summary,
+        its versions and its latest version; a session each cost as much as their queries."""
+        if _READING.get() is not None:
+            yield
+            return
+        with Session(self.engine) as session:
+            token = _READING.set(session)
+            try:
+                yield
+            finally:
+                _READING.reset(token)
+
+    @contextmanager
+    def _read_session(self) -> Iterator[Session]:
+        """The session of `reading()` when one is open, else a new one."""
+        shared = _READING.get()
+        if shared is not None:
+            yield shared
+            return
+        with Session(self.engine) as session:
+            yield session
+
+    def _find_version(self, session: Session, ref: ModelRef, viewer: Viewer) -> Row | None:
+        """The version `ref` names (a row of VERSION_COLUMNS, its card, its model's visibility, its aliases joined
+        by commas, whether it was attested or ranked) in one query; None when there is none or the viewer may not
+        read it (the caller then takes the step-by-step path, which says precisely what is missing and suggests
+        names)."""
         revision = ref.revision or "latest"
         params = {"ns": ref.namespace, "name": ref.name}
         number = revision_number(revision)
@@ -111,20 +175,17 @@ class ReadsMixin:
             stmt, params["commit"] = BY_COMMIT, revision
         else:
             stmt, params["alias"] = BY_ALIAS, revision
-        row = session.exec(stmt, params=params).first()
-        if row is None:
+        row = session.execute(stmt, params).first()
+        if row is None or not viewer.can_see(row.visibility, ref.namespace):
             return None
-        version, visibility = row
-        if not (viewer.admin or visibility == "public" or ref.namespace in viewer.namespaces):
+        if not viewer.can_read_version(row.status, ref.namespace):
             return None
-        if not viewer.can_read_version(version.status, ref.namespace):
-            return None
-        return version
+        return row
 
     def _version_aliases(self, session: Session, version_id: int) -> list[str]:
         return list(session.exec(ALIASES_OF_VERSION, params={"version": version_id}).all())
 
-    def _fixed(self, session: Session, versions: list[Version]) -> dict[int, Fixed]:
+    def _fixed(self, session: Session, versions: list[Version] | list[Row]) -> dict[int, Fixed]:
         """The fixed parts of `versions` (by version id): from the cache, the missing ones in three queries."""
         cache = self.__dict__.get("_fixed_cache")
         if cache is None:
@@ -160,20 +221,10 @@ class ReadsMixin:
                 cache.put(v.commit, fixed)
         return out
 
-    def _model_versions(self, session: Session, ref: ModelRef, viewer: Viewer) -> list[Version] | None:
-        """A model's versions (oldest first, without card text or documents) in one query; None when it has
-        none or the viewer may not read it (the caller checks the model the step-by-step way)."""
-        rows = session.exec(ALL_VERSIONS, params={"ns": ref.namespace, "name": ref.name}).all()
-        if not rows:
+    def _model_versions(self, session: Session, ref: ModelRef, viewer: Viewer) -> list[Row] | None:
+        """A model's versions (oldest first; rows of VERSION_COLUMNS) in one query; None when it has none or the
+        viewer may not read it (the caller checks the model the step-by-step way)."""
+        rows = session.execute(ALL_VERSIONS, {"ns": ref.namespace, "name": ref.name}).all()
+        if not rows or not viewer.can_see(rows[0].visibility, ref.namespace):
             return None
-        visibility = rows[0][1]
-        if not (viewer.admin or visibility == "public" or ref.namespace in viewer.namespaces):
-            return None
-        return [v for v, _ in rows if viewer.can_read_version(v.status, ref.namespace)] or None
-
-    def _model_aliases(self, session: Session, model_id: int) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for version_id, name in session.exec(ALIASES_OF_MODEL, params={"model": model_id}):
-            out.setdefault(version_id, []).append(name)
-        return out
-
+        return [v for v in rows if viewer.can_read_version(v.status, ref.namespace)] or None

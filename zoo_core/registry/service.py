@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import Row, or_
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
@@ -48,7 +48,7 @@ from zoo_core.registry.models import (
 from zoo_core.registry.publishing import PublishingMixin, apply_to_model, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
 from zoo_core.registry.rankings import RankingsMixin
-from zoo_core.registry.reads import MODEL, ReadsMixin
+from zoo_core.registry.reads import MODEL, SUMMARY, ReadsMixin
 from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref, revision_number
 from zoo_core.registry.tokens import TokensMixin
 from zoo_core.registry.types import (
@@ -140,8 +140,11 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 out.setdefault(m.version_id, {})[m.name] = m.value
         return out
 
-    def _info(self, session: Session, model_id: str, version: Version, *, aliases=None, metrics=None,
-              detail: bool = False, viewer: Viewer = ADMIN) -> VersionInfo:
+    def _info(self, session: Session, model_id: str, version: Version | Row, *, aliases=None, metrics=None,
+              detail: bool = False, viewer: Viewer = ADMIN, attested: bool = True, ranked: bool = True
+              ) -> VersionInfo:
+        """`version`: its row or object; `attested` / `ranked` False when it is known to have no attestation or
+        ranking (reads.BY_*: no query for them then)."""
         if aliases is None:
             aliases = self._version_aliases(session, version.id)
         fixed = self._fixed(session, [version])[version.id] if metrics is None or detail else None  # reads.py
@@ -157,8 +160,8 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             info.parents = self._parents(session, version.id, viewer) if fixed.internal_parents else \
                 [dict(p) for p in fixed.external_parents]
             info.card = version.card
-            info.attestations = self._attestations(session, version.id)
-            info.rankings = self._rankings(session, version.id)
+            info.attestations = self._attestations(session, version.id) if attested else []
+            info.rankings = self._rankings(session, version.id) if ranked else []
         return info
 
     def _parents(self, session: Session, version_id: int, viewer: Viewer) -> list[dict[str, Any]]:
@@ -193,23 +196,24 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         """The version `model_ref` names (number, `v3`, alias, commit; `latest` when none), with its files, card
         and parents. NotFoundError subclasses say what is missing and suggest close names."""
         ref = parse_ref(model_ref)
-        with Session(self.engine) as session:
-            version = self._find_version(session, ref, viewer)  # one query (reads.py)
-            if version is None:  # not there, or not for this viewer: the precise error, step by step
+        with self._read_session() as session:  # reads.py
+            row = self._find_version(session, ref, viewer)  # one query (reads.py)
+            if row is None:  # not there, or not for this viewer: the precise error, step by step
                 model, _ = self._model(session, ref, viewer)
                 version = self._version(session, model, ref, viewer)
-            return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
+                return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
+            return self._info(session, ref.model_id, row, aliases=row.aliases.split(",") if row.aliases else [],
+                              detail=True, viewer=viewer, attested=row.attested, ranked=row.ranked)
 
     def versions(self, model_ref: str, viewer: Viewer = ADMIN) -> list[VersionInfo]:
         ref = parse_ref(model_ref)
-        with Session(self.engine) as session:
+        with self._read_session() as session:  # reads.py
             rows = self._model_versions(session, ref, viewer)  # one query (reads.py)
             if rows is None:  # no version yet, or not for this viewer (then _model says so)
                 self._model(session, ref, viewer)
                 return []
-            aliases = self._model_aliases(session, rows[0].model_id)
             fixed = self._fixed(session, rows)
-            infos = [self._info(session, ref.model_id, v, aliases=aliases.get(v.id, []),
+            infos = [self._info(session, ref.model_id, v, aliases=v.aliases.split(",") if v.aliases else [],
                                 metrics=dict(fixed[v.id].metrics)) for v in rows]
             for info, v in zip(infos, rows, strict=True):
                 info.size = fixed[v.id].size
@@ -217,13 +221,14 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
 
     def model_summary(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any]:
         ref = parse_ref(model_ref)
-        with Session(self.engine) as session:
-            model, _ = self._model(session, ref, viewer)
-            latest = session.get(Alias, (model.id, "latest"))
+        with self._read_session() as session:  # reads.py
+            model = session.execute(SUMMARY, {"ns": ref.namespace, "name": ref.name}).first()  # one query
+            if model is None or not viewer.can_see(model.visibility, ref.namespace):
+                self._model(session, ref, viewer)  # says precisely what is missing
             return {"id": ref.model_id, "task": model.task, "modality": model.modality, "license": model.license,
                     "description": model.description, "tags": model.tags, "visibility": model.visibility,
                     "created_at": model.created_at.isoformat(), "updated_at": model.updated_at.isoformat(),
-                    "latest": session.get(Version, latest.version_id).number if latest else None}
+                    "latest": model.latest}
 
     def version_recipe(self, info: VersionInfo) -> dict[str, Any] | None:
         """The resolved recipe a version was trained by (its recipe.yaml), or None when it has none; `info` is a
