@@ -137,3 +137,44 @@ def test_concurrent_writes_of_one_process_all_land(database_url, tmp_path):
     assert len([e for e in moves if e["alias"] == "production"]) == 16
     assert len([e for e in moves if e["alias"] == "latest"]) == 16
     service.engine.dispose()
+
+
+def test_the_one_query_download_serves_and_refuses_as_the_full_resolution(tmp_path):
+    """Downloads find their file in one query (file_lookup.py); what it does not serve falls through to the full
+    resolution, so every refusal keeps its error: yanked, private, a draft, a missing file or revision."""
+    from fastapi.testclient import TestClient
+
+    from registry_server.app import create_app
+
+    app = create_app(tmp_path / "registry", card_policy="off")  # aliases without a card
+    service = app.state.service
+    v1 = service.publish("acme/m", [service.store_file([b"one"], "w.bin")])
+    service.publish("acme/m", [service.store_file([b"two"], "w.bin")])
+    service.publish("acme/m", [service.store_file([b"three"], "w.bin")], status="draft")
+    service.set_alias("acme/m", "stable", 1)
+    service.publish("acme/gone", [service.store_file([b"yanked"], "w.bin")])
+    service.set_status("acme/gone@1", "yanked", "broken")
+    service.publish("acme/secret", [service.store_file([b"private"], "w.bin")], visibility="private")
+    token = {"Authorization": f"Bearer {service.create_token('acme')}"}
+    with TestClient(app) as client:
+        for revision, body in (("main", b"two"), ("1", b"one"), ("v2", b"two"), ("stable", b"one"),
+                               (v1.commit, b"one")):
+            answer = client.get(f"/acme/m/resolve/{revision}/w.bin")
+            assert (answer.status_code, answer.content) == (200, body), revision
+            assert answer.headers["X-Repo-Commit"] == service.resolve(
+                f"acme/m@{'latest' if revision == 'main' else revision}").commit
+        assert client.get("/api/models/acme/m/versions/stable/files/w.bin").content == b"one"
+        ranged = client.get("/acme/m/resolve/main/w.bin", headers={"Range": "bytes=1-"})
+        assert (ranged.status_code, ranged.content, ranged.headers["Content-Range"]) == (206, b"wo", "bytes 1-2/3")
+        refused = {"/acme/gone/resolve/1/w.bin": 404, "/api/models/acme/gone/versions/1/files/w.bin": 404,
+                   "/acme/secret/resolve/main/w.bin": 401,  # the Hub answers 401 there "/acme/m/resolve/3/w.bin": 404,
+                   "/acme/m/resolve/main/nothing.bin": 404, "/acme/m/resolve/9/w.bin": 404,
+                   "/api/models/acme/m/versions/3/files/w.bin": 404}
+        for url, status in refused.items():
+            answer = client.get(url)
+            assert answer.status_code == status, url
+            assert answer.headers["X-Error-Code"], url  # the full resolution's precise error
+        assert "yanked" in client.get("/acme/gone/resolve/1/w.bin").json()["error"]
+        assert client.get("/acme/m/resolve/main/nothing.bin").headers["X-Error-Code"] == "EntryNotFound"
+        assert client.get("/acme/secret/resolve/main/w.bin", headers=token).content == b"private"
+        assert client.get("/acme/m/resolve/3/w.bin", headers=token).content == b"three"
