@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from _common import tree_cpu
+
 ROOT = Path(__file__).resolve().parents[1]
 MLFLOW_VENV = ROOT / "bench" / ".mlflow-venv"
 MLFLOW = "mlflow==3.17.0"
@@ -282,29 +284,6 @@ def wrk(tool: str, base: str, paths: list[str], duration: float, connections: in
     raw = json.loads(line.removeprefix("RESULT "))
     return {"rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1), "p50_ms": round(raw["p50_us"] / 1000, 1),
             "p99_ms": round(raw["p99_us"] / 1000, 1), "errors": raw["errors"] + raw["status_errors"]}
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of process `pid` and all its descendants (MLflow's server runs in a child)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    family, total, grown = {pid}, 0.0, True
-    while grown:
-        grown = False
-        for child, (parent, _) in stats.items():
-            if parent in family and child not in family:
-                family.add(child)
-                grown = True
-    for member in family:
-        total += stats.get(member, (0, 0.0))[1]
-    return total
 
 
 def drive_writes(write, duration: float, connections: int, server: subprocess.Popen | None = None) -> dict:
