@@ -281,8 +281,8 @@ class PublishingMixin:
                         recipe, columns, metrics, parents, missing, message, expect_parent) -> VersionInfo:
         # Everything read first, then written in two flushes (the version's row for its id, then the rest): each
         # flush re-indexes the model for search, and each read between writes would flush again. The writer's lock
-        # (db.write_lock) is held from the first write to the commit.
-        with Session(self.engine, expire_on_commit=False) as session, self.write_lock:
+        # (db.write_lock) is held until the session has closed: a failed write's rollback ends before the next begins.
+        with self.write_lock, Session(self.engine, expire_on_commit=False) as session:
             ns = self._namespace(session, ref.namespace)
             # the model's row locked (PostgreSQL; SQLite has its write lock): concurrent publishes take their
             # numbers in turn rather than racing for the same one and retrying
@@ -307,12 +307,8 @@ class PublishingMixin:
                               card_complete=not missing, card_missing=missing, message=message)
             session.add(version)
             session.flush()  # its id
-            if visibility:
-                model.visibility = visibility
-            if status == "published":  # a draft is its namespace's own: the model's row shows nothing of it
-                apply_to_model(model, columns, description, tags, card)
-            session.add(model)
-            # rows in bulk (one executemany each), not one unit-of-work object a row
+            # rows in bulk (one executemany each), not one unit-of-work object a row; before the model's row changes
+            # (a statement flushes what is pending: the model would be re-indexed twice)
             session.execute(insert(FileEntry), [{"version_id": version.id, "path": f.path, "size": f.size,
                                                  "sha256": f.sha256} for f in files])
             if metrics:
@@ -322,8 +318,12 @@ class PublishingMixin:
                                         parent_external=None if target else parent, relation=relation,
                                         recipe=recipe)
                             for (target, relation), (parent, _) in zip(targets, parents, strict=True))
-            if status == "published":
+            if visibility:
+                model.visibility = visibility
+            if status == "published":  # a draft is its namespace's own: the model's row shows nothing of it
+                apply_to_model(model, columns, description, tags, card)
                 self._move_alias(session, model, "latest", version, viewer.name, latest)
+            session.add(model)
             session.flush()  # the files are referenced from here on, so gc's snapshot of references includes them
             gone = [f.path for f in files if not self.blobs.exists(f.sha256)]
             if gone:  # removed since the check above (a gc with no grace period): publish nothing

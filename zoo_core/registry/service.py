@@ -288,7 +288,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to move aliases of "
                                  f"{ref.model_id}")
         for attempt in range(3):  # two requests creating the same alias at once race on its key: the loser retries
-            with Session(self.engine, expire_on_commit=False) as session, self.write_lock:
+            with self.write_lock, Session(self.engine, expire_on_commit=False) as session:
                 model, _ = self._model(session, ref, viewer)
                 target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
                 if target.status in ("yanked", "draft"):

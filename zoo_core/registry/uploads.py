@@ -54,7 +54,7 @@ class UploadsMixin:
         statement = insert(Upload).values(owner=owner, sha256=sha256, created_at=now, expires_at=expires)
         statement = statement.on_conflict_do_update(index_elements=["owner", "sha256"],
                                                     set_={"expires_at": statement.excluded.expires_at})
-        with self.engine.connect() as connection, self.write_lock:
+        with self.write_lock, self.engine.connect() as connection:
             connection.execute(statement)
             connection.commit()
 
