@@ -285,9 +285,10 @@ class PublishingMixin:
         with self.write_lock, Session(self.engine, expire_on_commit=False) as session:
             ns = self._namespace(session, ref.namespace)
             # the model's row locked (PostgreSQL; SQLite has its write lock): concurrent publishes take their
-            # numbers in turn rather than racing for the same one and retrying
+            # numbers in turn rather than racing for the same one and retrying. FOR NO KEY UPDATE, the lock the
+            # model's update takes anyway: other writes' foreign keys to the model (an alias move's event) still pass
             model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)
-                                 .with_for_update()).first()
+                                 .with_for_update(key_share=True)).first()
             if expect_parent is not None:
                 self._check_parent(session, ref.model_id, model, expect_parent)
             if model is None:
