@@ -62,6 +62,7 @@ def test_a_publish_answers_what_resolve_reads_back(database_url, tmp_path):
                                         relation="adapter"),
         "acme/child@2": service.publish("acme/child", store(service, "child", weights=b"v2"),
                                         parent="zoo:acme/child@1"),
+        "acme/empty@1": service.publish("acme/empty", []),  # a version of no files (a Hub commit may make one)
     }
     assert answers["acme/child@1"].parents == [{"ref": "acme/base@1", "relation": "adapter"}]
     assert answers["acme/base@1"].parents == [{"ref": "hf:bert-base", "relation": "finetune"}]

@@ -310,8 +310,9 @@ class PublishingMixin:
             session.flush()  # its id
             # rows in bulk (one executemany each), not one unit-of-work object a row; before the model's row changes
             # (a statement flushes what is pending: the model would be re-indexed twice)
-            session.execute(insert(FileEntry), [{"version_id": version.id, "path": f.path, "size": f.size,
-                                                 "sha256": f.sha256} for f in files])
+            if files:  # (an empty list would insert one row of defaults)
+                session.execute(insert(FileEntry), [{"version_id": version.id, "path": f.path, "size": f.size,
+                                                     "sha256": f.sha256} for f in files])
             if metrics:
                 session.execute(insert(VersionMetric), [{"version_id": version.id, "name": k, "value": v}
                                                         for k, v in metrics.items()])
