@@ -75,6 +75,31 @@ def emit(result: dict) -> None:
         print(json.dumps(result))
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and all its descendants (MLflow's server runs in a child)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    family, total, grown = {pid}, 0.0, True
+    while grown:
+        grown = False
+        for child, (parent, _) in stats.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grown = True
+    for member in family:
+        total += stats.get(member, (0, 0.0))[1]
+    return total
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

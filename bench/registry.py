@@ -16,8 +16,9 @@ Operations (zoo vs MLflow):
   Python threads (http.client): a write is three requests, far below the client's own limit.
 
 Options: --duration S (per operation, default 8; --quick 3), --connections C (16), --models N (100), --versions V
-(5), --workers N (zoo serve workers, default 1), --no-mlflow, --postgres URL (the zoo on PostgreSQL), --json (one
-JSON object on the last line).
+(5), --workers N (zoo serve workers, default 1), --no-mlflow, --postgres URL (the zoo on PostgreSQL), --only OP[,OP]
+(measure only these operations, e.g. `--only writes`; the ceiling is measured with any read), --json (one JSON
+object on the last line).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
+
+from _common import tree_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 MLFLOW_VENV = ROOT / "bench" / ".mlflow-venv"
@@ -290,31 +293,10 @@ def wrk(tool: str, base: str, paths: list[str], duration: float, connections: in
             "cpu_ms": cpu_ms}
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of process `pid` and all its descendants (MLflow's server runs in a child)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    family, total, grown = {pid}, 0.0, True
-    while grown:
-        grown = False
-        for child, (parent, _) in stats.items():
-            if parent in family and child not in family:
-                family.add(child)
-                grown = True
-    for member in family:
-        total += stats.get(member, (0, 0.0))[1]
-    return total
 
-
-def drive_writes(write, duration: float, connections: int) -> dict:
-    """`write(conn, i)` from `connections` threads for `duration` seconds: writes/s, p50, p99 (ms), errors."""
+def drive_writes(write, duration: float, connections: int, server: subprocess.Popen | None = None) -> dict:
+    """`write(conn, i)` from `connections` threads for `duration` seconds: writes/s, p50, p99 (ms), errors, and the
+    server's CPU time per write (ms; what the machine's load does not inflate)."""
     latencies: list[float] = []
     errors = [0]
     stop = time.perf_counter() + duration
@@ -336,6 +318,7 @@ def drive_writes(write, duration: float, connections: int) -> dict:
             i += connections
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(connections)]
+    cpu = tree_cpu(server.pid) if server else None
     begin = time.perf_counter()
     for t in threads:
         t.start()
@@ -345,8 +328,9 @@ def drive_writes(write, duration: float, connections: int) -> dict:
     latencies.sort()
     pick = (lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)) \
         if latencies else (lambda q: None)
+    cpu_ms = round((tree_cpu(server.pid) - cpu) * 1000 / len(latencies), 1) if server and latencies else None
     return {"rps": round(len(latencies) / elapsed, 1), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
-            "errors": errors[0], "count": len(latencies)}
+            "errors": errors[0], "count": len(latencies), "cpu_ms": cpu_ms}
 
 
 class ZooWrite:
@@ -425,8 +409,14 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", default=None,
                         help="the zoo on a new database of this PostgreSQL server (dropped afterwards), e.g. "
                              "$(bash scripts/pg-test-server.sh); MLflow stays on SQLite")
+    parser.add_argument("--only", default=None, help="comma-separated operations: alias, versions, search, "
+                                                       "model_info, writes (default: all)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    known = [key for key, _, _ in OPERATIONS]
+    only = set(args.only.split(",")) if args.only else set(known)
+    if only - set(known):
+        parser.error(f"--only takes {', '.join(known)}, not {', '.join(sorted(only - set(known)))}")
     duration = args.duration or (3 if args.quick else 8)
     tool = ensure_wrk()
     mlflow = None if args.no_mlflow else ensure_mlflow()
@@ -471,16 +461,25 @@ def main() -> None:
                     print(f"loading {args.models} models x {args.versions} versions into MLflow ...", flush=True)
                     load_mlflow(mlflow_url, args.models, args.versions)
             c = args.connections
-            results["ceiling"]["answer"] = wrk(tool, ceiling_url, ["/answer"], duration, c, tmp, servers[1])
+            if only - {"writes"}:
+                results["ceiling"]["answer"] = wrk(tool, ceiling_url, ["/answer"], duration, c, tmp, servers[1])
             for key, paths in zoo_paths(args.models).items():
-                results["zoo"][key] = wrk(tool, zoo_url, paths, duration, c, tmp, servers[0])
-                print(f"zoo {key}: {results['zoo'][key]}", flush=True)
+                if key in only:
+                    results["zoo"][key] = wrk(tool, zoo_url, paths, duration, c, tmp, servers[0])
+                    print(f"zoo {key}: {results['zoo'][key]}", flush=True)
             if mlflow:
                 for key, paths in mlflow_paths(args.models).items():
-                    results["mlflow"][key] = wrk(tool, mlflow_url, paths, duration, c, tmp, servers[2])
-                    print(f"mlflow {key}: {results['mlflow'][key]}", flush=True)
-                results["mlflow"]["writes"] = drive_writes(MlflowWrite(mlflow_url, args.models), duration, c)
-            results["zoo"]["writes"] = drive_writes(ZooWrite(zoo_url, token, args.models), duration, c)
+                    if key in only or (key == "search" and "model_info" in only):
+                        results["mlflow"][key] = wrk(tool, mlflow_url, paths, duration, c, tmp, servers[2])
+                        print(f"mlflow {key}: {results['mlflow'][key]}", flush=True)
+                if "writes" in only:
+                    results["mlflow"]["writes"] = drive_writes(MlflowWrite(mlflow_url, args.models), duration, c,
+                                                               servers[2])
+                    print(f"mlflow writes: {results['mlflow']['writes']}", flush=True)
+            if "writes" in only:
+                results["zoo"]["writes"] = drive_writes(ZooWrite(zoo_url, token, args.models), duration, c,
+                                                      servers[0])
+                print(f"zoo writes: {results['zoo']['writes']}", flush=True)
         finally:
             for server in servers:
                 server.terminate()
@@ -516,7 +515,7 @@ def fmt(figure: dict | None) -> str:
 
 
 def report(results: dict, args, duration: float) -> None:
-    ceiling = results["ceiling"]["answer"]
+    ceiling = results["ceiling"].get("answer")
     print(f"\n{args.models} models x {args.versions} versions, c={args.connections}, {duration:g} s per operation, "
           f"zoo serve workers={args.workers} on {'PostgreSQL' if args.postgres else 'SQLite'}, "
           f"MLflow {MLFLOW.split('==')[1] if not args.no_mlflow else '-'} 1 worker")
@@ -526,12 +525,15 @@ def report(results: dict, args, duration: float) -> None:
     summary = {"ceiling": ceiling, "zoo": results["zoo"], "mlflow": results["mlflow"], "ratio": {}, "share": {}}
     for key, label, against in OPERATIONS:
         zoo, other = results["zoo"].get(key), results["mlflow"].get(against)
+        if zoo is None and (other is None or key == "model_info"):  # not measured (--only)
+            continue
         ratio = round(zoo["rps"] / other["rps"], 1) if zoo and other and other["rps"] else None
-        share = round(zoo["rps"] / ceiling["rps"], 3) if zoo and key != "writes" else None
+        share = round(zoo["rps"] / ceiling["rps"], 3) if zoo and ceiling and key != "writes" else None
         summary["ratio"][key], summary["share"][key] = ratio, share
         print(f"{label:<20}{fmt(other if key != 'model_info' else None):<56}{fmt(zoo):<56}"
               f"{(f'{ratio}x' if ratio else '-'):>7}{(f'{share:.0%}' if share is not None else '-'):>13}")
-    print(f"{'ceiling (FastAPI)':<20}{'':<56}{fmt(ceiling):<56}")
+    if ceiling:
+        print(f"{'ceiling (FastAPI)':<20}{'':<56}{fmt(ceiling):<56}")
     if "model_info" in results["zoo"] and results["mlflow"].get("search"):
         print("(Hub model_info's ratio is against MLflow's search)")
     if args.json:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Sampler, emit, zoo_serve
+from _common import Sampler, emit, tree_cpu, zoo_serve
 
 import zoo_core
 from zoo_core.registry.files import file_sha256
@@ -75,7 +75,7 @@ def main() -> None:
             blob = registry / "blobs" / "sha256"
             sha = file_sha256(folder / "model.safetensors")
             against_nginx = compare_nginx(f"{url}/bench/big/resolve/main/model.safetensors",
-                                          blob / sha[:2] / sha[2:], size_mib, tmp)
+                                          blob / sha[:2] / sha[2:], size_mib, tmp, server.pid)
         same = file_sha256(pulled / "model.safetensors") == file_sha256(folder / "model.safetensors")
     before, peak = memory.before, memory.peak
     result = {"file_mib": size_mib, "server_rss_before_mib": round(before, 1), "server_peak_mib": round(peak, 1),
@@ -86,10 +86,11 @@ def main() -> None:
           f"({100 * result['growth_mib'] / size_mib:.1f}% of the file)")
     print(f"upload {result['upload_mib_s']} MiB/s, download {result['download_mib_s']} MiB/s, bytes identical: {same}")
     print(f"\nthe same file from disk, fetched by curl on loopback (load average {os.getloadavg()[0]:.2f}):")
-    print(f"{'':<34}{'nginx':>12}{'zoo /resolve/':>16}{'zoo/nginx':>11}")
+    print(f"{'':<34}{'nginx':>12}{'zoo /resolve/':>16}{'zoo/nginx':>11}   server CPU a fetch: nginx / zoo")
     for key, label in (("full", f"whole file ({size_mib} MiB), best of 3"), ("range", "32 Range requests of 8 MiB")):
         row = against_nginx[key]
-        print(f"{label:<34}{row['nginx_mib_s']:>8} MiB/s{row['zoo_mib_s']:>10} MiB/s{row['ratio']:>10}x")
+        print(f"{label:<34}{row['nginx_mib_s']:>8} MiB/s{row['zoo_mib_s']:>10} MiB/s{row['ratio']:>10}x"
+              f"   {row['nginx_cpu_ms']} / {row['zoo_cpu_ms']} ms")
     emit(result)
 
 
@@ -122,8 +123,9 @@ http {{
 """
 
 
-def compare_nginx(zoo_url: str, blob: Path, size_mib: int, tmp: Path) -> dict:
-    """The stored `blob` served by nginx and by the zoo at `zoo_url`: MiB/s of each, whole and ranged."""
+def compare_nginx(zoo_url: str, blob: Path, size_mib: int, tmp: Path, zoo_pid: int) -> dict:
+    """The stored `blob` served by nginx and by the zoo at `zoo_url`: MiB/s of each, whole and ranged, and each
+    server's CPU time a fetch (ms; what the machine's load does not inflate, unlike MiB/s)."""
     nginx = ensure_nginx()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,11 +146,18 @@ def compare_nginx(zoo_url: str, blob: Path, size_mib: int, tmp: Path) -> dict:
         ranges = [(start, start + 8 * 1024 * 1024 - 1) for start in
                   (rng.randrange(0, size - 8 * 1024 * 1024) for _ in range(32))]
         out = {}
+        pids = {"nginx": server.pid, "zoo": zoo_pid}
         for key, args, mib in (("full", [], size_mib), ("range", ranges, 32 * 8)):
-            seconds = {name: min(_curl(target, args) for _ in range(3 if key == "full" else 1))
-                       for name, target in (("nginx", nginx_url), ("zoo", zoo_url))}
+            seconds, cpu_ms = {}, {}
+            fetches = 3 if key == "full" else 1
+            for name, target in (("nginx", nginx_url), ("zoo", zoo_url)):
+                before = tree_cpu(pids[name])
+                seconds[name] = min(_curl(target, args) for _ in range(fetches))
+                # a fetch: the whole file, or one 8 MiB range
+                cpu_ms[name] = round((tree_cpu(pids[name]) - before) * 1000 / (fetches * (len(args) or 1)), 2)
             out[key] = {"nginx_mib_s": round(mib / seconds["nginx"], 1), "zoo_mib_s": round(mib / seconds["zoo"], 1),
-                        "ratio": round(seconds["nginx"] / seconds["zoo"], 2)}
+                        "ratio": round(seconds["nginx"] / seconds["zoo"], 2), "nginx_cpu_ms": cpu_ms["nginx"],
+                        "zoo_cpu_ms": cpu_ms["zoo"]}
         return out
     finally:
         server.terminate()

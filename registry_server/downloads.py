@@ -28,7 +28,8 @@ Reader = Depends(deps.viewer)
 @router.head("/api/models/{namespace}/{name}/versions/{revision}/files/{path:path}", include_in_schema=False)
 def download(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
              service: RegistryService = Service) -> Response:
-    spec, _ = service.open_file(f"{namespace}/{name}@{revision}", path, who)
+    found = service.find_file(namespace, name, revision, path, who)  # one query (file_lookup.py)
+    spec = found[0] if found else service.open_file(f"{namespace}/{name}@{revision}", path, who)[0]
     return file_response(service, spec, request)
 
 
@@ -38,13 +39,17 @@ def download(namespace: str, name: str, revision: str, path: str, request: Reque
 def resolve_file(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
                  service: RegistryService = Service) -> Response:
     revision, path = hub_revision(revision, path)
-    info = hub_version(service, namespace, name, revision, who)
-    entry = next((f for f in info.files if f["path"] == path), None)
-    if entry is None:
-        raise EntryNotFoundError(f"file '{path}' not found in {info.model_id}@{revision}", commit=info.commit)
-    spec = FileSpec(path, entry["sha256"], entry["size"])
+    # one query (file_lookup.py); when it finds nothing, the full resolution says precisely what is missing
+    found = service.find_file(namespace, name, "latest" if revision in ("main", "HEAD") else revision, path, who)
+    if found is None:
+        info = hub_version(service, namespace, name, revision, who)
+        entry = next((f for f in info.files if f["path"] == path), None)
+        if entry is None:
+            raise EntryNotFoundError(f"file '{path}' not found in {info.model_id}@{revision}", commit=info.commit)
+        found = FileSpec(path, entry["sha256"], entry["size"]), info.commit
+    spec, commit = found
     response = file_response(service, spec, request)
-    response.headers["X-Repo-Commit"] = info.commit  # the client's cache is keyed by it
+    response.headers["X-Repo-Commit"] = commit  # the client's cache is keyed by it
     return response
 
 

@@ -86,11 +86,12 @@ def _content(present: dict[str, str], key: str) -> str:
     return "" if text == PLACEHOLDER else text
 
 
-def missing_for_publication(text: str | None) -> list[str]:
-    """What a card lacks to be published: required sections with real content, metrics, a license."""
+def missing_for_publication(text: str | None, parsed: tuple[dict, str] | None = None) -> list[str]:
+    """What a card lacks to be published: required sections with real content, metrics, a license. `parsed`: the
+    card's `parse_card`, when the caller has it (parsing is most of the cost)."""
     if not text or not text.strip():
         return ["a model card (README.md)"]
-    meta, body = parse_card(text)
+    meta, body = parsed or parse_card(text)
     present = sections(body)
     missing = [what for key, what in REQUIRED_SECTIONS.items() if not _content(present, key)]
     if _content(present, "evaluation") and not (meta.get("model-index") or METRIC_ROW.search(body)):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
@@ -32,6 +32,7 @@ from zoo_core.registry.blobs import BlobWriter
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
 from zoo_core.registry.columns import check_external_parent, check_metric_name, check_tags, fit, version_columns
 from zoo_core.registry.models import Alias, FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
+from zoo_core.registry.reads import Fixed, FixedCache
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import (
     ADMIN,
@@ -232,7 +233,8 @@ class PublishingMixin:
         if recipe_text and has_yaml_aliases(recipe_text):
             raise ContentError(f"cannot publish {ref.model_id}: recipe.yaml uses YAML anchors or aliases "
                                "(&name / *name); write the values out")
-        missing = missing_for_publication(card)
+        parsed = parse_card(card) if card else ({}, "")  # once: the card's checks and columns share it
+        missing = missing_for_publication(card, parsed)
         if status == "published" and missing and self.card_policy == "required":
             raise CardError(f"cannot publish {ref.model_id}: the model card lacks " + ", ".join(missing)
                             + " (this registry's card policy is `required`; push as a draft to keep it "
@@ -240,7 +242,7 @@ class PublishingMixin:
         if status == "draft" and (description is not None or tags is not None):
             raise ZooError("a draft cannot set the model's description or tags (everyone who can see the model sees "
                            "them): push it without them, and set them when it is published")
-        meta = parse_card(card)[0] if card else {}
+        meta = parsed[0]
         tags = check_tags(tags) if tags is not None else (check_tags(meta["tags"]) if meta.get("tags") else None)
         check_limits(len(files), description, tags)
         fit(description, Model.description, "the description")
@@ -277,40 +279,70 @@ class PublishingMixin:
 
     def _insert_version(self, ref, files, viewer, status, visibility, description, tags, card, meta, config,
                         recipe, columns, metrics, parents, missing, message, expect_parent) -> VersionInfo:
-        with Session(self.engine) as session:
+        # Everything read first, then written in two flushes (the version's row for its id, then the rest): each
+        # flush re-indexes the model for search, and each read between writes would flush again. The writer's lock
+        # (db.write_lock) is held until the session has closed: a failed write's rollback ends before the next begins.
+        with self.write_lock, Session(self.engine, expire_on_commit=False) as session:
             ns = self._namespace(session, ref.namespace)
-            model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)).first()
+            # the model's row locked (PostgreSQL; SQLite has its write lock): concurrent publishes take their
+            # numbers in turn rather than racing for the same one and retrying. FOR NO KEY UPDATE, the lock the
+            # model's update takes anyway: other writes' foreign keys to the model (an alias move's event) still pass
+            model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)
+                                 .with_for_update(key_share=True)).first()
             if expect_parent is not None:
                 self._check_parent(session, ref.model_id, model, expect_parent)
             if model is None:
                 model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
                 session.add(model)
-            if visibility:
-                model.visibility = visibility
-            if status == "published":  # a draft is its namespace's own: the model's row shows nothing of it
-                apply_to_model(model, columns, description, tags, card)
-            session.flush()
-            number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
-                      or 0) + 1
+                session.flush()  # its id
+                number, latest = 1, (None, None)
+            else:
+                number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
+                          or 0) + 1
+                latest = self._alias_state(session, model.id, "latest") if status == "published" else (None, None)
+            targets = [(self._parent_target(session, parent, viewer), relation) for parent, relation in parents]
             version = Version(model_id=model.id, number=number, status=status,
                               commit=manifest_commit(ref.model_id, number, files), created_by=viewer.name,
                               card=card, card_data=meta, config=config, backbone=columns["backbone"],
                               family=columns["family"], strategy=columns["strategy"], library=columns["library"],
                               card_complete=not missing, card_missing=missing, message=message)
             session.add(version)
-            session.flush()
-            session.add_all(FileEntry(version_id=version.id, path=f.path, size=f.size, sha256=f.sha256) for f in files)
-            session.add_all(VersionMetric(version_id=version.id, name=k, value=v) for k, v in metrics.items())
-            for parent, relation in parents:
-                session.add(self._edge(session, version.id, parent, relation, recipe, viewer))
-            if status == "published":
-                self._move_alias(session, model, "latest", version, viewer.name)
+            session.flush()  # its id
+            # rows in bulk (one executemany each), not one unit-of-work object a row; before the model's row changes
+            # (a statement flushes what is pending: the model would be re-indexed twice)
+            if files:  # (an empty list would insert one row of defaults)
+                session.execute(insert(FileEntry), [{"version_id": version.id, "path": f.path, "size": f.size,
+                                                     "sha256": f.sha256} for f in files])
+            if metrics:
+                session.execute(insert(VersionMetric), [{"version_id": version.id, "name": k, "value": v}
+                                                        for k, v in metrics.items()])
+            session.add_all(LineageEdge(child_id=version.id, parent_id=target[0].id if target else None,
+                                        parent_external=None if target else parent, relation=relation,
+                                        recipe=recipe)
+                            for (target, relation), (parent, _) in zip(targets, parents, strict=True))
+            if visibility:
+                model.visibility = visibility
+            if status == "published":  # a draft is its namespace's own: the model's row shows nothing of it
+                apply_to_model(model, columns, description, tags, card)
+                self._move_alias(session, model, "latest", version, viewer.name, latest)
+            session.add(model)
             session.flush()  # the files are referenced from here on, so gc's snapshot of references includes them
             gone = [f.path for f in files if not self.blobs.exists(f.sha256)]
             if gone:  # removed since the check above (a gc with no grace period): publish nothing
                 raise ZooError(f"file '{gone[0]}' is no longer stored (removed while publishing); push it again")
             session.commit()
-            return self._info(session, ref.model_id, version, detail=True, viewer=viewer)
+            if status != "draft":  # what its commit fixes, known already: reads of it need not query it (reads.py)
+                self._remember_fixed(version.commit, files, metrics, parents, targets)
+            # the answer from what was just written (no query): the same as `resolve` gives for it
+            return VersionInfo(ref.model_id, number, status, version.commit, version.created_at.isoformat(),
+                               viewer.name, columns["backbone"], columns["family"], columns["strategy"], dict(metrics),
+                               ["latest"] if status == "published" else [],
+                               files=sorted(({"path": f.path, "size": f.size, "sha256": f.sha256} for f in files),
+                                            key=lambda f: f["path"]),
+                               parents=[{"ref": target_ref(target) if target else parent, "relation": relation}
+                                        for (target, relation), (parent, _) in zip(targets, parents, strict=True)],
+                               card=card, size=sum(f.size for f in files), card_complete=not missing,
+                               card_missing=list(missing), message=message)
 
     def _check_parent(self, session: Session, model_id: str, model: Model | None, expected: str) -> None:
         """A Hub commit names the commit it was built on: refused (412, as on the Hub) unless `latest` is still
@@ -321,13 +353,29 @@ class PublishingMixin:
             raise StaleParentError(f"{model_id}: the commit was made on {expected[:12]}, but main is now at "
                                    f"{current[:12]}; pull the latest files and commit again")
 
-    def _edge(self, session, child_id: int, parent: str, relation: str, recipe, viewer: Viewer) -> LineageEdge:
+    def _remember_fixed(self, commit: str, files: list[FileSpec], metrics: dict[str, float], parents, targets) -> None:
+        cache = self.__dict__.get("_fixed_cache")
+        if cache is None:
+            cache = self._fixed_cache = FixedCache()
+        listed = tuple(sorted(({"path": f.path, "size": f.size, "sha256": f.sha256} for f in files),
+                              key=lambda f: f["path"]))
+        external = tuple({"ref": parent, "relation": relation}
+                         for (parent, relation), target in zip(parents, targets, strict=True) if target[0] is None)
+        cache.put(commit, Fixed(listed, sum(f.size for f in files), dict(metrics), external,
+                                any(target[0] is not None for target in targets)))
+
+    def _parent_target(self, session, parent: str, viewer: Viewer) -> tuple[Version, str] | None:
+        """A parent in this registry (its version, and `namespace/name`), or None for one outside it."""
         if parent.startswith("zoo:") or (":" not in parent and "/" in parent):
             pref = parse_ref(parent)
             model, _ = self._model(session, pref, viewer)  # a parent the pusher cannot see does not exist
-            target = self._version(session, model, pref, viewer)
-            return LineageEdge(child_id=child_id, parent_id=target.id, relation=relation, recipe=recipe)
-        return LineageEdge(child_id=child_id, parent_external=parent, relation=relation, recipe=recipe)
+            return self._version(session, model, pref, viewer), pref.model_id
+        return None
+
+
+def target_ref(target: tuple[Version, str]) -> str:
+    version, model_id = target
+    return f"{model_id}@{version.number}"
 
 
 def check_operation(op: dict[str, Any]) -> None:

@@ -34,7 +34,8 @@ from zoo_core.registry.attestations import AttestationsMixin
 from zoo_core.registry.blobs import open_blob_store
 from zoo_core.registry.cards import check_card_policy, missing_for_publication
 from zoo_core.registry.columns import check_tags, fit, version_columns
-from zoo_core.registry.db import create_db_engine
+from zoo_core.registry.db import create_db_engine, write_lock
+from zoo_core.registry.file_lookup import FileLookupMixin
 from zoo_core.registry.files import file_matches, folder_complete, materialise
 from zoo_core.registry.models import (
     Alias,
@@ -72,7 +73,7 @@ __all__ = ["ADMIN", "ANONYMOUS", "AuthError", "CardError", "EntryNotFoundError",
 
 
 class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMixin, RankingsMixin, UploadsMixin,
-                      TokensMixin):
+                      TokensMixin, FileLookupMixin):
     def __init__(self, database_url: str, blob_root: str | Path, blob_url: str | None = None,
                  card_policy: str | None = None):
         """`blob_root`: a local blob folder (also the home of in-flight uploads); `blob_url` (or ZOO_BLOB_URL),
@@ -81,6 +82,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
         settings = get_settings()
         self.card_policy = check_card_policy(card_policy or settings.card_policy)
         self.engine = create_db_engine(database_url)
+        self.write_lock = write_lock(self.engine)  # held by the hot writes from first statement to commit (db.py)
         self.blobs = open_blob_store(blob_url or settings.blob_url or blob_root, blob_root)
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -188,9 +190,16 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 parents.append({"ref": edge.parent_external, "relation": edge.relation})
         return parents
 
-    def _move_alias(self, session: Session, model: Model, name: str, version: Version, actor: str | None) -> None:
-        alias = session.get(Alias, (model.id, name))
-        previous = session.get(Version, alias.version_id).number if alias else None
+    def _alias_state(self, session: Session, model_id: int, name: str) -> tuple[Alias | None, int | None]:
+        """An alias's row and the number of the version it points at, in one query; (None, None) when unset."""
+        row = session.exec(select(Alias, Version.number).join(Version, Alias.version_id == Version.id)
+                           .where(Alias.model_id == model_id, Alias.name == name)).first()
+        return (row[0], row[1]) if row else (None, None)
+
+    def _move_alias(self, session: Session, model: Model, name: str, version: Version, actor: str | None,
+                    state: tuple[Alias | None, int | None] | None = None) -> None:
+        """`state`: the alias's `_alias_state`, when the caller has read it already."""
+        alias, previous = state if state is not None else self._alias_state(session, model.id, name)
         if alias is None:
             alias = Alias(model_id=model.id, name=name, version_id=version.id)
         alias.version_id = version.id
@@ -291,7 +300,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
             raise ForbiddenError(f"a token for namespace '{ref.namespace}' is needed to move aliases of "
                                  f"{ref.model_id}")
         for attempt in range(3):  # two requests creating the same alias at once race on its key: the loser retries
-            with Session(self.engine) as session:
+            with self.write_lock, Session(self.engine, expire_on_commit=False) as session:
                 model, _ = self._model(session, ref, viewer)
                 target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
                 if target.status in ("yanked", "draft"):

@@ -10,6 +10,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from zoo_core.errors import AuthError, NotFoundError, ZooError
@@ -17,6 +18,10 @@ from zoo_core.registry.models import Namespace, Token, utcnow
 from zoo_core.registry.types import ANONYMOUS, Viewer
 
 LAST_USED_EVERY = timedelta(seconds=60)
+# built once, with a bound parameter (building a statement costs more than running it on SQLite); columns, not rows
+TOKEN_LOOKUP = (select(Token.id, Token.name, Token.revoked_at, Token.expires_at, Token.last_used_at, Token.read_only,
+                       Namespace.name.label("namespace"))
+                .join(Namespace, Token.namespace_id == Namespace.id).where(Token.token_hash == bindparam("hash")))
 NOT_OURS = ("invalid token: it is not a token of this zoo registry (a huggingface.co login stored on this machine is "
             "sent too): pass token=<zoo token> (zoo token create NAMESPACE on the server), or `hf auth logout` / "
             "unset HF_TOKEN to read public models anonymously")
@@ -55,23 +60,20 @@ class TokensMixin:
         if not token:
             return ANONYMOUS
         with Session(self.engine) as session:
-            row = session.exec(select(Token, Namespace).join(Namespace)
-                               .where(Token.token_hash == hash_token(token))).first()
-            if row is None:
+            found = session.exec(TOKEN_LOOKUP, params={"hash": hash_token(token)}).first()
+            if found is None:
                 raise AuthError(NOT_OURS)
-            found, ns = row
             now = utcnow()
             if found.revoked_at is not None:
-                raise AuthError(f"this token ('{found.name}' of {ns.name}) was revoked on "
+                raise AuthError(f"this token ('{found.name}' of {found.namespace}) was revoked on "
                                 f"{_aware(found.revoked_at):%Y-%m-%d %H:%M} UTC; ask for a new one")
             if found.expires_at is not None and _aware(found.expires_at) <= now:
-                raise AuthError(f"this token ('{found.name}' of {ns.name}) expired on "
+                raise AuthError(f"this token ('{found.name}' of {found.namespace}) expired on "
                                 f"{_aware(found.expires_at):%Y-%m-%d %H:%M} UTC; ask for a new one")
             if found.last_used_at is None or now - _aware(found.last_used_at) >= LAST_USED_EVERY:
-                found.last_used_at = now
-                session.add(found)
+                session.exec(update(Token).where(Token.id == found.id).values(last_used_at=now))
                 session.commit()
-            return Viewer(namespaces=frozenset({ns.name}), name=ns.name, read_only=found.read_only)
+            return Viewer(namespaces=frozenset({found.namespace}), name=found.namespace, read_only=found.read_only)
 
     def token_info(self, token: str) -> dict[str, Any]:
         """Whom a token belongs to (the Hub's whoami): its namespace, its name and what it may do."""

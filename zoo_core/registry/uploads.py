@@ -40,8 +40,25 @@ class UploadsMixin:
     """Upload ownership for `RegistryService` (which provides `engine` and `blobs`)."""
 
     def record_upload(self, owner: str, sha256: str, lease: float = UPLOAD_LEASE) -> None:
-        """`owner` uploaded the blob `sha256` (verified): it may publish it, and gc keeps it, for `lease` seconds."""
-        expires = utcnow() + timedelta(seconds=lease)
+        """`owner` uploaded the blob `sha256` (verified): it may publish it, and gc keeps it, for `lease` seconds.
+        One statement: inserted, or renewed when the owner uploaded the same bytes before (also concurrently)."""
+        now = utcnow()
+        expires = now + timedelta(seconds=lease)
+        dialect = self.engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):  # no portable upsert: the row read, then written
+            return self._record_upload_orm(owner, sha256, expires)
+        if dialect == "sqlite":  # imported here: the PostgreSQL dialect alone costs a CLI command 0.1 s to import
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        statement = insert(Upload).values(owner=owner, sha256=sha256, created_at=now, expires_at=expires)
+        statement = statement.on_conflict_do_update(index_elements=["owner", "sha256"],
+                                                    set_={"expires_at": statement.excluded.expires_at})
+        with self.write_lock, self.engine.connect() as connection:
+            connection.execute(statement)
+            connection.commit()
+
+    def _record_upload_orm(self, owner: str, sha256: str, expires) -> None:
         for _ in range(3):  # two uploads of the same bytes by one owner race on the unique key: renew instead
             with Session(self.engine) as session:
                 row = session.exec(select(Upload).where(Upload.owner == owner, Upload.sha256 == sha256)).first()

@@ -1,0 +1,181 @@
+"""The write path's shortcuts keep its answers: a publish answers without reading its version back (and primes the
+read cache), an upload's lease is one upsert, and SQLite writers of one process queue on a lock rather than on
+SQLite's busy handler. SQLite and PostgreSQL (when the test server runs)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from zoo_core.registry.models import Upload, utcnow
+from zoo_core.registry.service import RegistryService
+from zoo_core.registry.types import FileSpec
+
+CARD = """---
+license: mit
+tags: [writes, {tag}]
+{extra}---
+
+# {name}
+
+A model for the write tests.
+
+## Intended use
+
+Tests.
+
+## Training data
+
+Synthetic.
+
+## Evaluation
+
+| metric | value |
+|---|---|
+| accuracy | 0.9 |
+
+## Limitations
+
+None known.
+"""
+
+
+def store(service: RegistryService, name: str, tag: str = "a", extra: str = "", weights: bytes = b"w") -> list:
+    files = {"README.md": CARD.format(name=name, tag=tag, extra=extra).encode(),
+             "config.json": json.dumps({"backbone": {"name": "resnet18", "family": "resnet"}}).encode(),
+             "metrics.json": json.dumps({"accuracy": 0.9, "loss": 0.25}).encode(),
+             "recipe.yaml": b"strategy: {name: lora}\n",
+             "model.safetensors": weights + name.encode()}
+    return [service.store_file([data], path, size=len(data)) for path, data in files.items()]
+
+
+def test_a_publish_answers_what_resolve_reads_back(database_url, tmp_path):
+    service = RegistryService(database_url, tmp_path / "blobs")
+    answers = {
+        "acme/base@1": service.publish("acme/base", store(service, "base", extra="base_model: hf:bert-base\n")),
+        "acme/base@2": service.publish("acme/base", store(service, "base", tag="b"), status="draft"),
+        "acme/child@1": service.publish("acme/child", store(service, "child"), parent="acme/base@1",
+                                        relation="adapter"),
+        "acme/child@2": service.publish("acme/child", store(service, "child", weights=b"v2"),
+                                        parent="zoo:acme/child@1"),
+        "acme/empty@1": service.publish("acme/empty", []),  # a version of no files (a Hub commit may make one)
+    }
+    assert answers["acme/child@1"].parents == [{"ref": "acme/base@1", "relation": "adapter"}]
+    assert answers["acme/base@1"].parents == [{"ref": "hf:bert-base", "relation": "finetune"}]
+    assert answers["acme/base@1"].aliases == ["latest"] and answers["acme/base@2"].aliases == []
+    fresh = RegistryService(database_url, tmp_path / "blobs")  # nothing cached: everything read from the database
+    for ref, answer in answers.items():
+        for reader in (service, fresh):
+            resolved = reader.resolve(ref).as_dict()
+            # `latest` has moved on from the first versions since they were published
+            assert answer.as_dict() | {"aliases": resolved["aliases"]} == resolved, (ref, reader is fresh)
+    assert fresh.resolve("acme/child@2").aliases == ["latest"]
+    assert [v.metrics for v in fresh.versions("acme/child")] == [{"accuracy": 0.9, "loss": 0.25}] * 2
+    assert fresh.lineage("acme/child@2", "ancestors")["nodes"]
+    for svc in (service, fresh):
+        svc.engine.dispose()
+
+
+def test_an_upload_lease_is_one_row_renewed_by_each_upload(database_url, tmp_path):
+    service = RegistryService(database_url, tmp_path / "blobs")
+    digest = hashlib.sha256(b"bytes").hexdigest()
+    service.record_upload("acme", digest, lease=60)
+    service.record_upload("acme", digest, lease=3600)
+    service.record_upload("other", digest, lease=60)
+    errors: list[BaseException] = []
+
+    def renew() -> None:  # the same owner uploading the same bytes at once: each renews, none fails
+        try:
+            service.record_upload("acme", digest, lease=7200)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=renew) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Session(service.engine) as session:
+        rows = {row.owner: row for row in session.exec(select(Upload).where(Upload.sha256 == digest))}
+    assert sorted(rows) == ["acme", "other"]
+    expires = rows["acme"].expires_at.replace(tzinfo=None)
+    assert expires > (utcnow() + timedelta(seconds=7000)).replace(tzinfo=None)
+    assert service.leased_blobs() == {digest}
+    service.engine.dispose()
+
+
+def test_concurrent_writes_of_one_process_all_land(database_url, tmp_path):
+    """16 threads each publishing a version and moving an alias to it: every version numbered once, no error (on
+    SQLite the process's writers queue on its write lock)."""
+    service = RegistryService(database_url, tmp_path / "blobs")
+    shared = store(service, "m")[:-1]
+    errors: list[BaseException] = []
+    published: list[int] = []
+
+    def write(k: int) -> None:
+        try:
+            weights = service.store_file([f"weights {k}".encode()], "model.safetensors")
+            info = service.publish("acme/m", [*shared, FileSpec(weights.path, weights.sha256, weights.size)])
+            service.set_alias("acme/m", "production", info.number)
+            published.append(info.number)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(published) == list(range(1, 17))
+    assert [v.number for v in service.versions("acme/m")] == list(range(1, 17))
+    moves = service.alias_history("acme/m")
+    assert len([e for e in moves if e["alias"] == "production"]) == 16
+    assert len([e for e in moves if e["alias"] == "latest"]) == 16
+    service.engine.dispose()
+
+
+def test_the_one_query_download_serves_and_refuses_as_the_full_resolution(tmp_path):
+    """Downloads find their file in one query (file_lookup.py); what it does not serve falls through to the full
+    resolution, so every refusal keeps its error: yanked, private, a draft, a missing file or revision."""
+    from fastapi.testclient import TestClient
+
+    from registry_server.app import create_app
+
+    app = create_app(tmp_path / "registry", card_policy="off")  # aliases without a card
+    service = app.state.service
+    v1 = service.publish("acme/m", [service.store_file([b"one"], "w.bin")])
+    service.publish("acme/m", [service.store_file([b"two"], "w.bin")])
+    service.publish("acme/m", [service.store_file([b"three"], "w.bin")], status="draft")
+    service.set_alias("acme/m", "stable", 1)
+    service.publish("acme/gone", [service.store_file([b"yanked"], "w.bin")])
+    service.set_status("acme/gone@1", "yanked", "broken")
+    service.publish("acme/secret", [service.store_file([b"private"], "w.bin")], visibility="private")
+    token = {"Authorization": f"Bearer {service.create_token('acme')}"}
+    with TestClient(app) as client:
+        for revision, body in (("main", b"two"), ("1", b"one"), ("v2", b"two"), ("stable", b"one"),
+                               (v1.commit, b"one")):
+            answer = client.get(f"/acme/m/resolve/{revision}/w.bin")
+            assert (answer.status_code, answer.content) == (200, body), revision
+            assert answer.headers["X-Repo-Commit"] == service.resolve(
+                f"acme/m@{'latest' if revision == 'main' else revision}").commit
+        assert client.get("/api/models/acme/m/versions/stable/files/w.bin").content == b"one"
+        ranged = client.get("/acme/m/resolve/main/w.bin", headers={"Range": "bytes=1-"})
+        assert (ranged.status_code, ranged.content, ranged.headers["Content-Range"]) == (206, b"wo", "bytes 1-2/3")
+        refused = {"/acme/gone/resolve/1/w.bin": 404, "/api/models/acme/gone/versions/1/files/w.bin": 404,
+                   "/acme/secret/resolve/main/w.bin": 401,  # the Hub answers 401 there "/acme/m/resolve/3/w.bin": 404,
+                   "/acme/m/resolve/main/nothing.bin": 404, "/acme/m/resolve/9/w.bin": 404,
+                   "/api/models/acme/m/versions/3/files/w.bin": 404}
+        for url, status in refused.items():
+            answer = client.get(url)
+            assert answer.status_code == status, url
+            assert answer.headers["X-Error-Code"], url  # the full resolution's precise error
+        assert "yanked" in client.get("/acme/gone/resolve/1/w.bin").json()["error"]
+        assert client.get("/acme/m/resolve/main/nothing.bin").headers["X-Error-Code"] == "EntryNotFound"
+        assert client.get("/acme/secret/resolve/main/w.bin", headers=token).content == b"private"
+        assert client.get("/acme/m/resolve/3/w.bin", headers=token).content == b"three"
