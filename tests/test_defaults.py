@@ -97,6 +97,19 @@ def test_a_recipe_without_a_version_written_before_versions_resolves_the_old_way
     assert new.recipe.train.epochs * 2 >= new.recipe.train.min_steps
 
 
+def test_a_version_2_recipe_keeps_the_probe_rule_it_was_written_with(tmp_path, tiny_recipe):
+    """Version 3 chose the linear probe's C by held-out accuracy; a recipe.yaml of version 2 (which records no
+    cv_score: the parameter came later) still gets the log-loss rule it ran with, and says so."""
+    probe = bare(tiny_recipe, tmp_path, strategy="linear-probe")
+    assert engine_for(probe).strategy.cv_score == "accuracy"
+    assert engine_for({**probe, "defaults": 2}).strategy.cv_score == "log_loss"
+    assert engine_for({**probe, "defaults": 1}).strategy.cv_score == "log_loss"  # the field default
+    written = engine_for({**probe, "defaults": 2})
+    assert written.defaults_used["strategy.cv_score"] == "log_loss" and written.recipe.defaults == 2
+    # the finetune's version-2 recommendations are untouched by version 3
+    assert engine_for({**bare(tiny_recipe, tmp_path), "defaults": 2}).strategy.backbone_lr_scale == 0.5
+
+
 def test_explicit_epochs_are_kept_and_an_unknown_version_is_refused(tmp_path, tiny_recipe):
     from zoo_core.errors import ZooError
 

@@ -7,8 +7,9 @@ any default). The defaults carry a version, the recipe's top-level `defaults` fi
 
 - version 1: the defaults before per-strategy defaults existed (5 epochs, lr 1e-3, cosine, the strategy classes'
   own field defaults, no minimum of steps);
-- version 2 (`CURRENT`): per strategy and modality, with a minimum number of optimizer steps (with 64 labelled
-  images, 5 epochs of batches of 32 were 10 steps: the fine-tune collapsed to constant predictions).
+- version 2: per strategy and modality, with a minimum number of optimizer steps (with 64 labelled images, 5
+  epochs of batches of 32 were 10 steps: the fine-tune collapsed to constant predictions);
+- version 3 (`CURRENT`): the linear probe chooses its L2 strength by held-out accuracy (`cv_score`), not log-loss.
 
 A recipe that does not say which version it wants gets the current one. A recipe.yaml the engine wrote before this
 field existed is read as version 1 by `zoo reproduce` (zoo_core.reproduce): it trains exactly as it did. From
@@ -16,8 +17,8 @@ version 2 on, the engine writes `defaults: N` into every recipe.yaml.
 
 A version's values never change once released: a recipe.yaml records `defaults: N` and every value resolved, but a
 strategy parameter added later is absent from it and takes that version's recommendation, so a new recommended
-value (or a new parameter recommended on) needs a new version, and `Strategy.recommended` must then keep giving
-the old version's values to recipes that ask for it.
+value (or a new parameter recommended on) needs a new version, and recipes of the old version must keep getting
+its values: `Strategy.recommended` gives the current ones, `SUPERSEDED` what an older version had instead.
 
 `train.min_steps` lengthens the default epoch count only: a recipe that sets `train.epochs` itself gets those
 epochs (its `min_steps` is 0 unless it sets that too).
@@ -30,8 +31,8 @@ from typing import Any
 
 from zoo_core.errors import ZooError
 
-CURRENT = 2
-VERSIONS = (1, 2)
+CURRENT = 3
+VERSIONS = (1, 2, 3)
 
 # Version 1: the train section's defaults before this module existed (TrainConfig's field defaults then).
 LEGACY_TRAIN: dict[str, Any] = {"epochs": 5, "lr": 1e-3, "schedule": "cosine", "min_steps": 0}
@@ -43,6 +44,14 @@ MODALITY_TRAIN: dict[str, dict[str, Any]] = {
     "text": {"epochs": 5, "lr": 1e-3, "schedule": "cosine", "min_steps": 100},
 }
 
+
+# What a version recommended where the next one changed it, per strategy: a recipe of an older version gets the
+# current recommendations with these laid over them, from the newest change back to its own version.
+SUPERSEDED: dict[int, dict[str, dict[str, Any]]] = {
+    # version 3: the linear probe's C by held-out accuracy (it lost to scikit-learn's probe on CIFAR-10 from the
+    # MNIST chain when chosen by log-loss)
+    2: {"linear-probe": {"cv_score": "log_loss"}},
+}
 
 # The strategy recommended per modality when nothing is known about the data: fixed in advance, the one
 # bench/fewshot.py holds to beating the plain baselines.
@@ -61,7 +70,9 @@ def strategy_parameters(strategy_cls, params: dict[str, Any], modality: str, ver
     (version 1: none, the strategy class's field defaults as they were)."""
     if version == 1:
         return dict(params)
-    recommended = strategy_cls.recommended(modality).get("strategy", {})
+    recommended = dict(strategy_cls.recommended(modality).get("strategy", {}))
+    for older in range(CURRENT - 1, version - 1, -1):
+        recommended.update(SUPERSEDED.get(older, {}).get(strategy_cls.name, {}))
     known = strategy_cls.model_fields
     return {**{k: v for k, v in recommended.items() if k in known}, **params}
 
