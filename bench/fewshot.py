@@ -142,11 +142,8 @@ def zoo_recipe(target: dict, base: str, source: Path | None, strategy: str, k: i
 
 def plain(method: str, target: dict, base: str, source: Path | None, k: int, seed: int, test_cap: int) -> float:
     """A plain baseline on exactly the zoo's splits for this seed: frozen features or TF-IDF, then scikit-learn."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegressionCV
     from sklearn.metrics import f1_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     from zoo_core.recipe import recipe_from_dict
     from zoo_core.train import Engine
@@ -156,6 +153,17 @@ def plain(method: str, target: dict, base: str, source: Path | None, k: int, see
                     progress=False)
     train, test = engine.data.train, engine.data.test
     folds = min(5, k)
+    with threadpool_limits(1):  # as the zoo's probe: more BLAS threads only contend (40x the CPU on a busy box)
+        predicted = _plain_fit(method, engine, train, test, folds)
+    return float(f1_score(test.labels, predicted, average="macro"))
+
+
+def _plain_fit(method: str, engine, train, test, folds: int):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if method == "tfidf":
         model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
                               LogisticRegressionCV(Cs=10, cv=folds, max_iter=5000))
@@ -165,7 +173,7 @@ def plain(method: str, target: dict, base: str, source: Path | None, k: int, see
         x_train, x_test = engine.features(train).numpy(), engine.features(test).numpy()
         model = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, cv=folds, max_iter=5000))
         predicted = model.fit(x_train, train.labels).predict(x_test)
-    return float(f1_score(test.labels, predicted, average="macro"))
+    return predicted
 
 
 def option(name: str, default: str) -> str:

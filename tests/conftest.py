@@ -123,7 +123,7 @@ class TinyRecipes:
         return self.run(self(folder, strategy, base, **sections))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # stateless: module-scoped fixtures may use it too
 def tiny_recipe() -> TinyRecipes:
     """tiny_recipe(folder, strategy, base=..., **sections) -> recipe dict; tiny_recipe.write / tiny_recipe.run."""
     return TinyRecipes()

@@ -27,13 +27,25 @@ def engine_for(recipe: dict) -> Engine:
     return Engine(recipe_from_dict(copy.deepcopy(recipe)), progress=False)
 
 
-@pytest.fixture
-def source(tmp_path, tiny_recipe):
-    """tinynet trained on the digits sample: a base whose BatchNorm statistics mean something."""
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tests train for 100 steps on batches of 8: on a busy 2-core machine torch's default two threads
+    spent 20x the CPU time of one (18.6 s against 0.8 s for the default finetune), waiting on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, tiny_recipe):
+    """tinynet trained on the digits sample: a base whose BatchNorm statistics mean something (one per module)."""
     digits = Path(tiny_recipe.pneumonia).with_name("mnist_sample.npz")
-    recipe = tiny_recipe(tmp_path / "source", "scratch", data={"args": {"path": str(digits)},
-                                                    "labels_per_class": None, "limit": {"train": 1000}},
-                           train={"epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0})
+    recipe = tiny_recipe(tmp_path_factory.mktemp("source"), "scratch",
+                         data={"args": {"path": str(digits)}, "labels_per_class": None, "limit": {"train": 1000}},
+                         train={"epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0})
     recipe["data"]["test"] = None
     return tiny_recipe.run(recipe).checkpoint
 
@@ -83,6 +95,19 @@ def test_a_recipe_without_a_version_written_before_versions_resolves_the_old_way
     new = engine_for(bare(tiny_recipe, tmp_path))
     assert new.recipe.defaults == defaults.CURRENT and new.recipe.train.min_steps > 0
     assert new.recipe.train.epochs * 2 >= new.recipe.train.min_steps
+
+
+def test_a_version_2_recipe_keeps_the_probe_rule_it_was_written_with(tmp_path, tiny_recipe):
+    """Version 3 chose the linear probe's C by held-out accuracy; a recipe.yaml of version 2 (which records no
+    cv_score: the parameter came later) still gets the log-loss rule it ran with, and says so."""
+    probe = bare(tiny_recipe, tmp_path, strategy="linear-probe")
+    assert engine_for(probe).strategy.cv_score == "accuracy"
+    assert engine_for({**probe, "defaults": 2}).strategy.cv_score == "log_loss"
+    assert engine_for({**probe, "defaults": 1}).strategy.cv_score == "log_loss"  # the field default
+    written = engine_for({**probe, "defaults": 2})
+    assert written.defaults_used["strategy.cv_score"] == "log_loss" and written.recipe.defaults == 2
+    # the finetune's version-2 recommendations are untouched by version 3
+    assert engine_for({**bare(tiny_recipe, tmp_path), "defaults": 2}).strategy.backbone_lr_scale == 0.5
 
 
 def test_explicit_epochs_are_kept_and_an_unknown_version_is_refused(tmp_path, tiny_recipe):

@@ -44,7 +44,7 @@ def test_linear_probe_keeps_the_backbone_and_writes_a_documented_checkpoint(tmp_
     assert card.data.eval_results[0].metric_type == "accuracy"
     resolved = yaml.safe_load((out / "recipe.yaml").read_text())
     assert resolved["strategy"] == {"name": "linear-probe", "feature_groups": None, "standardize": True,
-                                    "solver": "lbfgs", "C": None, "cv_folds": 5}
+                                    "solver": "lbfgs", "C": None, "cv_folds": 5, "cv_score": "accuracy"}
     assert resolved["resolved"]["base"] == base
     assert len(resolved["resolved"]["data"]["train"]["sha256"]) == 64
     assert resolved["resolved"]["data"]["train"]["size"] == 16

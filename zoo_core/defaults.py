@@ -7,11 +7,12 @@ any default). The defaults carry a version, the recipe's top-level `defaults` fi
 
 - version 1: the defaults before per-strategy defaults existed (5 epochs, lr 1e-3, cosine, the strategy classes'
   own field defaults, no minimum of steps);
-- version 2: per strategy and modality, with a minimum number of optimizer steps (with 64 labelled
-  images, 5 epochs of batches of 32 were 10 steps: the fine-tune collapsed to constant predictions);
+- version 2: per strategy and modality, with a minimum number of optimizer steps (with 64 labelled images, 5
+  epochs of batches of 32 were 10 steps: the fine-tune collapsed to constant predictions);
 - version 3 (`CURRENT`): `bitfit` and `lora` on image bases keep the base's BatchNorm statistics, as `finetune`
   does (`freeze_norm_stats: true`; bench/transfer.py: better in all 12 cells measured, e.g. ImageNet
-  EfficientNet-Lite0 at 20 labels a class bitfit 0.692 -> 0.845, lora 0.793 -> 0.856).
+  EfficientNet-Lite0 at 20 labels a class bitfit 0.692 -> 0.845, lora 0.793 -> 0.856), and the linear probe
+  chooses its L2 strength by held-out accuracy (`cv_score`), not log-loss.
 
 A recipe that does not say which version it wants gets the current one. A recipe.yaml the engine wrote before this
 field existed is read as version 1 by `zoo reproduce` (zoo_core.reproduce): it trains exactly as it did. From
@@ -19,9 +20,8 @@ version 2 on, the engine writes `defaults: N` into every recipe.yaml.
 
 A version's values never change once released: a recipe.yaml records `defaults: N` and every value resolved, but a
 strategy parameter added later is absent from it and takes that version's recommendation, so a new recommended
-value (or a new parameter recommended on) needs a new version, and recipes that ask for an older one must keep
-getting its values: `Strategy.recommended` gives the current ones, and `RECOMMENDED_SINCE` names each recommendation
-a later version added, left out for recipes of earlier versions (their field default applies).
+value (or a new parameter recommended on) needs a new version, and recipes of the old version must keep getting
+its values: `Strategy.recommended` gives the current ones, `SUPERSEDED` what an older version had instead.
 
 `train.min_steps` lengthens the default epoch count only: a recipe that sets `train.epochs` itself gets those
 epochs (its `min_steps` is 0 unless it sets that too).
@@ -37,13 +37,6 @@ from zoo_core.errors import ZooError
 CURRENT = 3
 VERSIONS = (1, 2, 3)
 
-# Recommended strategy parameters newer than version 2, by the version that introduced them: a recipe of an
-# earlier version gets the strategy field's own default instead (the strategies recommend the current values).
-RECOMMENDED_SINCE: dict[tuple[str, str, str], int] = {
-    ("bitfit", "image", "freeze_norm_stats"): 3,
-    ("lora", "image", "freeze_norm_stats"): 3,
-}
-
 # Version 1: the train section's defaults before this module existed (TrainConfig's field defaults then).
 LEGACY_TRAIN: dict[str, Any] = {"epochs": 5, "lr": 1e-3, "schedule": "cosine", "min_steps": 0}
 
@@ -54,6 +47,16 @@ MODALITY_TRAIN: dict[str, dict[str, Any]] = {
     "text": {"epochs": 5, "lr": 1e-3, "schedule": "cosine", "min_steps": 100},
 }
 
+
+# What a version recommended where the next one changed it, per strategy: a recipe of an older version gets the
+# current recommendations with these laid over them, from the newest change back to its own version.
+SUPERSEDED: dict[int, dict[str, dict[str, Any]]] = {
+    # version 3: the linear probe's C by held-out accuracy (it lost to scikit-learn's probe on CIFAR-10 from the
+    # MNIST chain when chosen by log-loss); bitfit and lora keep the base's BatchNorm statistics on image bases
+    # (their field default, false, is what version 2 had: text bases recommend nothing there in any version)
+    2: {"linear-probe": {"cv_score": "log_loss"}, "bitfit": {"freeze_norm_stats": False},
+        "lora": {"freeze_norm_stats": False}},
+}
 
 # The strategy recommended per modality when nothing is known about the data: fixed in advance, the one
 # bench/fewshot.py holds to beating the plain baselines. Text: lora, chosen on bench/fewshot.py's sst2dev target
@@ -74,11 +77,11 @@ def strategy_parameters(strategy_cls, params: dict[str, Any], modality: str, ver
     (version 1: none, the strategy class's field defaults as they were)."""
     if version == 1:
         return dict(params)
-    recommended = strategy_cls.recommended(modality).get("strategy", {})
+    recommended = dict(strategy_cls.recommended(modality).get("strategy", {}))
+    for older in range(CURRENT - 1, version - 1, -1):
+        recommended.update(SUPERSEDED.get(older, {}).get(strategy_cls.name, {}))
     known = strategy_cls.model_fields
-    recommended = {k: v for k, v in recommended.items()
-                   if k in known and RECOMMENDED_SINCE.get((strategy_cls.name, modality, k), 2) <= version}
-    return {**recommended, **params}
+    return {**{k: v for k, v in recommended.items() if k in known}, **params}
 
 
 def resolve_train(recipe, strategy, modality: str, train_size: int, version: int) -> tuple[dict[str, Any], dict]:

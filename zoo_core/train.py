@@ -427,8 +427,10 @@ class Engine:
             x = feats["train"].to(self.device)
             x = head.standardized(x).cpu()
         fit_start = time.perf_counter()
+        score = settings.get("score", "accuracy")
         fit = fit_probe(x, data.train.labels, len(data.classes), C=settings.get("C"),
-                        folds=settings.get("folds", 5), seed=cfg.seed, balanced=cfg.class_weights == "balanced")
+                        folds=settings.get("folds", 5), seed=cfg.seed, balanced=cfg.class_weights == "balanced",
+                        score=score)
         seconds = time.perf_counter() - fit_start
         with torch.no_grad():
             head.linear.weight.copy_(fit.weight.to(head.linear.weight))
@@ -440,11 +442,11 @@ class Engine:
         self._log_record(record)
         extra = {"selection": {"rule": "one fit (no epochs to choose from)"}, **self._finish(feats)}
         probe = {"solver": "lbfgs", "C": fit.C, "iterations": fit.iterations, "seconds": round(seconds, 3),
-                 "selected_by": (f"stratified {fit.folds}-fold cross-validation on the training split, held-out "
-                                 "log-loss" if fit.folds else ("given" if settings.get("C") else
-                                                              "default C=1: a class has one training example"))}
+                 "selected_by": (f"stratified {fit.folds}-fold cross-validation on the training split, "
+                                 f"{CV_RULES[score]}" if fit.folds else
+                                 ("given" if settings.get("C") else "default C=1: a class has one training example"))}
         if fit.cv:
-            probe["cv_log_loss"] = fit.cv
+            probe["cv_accuracy"], probe["cv_log_loss"] = fit.cv_accuracy, fit.cv
         return RunResult(self.model, data.classes, extra.pop("metrics"), [record], 1, time.perf_counter() - start,
                          len(data.train) / max(1e-9, seconds), extra={"probe": probe, **extra})
 
@@ -491,6 +493,10 @@ class Engine:
         metric = self.recipe.train.select_metric
         return {"metric": f"validation {metric}", "tie_break": None if metric == "loss" else "lower validation loss",
                 "validation_size": len(val), "validation_carved": "carved_from" in self.data.provenance.get("val", {})}
+
+
+CV_RULES = {"accuracy": "held-out accuracy (ties to the stronger penalty)",
+            "log_loss": "held-out log-loss (the strongest penalty within one standard error of the best)"}
 
 
 def selection_key(record: dict[str, float], metric: str) -> tuple[float, ...]:
