@@ -10,32 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cards import complete_card
+
 HEAVY = ("torch", "torchvision", "transformers")
 REPORT = f"\nimport sys\nprint('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
-CARD = """---
-license: cc-by-4.0
----
-
-# m
-
-## Intended use
-
-Tests.
-
-## Training data
-
-Synthetic.
-
-## Evaluation
-
-| metric | value |
-|---|---|
-| accuracy | 0.9 |
-
-## Limitations
-
-None known.
-"""
 
 
 def heavy_modules(code: str, env: dict[str, str] | None = None) -> list[str]:
@@ -66,7 +44,7 @@ def registry(tmp_path_factory) -> Path:
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"weights")
     (folder / "config.json").write_text(json.dumps({"backbone": {"name": "resnet18", "family": "resnet"}}))
-    (folder / "README.md").write_text(CARD)
+    (folder / "README.md").write_text(complete_card())
     registry = open_registry(root / "zoo")
     registry.push(folder, "acme/m")
     registry.set_alias("acme/m", "production", 1)

@@ -9,38 +9,11 @@ import json
 import pytest
 from sqlalchemy import inspect
 
+from tests.cards import complete_card
 from zoo_core.errors import NotFoundError
 from zoo_core.registry.db import alembic_config
 from zoo_core.registry.service import RegistryService
 from zoo_core.registry.types import ANONYMOUS, Viewer
-
-CARD = """---
-license: mit
-tags: [{tags}]
----
-
-# {title}
-
-{body}
-
-## Intended use
-
-Tests.
-
-## Training data
-
-Synthetic.
-
-## Evaluation
-
-| metric | value |
-|---|---|
-| accuracy | 0.9 |
-
-## Limitations
-
-None known.
-"""
 
 
 @pytest.fixture
@@ -52,7 +25,7 @@ def push(service, tmp_path):
         folder.mkdir()
         (folder / "model.safetensors").write_bytes(f"weights {model} {body}".encode())
         (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
-        (folder / "README.md").write_text(CARD.format(tags=tags, title=title, body=body))
+        (folder / "README.md").write_text(complete_card(title, license="mit", tags=tags, body=body))
         return service.push_folder(folder, model, **options)
 
     return make

@@ -11,41 +11,15 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from tests.cards import complete_card
 from zoo_core.registry.models import Upload, utcnow
 from zoo_core.registry.service import RegistryService
 from zoo_core.registry.types import FileSpec
 
-CARD = """---
-license: mit
-tags: [writes, {tag}]
-{extra}---
-
-# {name}
-
-A model for the write tests.
-
-## Intended use
-
-Tests.
-
-## Training data
-
-Synthetic.
-
-## Evaluation
-
-| metric | value |
-|---|---|
-| accuracy | 0.9 |
-
-## Limitations
-
-None known.
-"""
-
 
 def store(service: RegistryService, name: str, tag: str = "a", extra: str = "", weights: bytes = b"w") -> list:
-    files = {"README.md": CARD.format(name=name, tag=tag, extra=extra).encode(),
+    files = {"README.md": complete_card(name, license="mit", tags=f"writes, {tag}", body="A model for the write tests.",
+                                         metadata=extra).encode(),
              "config.json": json.dumps({"backbone": {"name": "resnet18", "family": "resnet"}}).encode(),
              "metrics.json": json.dumps({"accuracy": 0.9, "loss": 0.25}).encode(),
              "recipe.yaml": b"strategy: {name: lora}\n",
