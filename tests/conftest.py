@@ -235,6 +235,19 @@ def serve():
         process.wait(timeout=20)
 
 
+@pytest.fixture
+def server(tmp_path, database_url, serve):
+    """`zoo serve` over a fresh registry (SQLite, and PostgreSQL when its test server runs); yields (url, the same
+    registry opened embedded, for admin work). A module that needs other server options defines its own."""
+    import zoo_core
+
+    root = tmp_path / "registry"
+    url = serve(root, env={"ZOO_DATABASE_URL": database_url})
+    admin = zoo_core.open_registry(str(root), database_url=database_url)
+    yield url, admin
+    admin.service.engine.dispose()
+
+
 SCREENSHOTS = ROOT / "test-output" / "web"
 
 

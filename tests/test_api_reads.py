@@ -8,22 +8,12 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
 
 import zoo_core
 from registry_server.schemas import ModelOut, VersionOut
 from tests.test_caching import checkpoint
 
 FINGERPRINT = "a" * 64
-
-
-@pytest.fixture
-def server(tmp_path, database_url, serve):
-    root = tmp_path / "registry"
-    url = serve(root, env={"ZOO_DATABASE_URL": database_url})
-    admin = zoo_core.open_registry(str(root), database_url=database_url)
-    yield url, admin
-    admin.service.engine.dispose()
 
 
 def queries(response: httpx.Response) -> int:

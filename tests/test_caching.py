@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import pytest
 
 import zoo_core
 
@@ -25,15 +24,6 @@ def checkpoint(folder: Path, name: str) -> Path:
     (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
     (folder / "README.md").write_text(template.format(name=name, accuracy=0.9, tag="xray"))
     return folder
-
-
-@pytest.fixture
-def server(tmp_path, database_url, serve):
-    root = tmp_path / "registry"
-    url = serve(root, env={"ZOO_DATABASE_URL": database_url})
-    admin = zoo_core.open_registry(str(root), database_url=database_url)
-    yield url, admin
-    admin.service.engine.dispose()
 
 
 def test_version_answers_revalidate_and_change_with_status_and_aliases(server, tmp_path):

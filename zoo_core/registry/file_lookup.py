@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from zoo_core.registry.models import Alias, FileEntry, Model, Namespace, Version
-from zoo_core.registry.refs import revision_number
+from zoo_core.registry.refs import revision_key
 from zoo_core.registry.types import FileSpec, Viewer
 
 _FILE_OF = (select(FileEntry.sha256, FileEntry.size, Version.commit, Version.status, Model.visibility)
@@ -24,7 +24,6 @@ BY_NUMBER = _FILE_OF.where(Version.number == bindparam("number"))
 BY_COMMIT = _FILE_OF.where(Version.commit == bindparam("commit"))
 BY_ALIAS = _FILE_OF.join(Alias, Alias.version_id == Version.id).where(Alias.model_id == Model.id,
                                                                       Alias.name == bindparam("alias"))
-HEX = frozenset("0123456789abcdef")
 
 
 class FileLookupMixin:
@@ -35,13 +34,9 @@ class FileLookupMixin:
         """The file `path` of the version `revision` names (number, `v3`, commit, alias) and that version's commit,
         when `viewer` may download it (a readable model, a version it may see, not yanked); None otherwise."""
         params = {"ns": namespace, "name": name, "path": path}
-        number = revision_number(revision)
-        if number is not None:
-            statement, params["number"] = BY_NUMBER, number
-        elif len(revision) == 40 and set(revision) <= HEX:
-            statement, params["commit"] = BY_COMMIT, revision
-        else:
-            statement, params["alias"] = BY_ALIAS, revision
+        key, value = revision_key(revision)
+        params[key] = value
+        statement = {"number": BY_NUMBER, "commit": BY_COMMIT, "alias": BY_ALIAS}[key]
         with Session(self.engine) as session:
             row = session.execute(statement, params).first()
         if row is None or row.status == "yanked" or not viewer.can_see(row.visibility, namespace) \

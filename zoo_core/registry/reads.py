@@ -34,7 +34,7 @@ from zoo_core.registry.models import (
     Version,
     VersionMetric,
 )
-from zoo_core.registry.refs import ModelRef, revision_number
+from zoo_core.registry.refs import ModelRef, revision_key
 from zoo_core.registry.types import Viewer
 
 
@@ -46,7 +46,6 @@ def card_metadata(card: str) -> dict[str, Any]:
 
 
 CACHE_SIZE = 4096  # versions; an entry is a few hundred bytes plus its file list
-HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -168,13 +167,9 @@ class ReadsMixin:
         names)."""
         revision = ref.revision or "latest"
         params = {"ns": ref.namespace, "name": ref.name}
-        number = revision_number(revision)
-        if number is not None:
-            stmt, params["number"] = BY_NUMBER, number
-        elif len(revision) == 40 and set(revision) <= HEX:
-            stmt, params["commit"] = BY_COMMIT, revision
-        else:
-            stmt, params["alias"] = BY_ALIAS, revision
+        key, value = revision_key(revision)
+        params[key] = value
+        stmt = {"number": BY_NUMBER, "commit": BY_COMMIT, "alias": BY_ALIAS}[key]
         row = session.execute(stmt, params).first()
         if row is None or not viewer.can_see(row.visibility, ref.namespace):
             return None

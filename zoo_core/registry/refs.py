@@ -65,6 +65,20 @@ def revision_number(revision: str) -> int | None:
     return 0 if re.fullmatch(r"v?[0-9]+", revision) else None
 
 
+HEX = frozenset("0123456789abcdef")
+
+
+def revision_key(revision: str) -> tuple[str, int | str]:
+    """How a revision names a version, as the lookup's column and value: ("number", 3) for `3` or `v3`,
+    ("commit", sha1) for 40 lowercase hex digits, else ("alias", name)."""
+    number = revision_number(revision)
+    if number is not None:
+        return "number", number
+    if len(revision) == 40 and set(revision) <= HEX:
+        return "commit", revision
+    return "alias", revision
+
+
 def parse_ref(text: str) -> ModelRef:
     text = text.removeprefix("zoo:")
     model, _, revision = text.partition("@")

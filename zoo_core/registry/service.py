@@ -51,7 +51,7 @@ from zoo_core.registry.publishing import PublishingMixin, apply_to_model, yaml_o
 from zoo_core.registry.queries import QueriesMixin
 from zoo_core.registry.rankings import RankingsMixin
 from zoo_core.registry.reads import MODEL, SUMMARY, ReadsMixin
-from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref, revision_number
+from zoo_core.registry.refs import ModelRef, check_alias, check_namespace, parse_ref, revision_key
 from zoo_core.registry.tokens import TokensMixin
 from zoo_core.registry.types import (
     ADMIN,
@@ -112,11 +112,11 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
     def _version(self, session: Session, model: Model, ref: ModelRef, viewer: Viewer = ADMIN) -> Version:
         revision = ref.revision or "latest"
         query = select(Version).where(Version.model_id == model.id)
-        number = revision_number(revision)
-        if number is not None:
-            version = session.exec(query.where(Version.number == number)).first()
-        elif len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
-            version = session.exec(query.where(Version.commit == revision)).first()
+        key, value = revision_key(revision)
+        if key == "number":
+            version = session.exec(query.where(Version.number == value)).first()
+        elif key == "commit":
+            version = session.exec(query.where(Version.commit == value)).first()
         else:
             alias = session.get(Alias, (model.id, revision))
             if alias is None:
