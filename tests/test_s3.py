@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cards import complete_card
 from zoo_core.registry.blobs import IntegrityError
 from zoo_core.registry.service import CardError, RegistryService
 
@@ -62,31 +63,10 @@ def checkpoint(folder: Path, card: str) -> Path:
     return folder
 
 
-CARD = """---
-license: mit
----
-# m
-
-## Intended use
-
-Tests.
-
-## Training data
-
-None.
-
-## Evaluation
-
-| accuracy | 0.5 |
-
-## Limitations
-
-Many.
-"""
 
 
 def test_push_pull_dedupe_and_gc_on_s3(service, tmp_path):
-    info = service.push_folder(checkpoint(tmp_path / "a", CARD), "acme/s3")
+    info = service.push_folder(checkpoint(tmp_path / "a", complete_card(license="mit")), "acme/s3")
     keys = sorted(service.blobs.all())
     assert len(keys) == 2 and {f["sha256"] for f in info.files} == set(keys)
     assert not (tmp_path / "blobs" / "sha256").exists()  # nothing stored locally

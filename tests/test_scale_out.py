@@ -14,31 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.cards import complete_card
+
 pytest.importorskip("boto3")
 MOTO = Path(sys.executable).parent / "moto_server"
 PUSHES = 12  # per model, half through each server
 
-CARD = """---
-license: mit
----
-# shared
-
-## Intended use
-
-Tests.
-
-## Training data
-
-None.
-
-## Evaluation
-
-| accuracy | 0.5 |
-
-## Limitations
-
-None.
-"""
 
 
 def free_port() -> int:
@@ -92,7 +73,7 @@ def test_two_servers_over_one_database_and_bucket_lose_no_version(postgres_url, 
         folder.mkdir(parents=True)
         weights = f"{model} push {i} ".encode() * 5000  # distinct bytes per push
         (folder / "model.safetensors").write_bytes(weights)
-        (folder / "README.md").write_text(CARD)
+        (folder / "README.md").write_text(complete_card("shared", license="mit"))
         url = hosts[i % 2]
         info = zoo_core.open_registry(url, token=token).push(folder, f"team/{model}")
         return model, i, hashlib.sha256(weights).hexdigest(), info.number
