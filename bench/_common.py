@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import json
@@ -18,6 +19,19 @@ SHARED = ROOT.parent / "shared" / "data"
 PNEUMONIA = SHARED / "pneumoniamnist" / "pneumoniamnist.npz"
 MNIST = {"images": str(SHARED / "mnist-test" / "t10k-images-idx3-ubyte.gz"),
          "labels": str(SHARED / "mnist-test" / "t10k-labels-idx1-ubyte.gz")}
+
+
+def options(doc: str | None, quick: str | None = None) -> argparse.ArgumentParser:
+    """A benchmark's command line. `--help` prints its docstring and options and exits; a mistyped option is an
+    error. (Read by hand from sys.argv, `fewshot.py --help` started the hour-long run, and `--seed 1` for
+    `--seeds 1` was silently ignored; abbreviations are off, so it stays an error.)
+    `quick`: what --quick makes smaller, for its help line."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--json", action="store_true", help="also print the results as one JSON object, last line")
+    if quick:
+        parser.add_argument("--quick", action="store_true", help=f"a small version: {quick}")
+    return parser
 
 
 def set_threads() -> None:

@@ -7,12 +7,11 @@ Prints a table; --json adds {"speedup", "accuracy_cached", "accuracy_naive", ...
 
 from __future__ import annotations
 
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from _common import PNEUMONIA, emit, require_shared_data, set_threads
+from _common import PNEUMONIA, emit, options, require_shared_data, set_threads
 
 from zoo_core.recipe import recipe_from_dict
 from zoo_core.train import Engine
@@ -20,7 +19,7 @@ from zoo_core.train import Engine
 
 def main() -> None:
     require_shared_data()
-    quick = "--quick" in sys.argv
+    quick = options(__doc__, "fewer steps").parse_args().quick
     set_threads()
     recipe = {
         # the epoch loop (solver: sgd) is what the cache speeds up; the default lbfgs fit reads the cache once

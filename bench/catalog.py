@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
-import sys
 import tempfile
 import time
 
 import httpx
-from _common import ROOT, emit, zoo_serve
+from _common import ROOT, emit, options, zoo_serve
 
 TARGET_MS = 100
 QUERIES = ["", "sort=name", "sort=accuracy", "family=resnet", "q=pneumonia", "modality=text&sort=accuracy",
@@ -35,8 +34,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    models = int(sys.argv[sys.argv.index("--models") + 1]) if "--models" in sys.argv else (200 if quick else 1000)
+    parser = options(__doc__, "200 models, 3 rounds")
+    parser.add_argument("--models", type=int, help="models in the registry (default 1,000; --quick 200)")
+    args = parser.parse_args()
+    quick = args.quick
+    models = args.models or (200 if quick else 1000)
     rounds = 3 if quick else 10
     spec = importlib.util.spec_from_file_location("sample_catalog", ROOT / "scripts" / "sample_catalog.py")
     sample = importlib.util.module_from_spec(spec)

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import PNEUMONIA, emit, require_shared_data
+from _common import PNEUMONIA, emit, options, require_shared_data
 
 
 def recipe(strategy: str, size: int, epochs: int, batch: int, image_size: int, device: str, precision: str,
@@ -64,7 +64,7 @@ def main() -> None:
     require_shared_data()
     import torch
 
-    quick = "--quick" in sys.argv
+    quick = options(__doc__, "fewer images and steps").parse_args().quick
     cuda = torch.cuda.is_available()
     gpus = torch.cuda.device_count() if cuda else 0
     if cuda:

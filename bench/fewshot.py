@@ -40,7 +40,7 @@ import time
 import warnings
 from pathlib import Path
 
-from _common import MNIST, PNEUMONIA, SHARED, emit, require_shared_data, run, set_threads
+from _common import MNIST, PNEUMONIA, SHARED, emit, options, require_shared_data, run, set_threads
 
 IMAGENET = "timm:tf_efficientnet_lite0.imagenet_lite"
 STRATEGIES = ["linear-probe", "freeze", "finetune", "gradual-unfreeze", "bitfit", "lora", "scratch"]
@@ -176,16 +176,33 @@ def _plain_fit(method: str, engine, train, test, folds: int):
     return predicted
 
 
-def option(name: str, default: str) -> str:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+def arguments():
+    parser = options(__doc__, "PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, 300 test examples, "
+                              "the probes, the recommended default, scratch (images) and TF-IDF (text)")
+    add = parser.add_argument
+    add("--targets", help="comma-separated: sst2, pneumonia, cifar10, cedr, sst2dev "
+                          "(default sst2,pneumonia,cifar10,cedr; --quick pneumonia,sst2)")
+    add("--bases", help="image bases, comma-separated: mnist, imagenet (default both; --quick mnist)")
+    add("--k", help="labels a class, comma-separated (default 32,8,128; --quick 32)")
+    add("--seeds", type=int, help="seeds a cell (default 3; --quick 1)")
+    add("--first-seed", type=int, default=0, help="the first seed (default 0)")
+    add("--only", help="methods, comma-separated, in this order (strategies, plain-probe, tfidf)")
+    add("--source", type=Path, help="an MNIST source checkpoint directory to reuse")
+    add("--log", type=Path, help="append one JSON line per finished run to this file")
+    add("--report", help="print the table and checks of these --log files (comma-separated) and exit")
+    add("--with", dest="overrides", type=json.loads, default={},
+        help='a candidate default put in every zoo recipe, JSON: {"train": {...}, "strategy": {...}, "defaults": N}')
+    add("--label", default="", help="the name the --with runs are logged and reported under")
+    return parser.parse_args()
 
 
 def main() -> None:
     from zoo_core.defaults import RECOMMENDED
 
-    if "--report" in sys.argv:  # the table and checks of finished runs, from --log files
+    args = arguments()
+    if args.report:  # the table and checks of finished runs, from --log files
         cells: dict[tuple, list[float]] = {}
-        for path in option("--report", "").split(","):
+        for path in args.report.split(","):
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
                 # a candidate default (--with) is its own column, named by its --label
@@ -196,24 +213,28 @@ def main() -> None:
                RECOMMENDED)
         return
     require_shared_data()
-    quick = "--quick" in sys.argv
+    quick = args.quick
     set_threads()
-    chosen = option("--targets", "pneumonia,sst2" if quick else "sst2,pneumonia,cifar10,cedr").split(",")
-    bases = option("--bases", "mnist" if quick else "mnist,imagenet").split(",")
-    ks = [int(k) for k in option("--k", "32" if quick else "32,8,128").split(",")]  # k = 32 (the targets') first
-    seeds = int(option("--seeds", "1" if quick else "3"))
-    first_seed = int(option("--first-seed", "0"))
+    chosen = (args.targets or ("pneumonia,sst2" if quick else "sst2,pneumonia,cifar10,cedr")).split(",")
+    bases = (args.bases or ("mnist" if quick else "mnist,imagenet")).split(",")
+    ks = [int(k) for k in (args.k or ("32" if quick else "32,8,128")).split(",")]  # k = 32 (the targets') first
+    seeds = args.seeds or (1 if quick else 3)
+    first_seed = args.first_seed
     test_cap = 300 if quick else 1000
-    only = option("--only", "").split(",") if "--only" in sys.argv else None
-    log = Path(option("--log", "")) if "--log" in sys.argv else None
+    only = args.only.split(",") if args.only else None
+    log = args.log
     # --with '{"train": {...}, "strategy": {...}, "defaults": N}': a candidate default, measured on a dev target
-    overrides = json.loads(option("--with", "{}"))
-    label = option("--label", "")
+    overrides, label = args.overrides, args.label
     cells: dict[tuple, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         all_targets = targets(tmp)
-        source = Path(option("--source", "")) if "--source" in sys.argv else None
+        known = {"targets": list(all_targets), "bases": ["mnist", "imagenet"],
+                 "methods": [*STRATEGIES, "plain-probe", "tfidf"]}
+        for kind, names in (("targets", chosen), ("bases", bases), ("methods", only or [])):
+            if wrong := [n for n in names if n not in known[kind]]:
+                sys.exit(f"unknown {kind}: {', '.join(wrong)} (known: {', '.join(known[kind])})")
+        source = args.source
         if source is None and any(all_targets[t]["modality"] == "image" for t in chosen) and "mnist" in bases:
             start, source = time.perf_counter(), tmp / "source"
             result = run(source_recipe(source, quick))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 # 256 MiB file inside the commit and the "Git LFS" row would measure the inline path)
 os.environ["ZOO_LFS_THRESHOLD"] = str(64 * 1024 * 1024)
 
-from _common import Sampler, emit, zoo_serve  # noqa: E402
+from _common import Sampler, emit, options, zoo_serve  # noqa: E402
 from stream import CARD  # noqa: E402
 
 import zoo_core  # noqa: E402
@@ -33,7 +32,7 @@ INLINE_MIB = 60  # below this bench's LFS threshold (64 MiB): carried base64 ins
 
 
 def main() -> None:
-    size_mib = 256 if "--quick" in sys.argv else 2048
+    size_mib = 256 if options(__doc__, "a 256 MiB file, not 2 GiB").parse_args().quick else 2048
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "big"

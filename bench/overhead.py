@@ -8,13 +8,12 @@ Prints a table; --json adds {"ratio": engine / plain throughput, ...} on the las
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import PNEUMONIA, emit, require_shared_data
+from _common import PNEUMONIA, emit, options, require_shared_data
 
 from zoo_core.recipe import recipe_from_dict
 from zoo_core.train import Engine
@@ -55,7 +54,7 @@ def plain_throughput(cfg: dict) -> float:
 
 def main() -> None:
     require_shared_data()
-    quick = "--quick" in sys.argv
+    quick = options(__doc__, "fewer steps").parse_args().quick
     torch.set_num_threads(2)
     cfg = recipe(train_size=640 if quick else 2428, epochs=1 if quick else 2)
     rounds = 2 if quick else 3

@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, SHARED, emit, set_threads
+from _common import ROOT, SHARED, emit, options, set_threads
 
 KS = (8, 32)
 SEEDS = (0, 1, 2)
@@ -122,9 +122,12 @@ def source_checkpoint(folder: Path) -> Path:
 
 def main() -> None:
     set_threads()
-    quick = "--quick" in sys.argv
+    parser = options(__doc__, "k = 8, one seed, 300 test sentences")
+    parser.add_argument("--source", type=Path, help="an MNIST source checkpoint directory to reuse")
+    args = parser.parse_args()
+    quick = args.quick
     ks, seeds, test_limit = ((8,), (0,), 300) if quick else (KS, SEEDS, 872)
-    source = Path(sys.argv[sys.argv.index("--source") + 1]) if "--source" in sys.argv else None
+    source = args.source
     tasks = [("sst2 MiniLM", lambda k, s, solver: text_recipe(k, s, solver, test_limit))]
     with tempfile.TemporaryDirectory() as tmp:
         if source is None:

@@ -18,13 +18,12 @@ every candidate. Anchor: LogME's paper reports a mean weighted tau of 0.665 on i
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import MNIST, PNEUMONIA, SHARED, emit, require_shared_data, run, set_threads
+from _common import MNIST, PNEUMONIA, SHARED, emit, options, require_shared_data, run, set_threads
 
 CIFAR = SHARED / "cifar10-subset" / "cifar10_subset.npz"
 K = 32  # labels a class
@@ -105,7 +104,7 @@ def main() -> None:
     import zoo_core
 
     require_shared_data()
-    quick = "--quick" in sys.argv
+    quick = options(__doc__, "one seed, 5 epochs, 500 test images").parse_args().quick
     set_threads()
     seeds, epochs = (1, 5) if quick else (3, 15)
     report = {"targets": {}, "quick": quick}

@@ -16,11 +16,10 @@ on 20 X-rays a class (examples/recipes), each with a 6-example validation split 
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, set_threads
+from _common import ROOT, options, set_threads
 
 RULES = {
     "strict >": lambda h: max(range(len(h)), key=lambda i: (h[i]["val_accuracy"], -i)),
@@ -50,8 +49,11 @@ def run(recipe_file: str, overrides: list[str]) -> tuple[list[dict], list[float]
 
 def main() -> None:
     set_threads()
-    seeds = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 2
-    source = Path(sys.argv[sys.argv.index("--source") + 1]) if "--source" in sys.argv else None
+    parser = options(__doc__)
+    parser.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (default 2)")
+    parser.add_argument("--source", type=Path, help="an MNIST source checkpoint directory to reuse")
+    args = parser.parse_args()
+    seeds, source = args.seeds, args.source
     with tempfile.TemporaryDirectory() as tmp:
         if source is None:
             from zoo_core.recipe import load_recipe

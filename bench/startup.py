@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from _common import options
+
 RUNS = 3
 
 
@@ -47,6 +49,7 @@ def zoo(*args: str) -> tuple[str, ...]:
 
 
 def main() -> None:
+    as_json = options(__doc__).parse_args().json
     with tempfile.TemporaryDirectory() as registry:
         env = {"ZOO_REGISTRY": registry}
         subprocess.run([sys.executable, *zoo("search")], check=True, stdout=subprocess.DEVNULL,
@@ -78,7 +81,7 @@ def main() -> None:
         used = f"{cpu[i]:6.2f} s" if i < len(cpu) else " " * 8
         print(f"{name:<40}{seconds:8.2f} s  {used}  {ratio}")
     print(f"load average {result['load_average']} (CPU time: what load does not inflate)")
-    if "--json" in sys.argv:
+    if as_json:
         print(json.dumps(result))
 
 

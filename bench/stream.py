@@ -17,12 +17,11 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import Sampler, emit, tree_cpu, zoo_serve
+from _common import Sampler, emit, options, tree_cpu, zoo_serve
 
 import zoo_core
 from zoo_core.registry.files import file_sha256
@@ -51,7 +50,7 @@ Not a model.
 
 
 def main() -> None:
-    size_mib = 256 if "--quick" in sys.argv else 2048
+    size_mib = 256 if options(__doc__, "a 256 MiB file, not 2 GiB").parse_args().quick else 2048
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "big"

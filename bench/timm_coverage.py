@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import collections
 import signal
-import sys
 import time
 
 import timm
-from _common import emit, set_threads
+from _common import emit, options, set_threads
 from zoo_timm.coverage import check_architecture
 
 
@@ -29,16 +28,17 @@ def _alarm(signum, frame):
     raise Timeout
 
 
-def arg(name: str, default: str | None) -> str | None:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
-
-
 def main() -> None:
     set_threads()
-    archs = timm.list_models(arg("--only", "*"))
-    if "--limit" in sys.argv:
-        archs = archs[: int(arg("--limit", "0"))]
-    max_params, timeout = float(arg("--max-params", "1e9")), int(arg("--timeout", "120"))
+    parser = options(__doc__)
+    parser.add_argument("--only", default="*", help="architectures matching this timm pattern (default all)")
+    parser.add_argument("--limit", type=int, help="the first N of them")
+    parser.add_argument("--max-params", type=float, default=1e9, help="skip larger models (default 1e9)")
+    parser.add_argument("--timeout", type=int, default=120, help="seconds an architecture may take (default 120)")
+    parser.add_argument("--verbose", action="store_true", help="print every architecture, not only failures")
+    args = parser.parse_args()
+    archs = timm.list_models(args.only)[: args.limit]
+    max_params, timeout = args.max_params, args.timeout
     signal.signal(signal.SIGALRM, _alarm)
     results, start = {}, time.perf_counter()
     for i, arch in enumerate(archs, 1):
@@ -52,7 +52,7 @@ def main() -> None:
         finally:
             signal.alarm(0)
         results[arch] = (status, reason)
-        if status != "ok" or "--verbose" in sys.argv:
+        if status != "ok" or args.verbose:
             print(f"[{i}/{len(archs)}] {arch}: {status}: {reason}", flush=True)
     counts = collections.Counter(status for status, _ in results.values())
     print(f"\n{len(archs)} timm {timm.__version__} architectures in {time.perf_counter() - start:.0f} s: "

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import MNIST, PNEUMONIA, emit, require_shared_data, run, set_threads
+from _common import MNIST, PNEUMONIA, emit, options, require_shared_data, run, set_threads
 
 IMAGENET = "timm:tf_efficientnet_lite0.imagenet_lite"
 REFERENCE = {("scratch", 20): 0.73, ("linear-probe", 20): 0.83, ("finetune", 20): 0.85,
@@ -123,8 +123,18 @@ def target_recipe(source: Path | None, strategy: str, labels_per_class: int, epo
     }
 
 
-def option(name: str, default: str) -> str:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+def arguments():
+    parser = options(__doc__, "20 labels a class, one seed, 8 epochs, linear-probe / finetune / scratch")
+    add = parser.add_argument
+    add("--labels", help="labels a class, comma-separated (default 20,100; --quick 20)")
+    add("--epochs", type=int, help="training epochs (default 30; --quick 8)")
+    add("--only", help="strategies, comma-separated (default all; --quick linear-probe,finetune,scratch)")
+    add("--seeds", help="N: seeds 0..N-1; a,b: exactly those (default 3; --quick 1)")
+    add("--base", choices=["mnist", "imagenet", "both"], default="mnist", help="the source (default mnist)")
+    add("--log", type=Path, help="append one JSON line per finished run; runs already logged there are skipped")
+    add("--report", help="print the table of these --log files (comma-separated) and exit")
+    add("--source", type=Path, help="train the MNIST source model into this directory once and reuse it")
+    return parser.parse_args()
 
 
 def seed_list(text: str) -> list[int]:
@@ -180,30 +190,32 @@ def report(paths: list[Path]) -> None:
 
 
 def main() -> None:
-    if "--report" in sys.argv:  # the table of finished runs, from --log files
-        report([Path(p) for p in option("--report", "").split(",")])
+    args = arguments()
+    if args.report:  # the table of finished runs, from --log files
+        report([Path(p) for p in args.report.split(",")])
         return
     require_shared_data()
-    quick = "--quick" in sys.argv
+    quick = args.quick
     set_threads()
-    regimes = [int(k) for k in option("--labels", "20" if quick else "20,100").split(",")]  # e.g. --labels 100
-    epochs = int(option("--epochs", "8" if quick else "30"))
+    regimes = [int(k) for k in (args.labels or ("20" if quick else "20,100")).split(",")]  # e.g. --labels 100
+    epochs = args.epochs or (8 if quick else 30)
     strategies = ["linear-probe", "finetune", "scratch"] if quick else list(STRATEGIES)
-    if "--only" in sys.argv:  # e.g. --only finetune,scratch
-        strategies = option("--only", "").split(",")
-    seeds = seed_list(option("--seeds", "1" if quick else "3"))
-    base_arg = option("--base", "mnist")
-    bases = ["mnist", "imagenet"] if base_arg == "both" else [base_arg]
+    if args.only:  # e.g. --only finetune,scratch
+        strategies = args.only.split(",")
+        if wrong := [s for s in strategies if s not in (*STRATEGIES, *VARIANTS)]:
+            sys.exit(f"unknown strategies: {', '.join(wrong)} (known: {', '.join([*STRATEGIES, *VARIANTS])})")
+    seeds = seed_list(args.seeds or ("1" if quick else "3"))
+    bases = ["mnist", "imagenet"] if args.base == "both" else [args.base]
     # --log FILE: one JSON line per finished run; runs already in it are not run again, so a killed run
     # resumes where it stopped when started again with the same options
-    log = Path(option("--log", "")) if "--log" in sys.argv else None
+    log = args.log
     done = logged([log]) if log else {}
     todo = [(b, k, s) for b in bases for k in regimes for s in strategies]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # --source DIR: the MNIST source model is trained into DIR once and reused by later runs (parallel jobs)
-        source = Path(option("--source", str(tmp / "source")))
+        source = args.source or tmp / "source"
         if "mnist" in bases and not (source / "model.safetensors").is_file() and any(
                 (b, s, k, epochs, seed) not in done for b, k, s in todo if b == "mnist" for seed in seeds):
             start = time.perf_counter()
