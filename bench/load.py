@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from _common import ROOT, Sampler, emit, postgres_database, rss_mib, zoo_serve
-from registry import NAMESPACE, ensure_wrk, version_files, wrk
+from registry import NAMESPACE, ensure_wrk, load_zoo, version_files, wrk
 
 BASELINE = {"errors": 0, "ops_s": 39.6, "p50_ms": 391, "p99_ms": 3500, "rss_mib": 876 * 1e6 / 2**20}
 # the mix: reads dominate, as on any catalog; every push is 5 requests (4 uploads, 1 publish)
@@ -41,22 +41,6 @@ MIX = {"model list": 10, "model": 10, "version": 15, "alias lookup": 20, "search
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
-def seed(registry: Path, models: int) -> str:
-    """`models` models x 3 versions with `production` on the last, written in-process; returns a write token."""
-    from zoo_core.registry.service import RegistryService
-
-    service = RegistryService(os.environ.get("ZOO_DATABASE_URL") or f"sqlite:///{registry / 'registry.db'}",
-                              registry / "blobs")
-    for i in range(models):
-        for n in range(1, 4):
-            specs = [service.store_file([data], path, size=len(data)) for path, data in version_files(i, n).items()]
-            service.publish(f"{NAMESPACE}/model-{i}", specs)
-        service.set_alias(f"{NAMESPACE}/model-{i}", "production", 3)
-    token = service.create_token(NAMESPACE)
-    service.engine.dispose()
-    return token
 
 
 class Load:
@@ -171,7 +155,7 @@ def main() -> None:
     if args.pg:
         os.environ["ZOO_DATABASE_URL"], drop = postgres_url()  # the seed and the server both read it
     try:
-        token = seed(work / "registry", args.models)
+        token = load_zoo(work / "registry", args.models, 3, os.environ.get("ZOO_DATABASE_URL"))
         with zoo_serve(work / "registry", log=work / "server.log") as (server, url):
             load = Load(url, token, args.models)
             with Sampler(server.pid) as memory:

@@ -135,12 +135,15 @@ def version_files(model: int, number: int) -> dict[str, bytes]:
             "model.safetensors": hashlib.sha256(f"{name}@{number}@{time.time_ns()}".encode()).digest() * 32}
 
 
-def load_zoo(registry: Path, models: int, versions: int, database_url: str | None = None) -> str:
-    """The zoo's registry, written in-process (the server is not running yet); returns a token for writes.
-    `database_url`: its database (default: SQLite in `registry`)."""
+def load_zoo(registry: Path, models: int, versions: int, database_url: str | None = None,
+             blob_url: str | None = None) -> str:
+    """The zoo's registry, written in-process (the server is not running yet): `models` models x `versions`
+    versions, `production` on the last; returns a token for writes. `database_url`: its database (default: SQLite
+    in `registry`); `blob_url`: its blob store (default: files in `registry`)."""
     from zoo_core.registry.service import RegistryService
 
-    service = RegistryService(database_url or f"sqlite:///{registry / 'registry.db'}", registry / "blobs")
+    service = RegistryService(database_url or f"sqlite:///{registry / 'registry.db'}", registry / "blobs",
+                              blob_url=blob_url)
     for i in range(models):
         for n in range(1, versions + 1):
             specs = [service.store_file([data], path, size=len(data))

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from registry import NAMESPACE, ZooWrite, drive_writes, ensure_wrk, free_port, start, version_files, wrk
+from registry import NAMESPACE, ZooWrite, drive_writes, ensure_wrk, free_port, load_zoo, start, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 MOTO = Path(sys.executable).parent / "moto_server"
@@ -93,7 +93,7 @@ def run(hosts: int, server_url: str, tool: str, duration: float, args, tmp: Path
 
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="zoo")
         blob_url = "s3://zoo/registry"
-        token = load(database, blob_url, tmp / "loader", args.models)
+        token = load_zoo(tmp / "loader", args.models, 2, database, blob_url)
         env = {**s3, "ZOO_DATABASE_URL": database, "ZOO_BLOB_URL": blob_url,
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         urls = []
@@ -118,20 +118,6 @@ def run(hosts: int, server_url: str, tool: str, duration: float, args, tmp: Path
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def load(database: str, blob_url: str, folder: Path, models: int) -> str:
-    from zoo_core.registry.service import RegistryService
-
-    service = RegistryService(database, folder, blob_url=blob_url)
-    for i in range(models):
-        for n in (1, 2):
-            specs = [service.store_file([data], path, size=len(data)) for path, data in version_files(i, n).items()]
-            service.publish(f"{NAMESPACE}/model-{i}", specs)
-        service.set_alias(f"{NAMESPACE}/model-{i}", "production", 2)
-    token = service.create_token(NAMESPACE)
-    service.engine.dispose()
-    return token
 
 
 def stored_versions(database: str) -> int:
