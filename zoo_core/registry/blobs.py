@@ -8,6 +8,7 @@ only then become the blob (a rename, or an upload), so a blob that exists is alw
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -105,41 +106,24 @@ class LocalBlobStore:
         after reading the age (`delete_unused`): a touch lands either before gc looks (gc then keeps the blob) or
         after it deleted it (the touch then says False); there is no moment in between."""
         path = self.path(sha256)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_SH)
-            if not _same_file(fd, path):  # deleted while we waited for the lock
+        with _locked(path, exclusive=False) as fd:
+            if fd is None:  # not there, or deleted while we waited for the lock
                 return False
             os.utime(path)
             return True
-        finally:
-            os.close(fd)
 
     def delete_unused(self, sha256: str, grace: float, held: Callable[[str], bool]) -> int | None:
         """gc's delete: the blob, unless it is younger than `grace` seconds or `held(sha256)` (a version or a live
         upload holds it), both read under an exclusive lock (see `touch`); its size, or None when kept."""
         path = self.path(sha256)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return None  # being touched right now: in use
+        with _locked(path, exclusive=True) as fd:
+            if fd is None:  # not there, replaced, or being touched right now: in use
+                return None
             stat = os.fstat(fd)
-            if time.time() - stat.st_mtime <= grace or held(sha256) or not _same_file(fd, path):
+            if time.time() - stat.st_mtime <= grace or held(sha256):
                 return None
             path.unlink()
             return stat.st_size
-        finally:
-            os.close(fd)
 
     def age(self, sha256: str) -> float:
         """Seconds since the blob was stored or last touched."""
@@ -167,6 +151,31 @@ class LocalBlobStore:
             except (FileNotFoundError, BlockingIOError, PermissionError):  # finished meanwhile, or in flight
                 pass
         return removed
+
+
+@contextlib.contextmanager
+def _locked(path: Path, exclusive: bool) -> Iterator[int | None]:
+    """The blob's file descriptor, locked (shared, waiting; or exclusive, not waiting) and still the file at `path`;
+    None when it is missing, was replaced while we waited, or (exclusive) someone holds a lock on it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        yield fd if _lock(fd, exclusive) and _same_file(fd, path) else None
+    finally:
+        os.close(fd)
+
+
+def _lock(fd: int, exclusive: bool) -> bool:
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+        return True
+    except BlockingIOError:
+        return False
 
 
 def _same_file(fd: int, path: Path) -> bool:
