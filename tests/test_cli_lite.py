@@ -1,6 +1,7 @@
-"""`zoo search` on a local registry answers through sqlite3 alone (zoo_core/registry/lite.py): the same answers as
-the registry's service, over every filter, sort and page that path takes; the service where it does not apply
-(literal text, lineage filters, a registry not at the migrations' head); and no SQLAlchemy imported."""
+"""`zoo search` and `zoo versions` on a local registry answer through sqlite3 alone (zoo_core/registry/lite.py): the
+same answers as the registry's service, over every filter, sort and page that path takes; the service where it
+does not apply (literal text, lineage filters, a registry not at the migrations' head); and no SQLAlchemy
+imported."""
 
 from __future__ import annotations
 
@@ -77,11 +78,21 @@ def test_the_same_answers_as_the_service(registry, case):
     service.service.engine.dispose()
 
 
+@pytest.mark.parametrize("model", [m[0] for m in MODELS])
+def test_versions_are_the_services(registry, model):
+    lite = open_lite(str(registry))
+    service = open_registry(registry)
+    assert [v.as_dict() for v in lite.versions(model)] == [v.as_dict() for v in service.versions(model)]
+    service.service.engine.dispose()
+
+
 def test_the_service_answers_what_this_path_does_not(registry, tmp_path, monkeypatch):
     lite = open_lite(str(registry))
     for query, filters in (("50%", {}), (None, {"descendant_of": "acme/lungs@1"}), (None, {"relation": "finetune"}),
                            (None, {"reproduced": True})):
         assert lite.search(query, **filters) is None
+    for model in ("acme/missing", "acme", "acme/lungs@1"):  # the service says what is wrong
+        assert lite.versions(model) is None
     assert open_lite(str(tmp_path / "none")) is None  # not created: the full path creates it
     assert open_lite("http://127.0.0.1:9") is None
     monkeypatch.setenv("ZOO_DATABASE_URL", "postgresql+psycopg://nowhere/zoo")
@@ -110,12 +121,16 @@ def zoo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
-def test_zoo_search_on_a_local_registry_imports_no_sqlalchemy(registry):
+def test_zoo_search_and_versions_on_a_local_registry_import_no_sqlalchemy(registry):
     result = zoo("search", "xray", "--json", env={"ZOO_REGISTRY": str(registry)})
     assert result.returncode == 0, result.stderr
     *answer, loaded = result.stdout.strip().splitlines()
     assert loaded == "LOADED="
     assert [r["id"] for r in json.loads("\n".join(answer))["results"]] == ["acme/chest-xray"]
+    result = zoo("versions", "acme/lungs", "--json", env={"ZOO_REGISTRY": str(registry)})
+    assert result.returncode == 0, result.stderr
+    *answer, loaded = result.stdout.strip().splitlines()
+    assert loaded == "LOADED=" and [v["number"] for v in json.loads("\n".join(answer))] == [1, 2]
     # literal text goes to the service, which imports them: the probe sees them
     result = zoo("search", "50%", "--json", env={"ZOO_REGISTRY": str(registry)})
     assert result.returncode == 0, result.stderr

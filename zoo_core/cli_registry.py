@@ -131,7 +131,12 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def versions(model: str, registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """All versions of a model."""
-        rows = open_registry(registry).versions(model)
+        from zoo_core.registry.lite import open_lite
+
+        lite = open_lite(registry)  # a local SQLite registry: sqlite3 alone (lite.py), as for search
+        rows = lite.versions(model) if lite is not None else None
+        if rows is None:
+            rows = open_registry(registry).versions(model)
         if as_json:
             return out([r.as_dict() for r in rows])
         table = Table("version", "status", "aliases", "card", "strategy", "metrics", "created", "message")

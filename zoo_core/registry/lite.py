@@ -1,7 +1,8 @@
 """Read-only answers from a local SQLite registry through the standard library's sqlite3, for the CLI: `zoo
-search` on an embedded registry then starts without SQLAlchemy, SQLModel or the ORM models (importing them cost
-0.55 s of CPU, the interpreter 0.02 s). The answers are the service's (`RegistryService.search`), field for field;
-tests/test_cli_lite.py holds the two together over every filter this path takes.
+search` and `zoo versions` on an embedded registry then start without SQLAlchemy, SQLModel or the ORM models
+(importing them cost 0.55 s of CPU, the interpreter 0.02 s). The answers are the service's
+(`RegistryService.search`, `.versions`), field for field; tests/test_cli_lite.py holds the two together over every
+filter this path takes.
 
 `open_lite` returns None whenever this path does not apply, and the caller takes the full one: a server URL,
 tables elsewhere (ZOO_DATABASE_URL), a registry not created yet or not at the migrations' head (the full path
@@ -15,7 +16,7 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo_core.registry.heads import head_revisions
 from zoo_core.registry.search_terms import (
@@ -26,6 +27,9 @@ from zoo_core.registry.search_terms import (
     is_plain,
     sqlite_match,
 )
+
+if TYPE_CHECKING:
+    from zoo_core.registry.types import VersionInfo
 
 # the SQL of each operator (METRIC_OPS names the same five for the service's expressions)
 _SQL_OPS = {op: op for op in METRIC_OPS}
@@ -122,6 +126,42 @@ class LiteRegistry:
         ids = [row[0] for row in picked]
         total = picked[0][1] if picked else self.db.execute(f"SELECT count(*) {matches}", params).fetchone()[0]
         return {"total": total, "page": page, "per_page": per_page, "results": self._results(ids)}
+
+    def versions(self, model: str) -> list[VersionInfo] | None:
+        """`RegistryService.versions`' answer (oldest first), or None when the model has no version or is not a
+        `NAMESPACE/NAME` (the service then says precisely what is wrong)."""
+        from zoo_core.registry.types import VersionInfo
+
+        namespace, _, name = model.partition("/")
+        if not name or "@" in model:
+            return None
+        rows = self.db.execute(
+            "SELECT v.id, v.number, v.status, v.\"commit\", v.created_at, v.created_by, v.backbone, v.family, "
+            "v.strategy, v.status_reason, v.card_complete, v.card_missing, v.message FROM version v "
+            "JOIN model m ON m.id = v.model_id JOIN namespace ns ON ns.id = m.namespace_id "
+            "WHERE ns.name = :ns AND m.name = :name ORDER BY v.number", {"ns": namespace, "name": name}).fetchall()
+        if not rows:
+            return None
+        listed = _listed([row[0] for row in rows])
+        aliases: dict[int, list[str]] = {}
+        for version_id, alias in self.db.execute(f"SELECT version_id, name FROM alias WHERE version_id IN ({listed})"):
+            aliases.setdefault(version_id, []).append(alias)
+        metrics: dict[int, dict[str, float]] = {}
+        for version_id, metric, value in self.db.execute(
+                f"SELECT version_id, name, value FROM versionmetric WHERE version_id IN ({listed})"):
+            metrics.setdefault(version_id, {})[metric] = value
+        sizes = dict(self.db.execute(f"SELECT version_id, SUM(size) FROM file WHERE version_id IN ({listed}) "
+                                     "GROUP BY version_id").fetchall())
+        infos = []
+        for (version_id, number, status, commit, created, by, backbone, family, strategy, reason, complete, missing,
+             message) in rows:
+            info = VersionInfo(f"{namespace}/{name}", number, status, commit, _iso(created), by, backbone, family,
+                               strategy, metrics.get(version_id, {}), sorted(aliases.get(version_id, [])),
+                               status_reason=reason, card_complete=bool(complete),
+                               card_missing=list(json.loads(missing) or []) if missing else [], message=message)
+            info.size = sizes.get(version_id, 0)
+            infos.append(info)
+        return infos
 
     def _results(self, ids: list[int]) -> list[dict[str, Any]]:
         """The service's result for each latest version id of `ids`, in that order."""
