@@ -8,7 +8,8 @@ The message is the ASGI spec's: {"type": "http.response.zerocopysend", "file": <
 only on plain TCP (TLS needs the bytes in user space). The copy runs in a worker thread on a duplicate of the
 socket's descriptor (the event loop may close its own when the peer goes away; the duplicate then fails with
 EPIPE instead of writing to whatever file reuses the number), and starts once the transport's buffer holds nothing
-(the headers went first).
+(the headers went first). Sendfile threads have their own limit (SENDFILE_THREADS), so slow downloads never take
+the threads the app's endpoints run in; past it, a download is copied through Python with flow control.
 """
 
 from __future__ import annotations
@@ -38,22 +39,53 @@ class ZeroCopyCycle(RequestResponseCycle):
             count = os.fstat(message["file"].fileno()).st_size - offset
         if count > self.expected_content_length:
             raise RuntimeError("Response content longer than Content-Length")
-        if self.scope["method"] != "HEAD" and count and not self.disconnected:
-            while self.transport.get_write_buffer_size() and not self.transport.is_closing():
-                await asyncio.sleep(0.001)  # the headers (or an earlier body) go out first
-            sock = os.dup(self.transport.get_extra_info("socket").fileno())
-            try:
-                sent = await anyio.to_thread.run_sync(_sendfile, sock, message["file"].fileno(), offset, count)
-            except OSError:  # the client went away, or stopped reading for STALL seconds
-                sent = -1
-            finally:
-                os.close(sock)
-            if sent != count:  # the body cannot be completed: end the connection, as a short read would
+        more_body = message.get("more_body", False)
+        if self.scope["method"] == "HEAD" or not count or self.disconnected:
+            return await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
+        if _limiter().available_tokens < 1:  # every sendfile thread busy (slow clients): copy, as before
+            return await self._copy(message["file"].fileno(), offset, count, more_body)
+        while self.transport.get_write_buffer_size() and not self.transport.is_closing():
+            await asyncio.sleep(0.001)  # the headers (or an earlier body) go out first
+        sock = os.dup(self.transport.get_extra_info("socket").fileno())
+        try:
+            sent = await anyio.to_thread.run_sync(_sendfile, sock, message["file"].fileno(), offset, count,
+                                                  limiter=_limiter())
+        except OSError:  # the client went away, or stopped reading for STALL seconds
+            sent = -1
+        finally:
+            os.close(sock)
+        if sent != count:  # the body cannot be completed: end the connection, as a short read would
+            self.disconnected = True
+            self.transport.close()
+            return
+        self.expected_content_length -= count
+        await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
+
+    async def _copy(self, fd: int, offset: int, count: int, more_body: bool) -> None:
+        """The bytes through Python in PIECE-sized reads, each sent once the transport can take it (flow control):
+        no thread is held while a slow client reads."""
+        end = offset + count
+        while offset < end:
+            piece = await anyio.to_thread.run_sync(os.pread, fd, min(PIECE, end - offset), offset)
+            if not piece:  # the file ended early
                 self.disconnected = True
                 self.transport.close()
                 return
-            self.expected_content_length -= count
-        await super().send({"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)})
+            offset += len(piece)
+            await super().send({"type": "http.response.body", "body": piece, "more_body": offset < end or more_body})
+
+
+PIECE = 8 * 1024 * 1024  # a read when copying
+# sendfile threads at once: each is held while its client reads, so they have their own limit, apart from the
+# thread pool that runs the app's endpoints; beyond it, downloads are copied through Python as before
+SENDFILE_THREADS = 32
+_LIMITER: list[anyio.CapacityLimiter] = []
+
+
+def _limiter() -> anyio.CapacityLimiter:
+    if not _LIMITER:
+        _LIMITER.append(anyio.CapacityLimiter(SENDFILE_THREADS))
+    return _LIMITER[0]
 
 
 def _sendfile(sock: int, fd: int, offset: int, count: int) -> int:

@@ -32,11 +32,11 @@ def served(tmp_path_factory, serve):
     admin.push(folder, "acme/secret", visibility="private")
     token = admin.create_token("acme")
     admin.service.engine.dispose()
-    return serve(root / "zoo"), data, token
+    return serve(root / "zoo"), data, token, root / "zoo"
 
 
 def test_whole_files_and_ranges_on_one_connection(served):
-    url, data, _ = served
+    url, data, *_ = served
     hub = f"{url}/acme/big/resolve/main/model.safetensors"
     with httpx.Client() as client:  # one kept-alive connection: each response must end exactly where it says
         whole = client.get(hub)
@@ -58,14 +58,14 @@ def test_whole_files_and_ranges_on_one_connection(served):
 
 
 def test_a_private_file_needs_its_token(served):
-    url, data, token = served
+    url, data, token, _ = served
     secret = f"{url}/acme/secret/resolve/main/model.safetensors"
     assert httpx.get(secret).status_code in (401, 404)
     assert httpx.get(secret, headers={"Authorization": f"Bearer {token}"}).content == data
 
 
 def test_a_client_hanging_up_mid_file_leaves_the_server_serving(served):
-    url, data, _ = served
+    url, data, *_ = served
     where = urlsplit(url)
     for _ in range(3):
         with socket.create_connection((where.hostname, where.port)) as raw:
@@ -75,3 +75,39 @@ def test_a_client_hanging_up_mid_file_leaves_the_server_serving(served):
         assert client.get(f"{url}/acme/big/resolve/main/model.safetensors").content == data
         part = client.get(f"{url}/acme/big/resolve/main/model.safetensors", headers={"Range": "bytes=1-2"})
         assert part.content == data[1:3]
+
+
+def test_past_the_sendfile_threads_downloads_are_copied(served, monkeypatch):
+    """With every sendfile thread taken (here: none allowed), a download is copied through Python with flow
+    control, and its bytes are the same. The server runs in this process, so the limit can be set."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from registry_server import zerocopy
+    from registry_server.app import create_app
+    from registry_server.slowheaders import HeaderTimeoutProtocol
+    from tests.conftest import free_port
+
+    monkeypatch.setattr(zerocopy, "SENDFILE_THREADS", 0)
+    monkeypatch.setattr(zerocopy, "_LIMITER", [])
+    _, data, _, root = served
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(str(root)), host="127.0.0.1", port=port, log_level="warning",
+                                           http=HeaderTimeoutProtocol))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/acme/big/resolve/main/model.safetensors"
+        with httpx.Client() as client:
+            assert client.get(url).content == data
+            assert client.get(url, headers={"Range": "bytes=7-3000000"}).content == data[7:3_000_001]
+        assert zerocopy._LIMITER[0].total_tokens == 0  # the copy path it was
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
