@@ -21,8 +21,12 @@ figure load does not inflate.
 Targets (issue 13): search p95 <= 100 ms at 100,000 models; ancestors of depth 1,000 <= 20 ms of db time; the
 lineage page <= 300 ms.
 
+The lineage page is measured against a baseline in the same run: the same page of a one-version family, in
+alternating blocks, each with the server's time (`Server-Timing` app phase) and CPU per request.
+
 Options: --models 10000,100000 (--quick: 10000), --chain 1000, --samples N (per query kind, default 30),
---backend sqlite|postgres|both (default: both when ZOO_TEST_POSTGRES_URL is set), --json.
+--backend sqlite|postgres|both (default: both when ZOO_TEST_POSTGRES_URL is set), --lineage-only (only the
+lineage rows; default --models 1000), --json.
 """
 
 from __future__ import annotations
@@ -145,7 +149,7 @@ def cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def measure(host: str, paths: list[str], pid: int | None = None, before=None) -> dict:
+def measure(host: str, paths: list[str], pid: int | None = None, before=None, raw: bool = False) -> dict:
     """Each path once, in turn, on one keep-alive connection: p50/p95 of the wall time and of the server's
     `app` and `db` phases (ms), and the server's CPU time per request. `before()` runs before each request."""
     conn = http.client.HTTPConnection(host, timeout=120)
@@ -166,7 +170,10 @@ def measure(host: str, paths: list[str], pid: int | None = None, before=None) ->
         db.append(float(phases.get("db", 0)))
     conn.close()
     cpu = round((cpu_ms(pid) - cpu) / len(paths), 1) if pid else None
-    return {"p50_ms": _pct(wall, 50), "p95_ms": _pct(wall, 95), "app_p95_ms": _pct(app, 95), "cpu_ms": cpu,
+    if raw:  # the samples themselves, for callers that pool several runs
+        return {"wall": wall, "app": app, "db": db, "cpu_ms": cpu}
+    return {"p50_ms": _pct(wall, 50), "p95_ms": _pct(wall, 95), "app_p50_ms": _pct(app, 50),
+            "app_p95_ms": _pct(app, 95), "cpu_ms": cpu,
             "db_p50_ms": _pct(db, 50), "db_p95_ms": _pct(db, 95), "n": len(paths)}
 
 
@@ -217,7 +224,8 @@ def serve(registry: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Po
     sys.exit("zoo serve did not answer")
 
 
-def run_one(backend: str, models: int, chain: int, samples: int, tmp: Path) -> dict:
+def run_one(backend: str, models: int, chain: int, samples: int, tmp: Path, lineage_only: bool = False
+            ) -> dict:
     registry = tmp / f"{backend}-{models}"
     registry.mkdir()
     env, drop = {}, None
@@ -232,18 +240,19 @@ def run_one(backend: str, models: int, chain: int, samples: int, tmp: Path) -> d
         generated = time.perf_counter() - begin
         server, host = serve(registry, env, tmp / f"{backend}-{models}.log")
         try:
-            paths = query_paths(samples)
-            for group in paths.values():  # warm the caches and the plans once
-                measure(host, group[:2])
-            rows = {name: measure(host, group, server.pid) for name, group in paths.items()}
-            # the counts without words are kept per value of the registry's change counter: moved before each
-            # request, as by a write elsewhere, they are counted afresh every time (the worst case)
-            rows["home page, recounted"] = measure(host, paths["home page (all, facet counts)"], server.pid,
-                                                   before=lambda: _registry_changed(url))
+            rows = {}
+            if not lineage_only:
+                paths = query_paths(samples)
+                for group in paths.values():  # warm the caches and the plans once
+                    measure(host, group[:2])
+                rows = {name: measure(host, group, server.pid) for name, group in paths.items()}
+                # the counts without words are kept per value of the registry's change counter: moved before each
+                # request, as by a write elsewhere, they are counted afresh every time (the worst case)
+                rows["home page, recounted"] = measure(host, paths["home page (all, facet counts)"], server.pid,
+                                                       before=lambda: _registry_changed(url))
             top = f"/api/models/bench/chain/lineage/{chain}?direction=ancestors"
             rows["lineage ancestors (API)"] = measure(host, [top] * max(5, samples // 3), server.pid)
-            rows["lineage page"] = measure(host, [f"/bench/chain/v/{chain}/lineage"] * max(5, samples // 3),
-                                           server.pid)
+            rows.update(lineage_pages(host, chain, samples if lineage_only else max(5, samples // 3), server.pid))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -252,6 +261,35 @@ def run_one(backend: str, models: int, chain: int, samples: int, tmp: Path) -> d
         if drop:
             drop()
     return {"backend": backend, "models": models, "chain": chain, "generate_s": round(generated, 1), "rows": rows}
+
+
+def lineage_pages(host: str, chain: int, samples: int, pid: int) -> dict[str, dict]:
+    """The lineage page of the `chain`-version family against its baseline, the same page of a one-version family
+    (same route, template and queries: what is left is the family's size), in alternating blocks of a few requests
+    so that load on the machine falls on both alike; the ratio of their p50s is the figure load inflates least."""
+    conn = http.client.HTTPConnection(host, timeout=30)
+    conn.request("GET", "/api/search?per_page=2&sort=name")
+    single = next(r["id"] for r in json.loads(conn.getresponse().read())["results"] if r["id"] != "bench/chain")
+    conn.close()
+    paths = {"lineage page, 1-version family (baseline)": f"/{single}/v/1/lineage",
+             f"lineage page, {chain:,}-version family": f"/bench/chain/v/{chain}/lineage"}
+    for path in paths.values():  # warm the caches and the template once
+        measure(host, [path] * 2)
+    blocks: dict[str, list[dict]] = {name: [] for name in paths}
+    for _ in range(max(1, samples // 5)):
+        for name, path in paths.items():
+            blocks[name].append(measure(host, [path] * 5, pid, raw=True))
+    rows = {}
+    for name, measured in blocks.items():
+        wall = [w for m in measured for w in m["wall"]]
+        app = [a for m in measured for a in m["app"]]
+        cpu = round(sum(m["cpu_ms"] * len(m["wall"]) for m in measured) / len(wall), 1)
+        rows[name] = {"p50_ms": _pct(wall, 50), "p95_ms": _pct(wall, 95), "app_p95_ms": _pct(app, 95),
+                      "app_p50_ms": _pct(app, 50), "cpu_ms": cpu, "db_p50_ms": None, "db_p95_ms": None,
+                      "n": len(wall)}
+    base, big = rows.values()
+    big["vs_baseline"] = round(big["p50_ms"] / base["p50_ms"], 1) if base["p50_ms"] else None
+    return rows
 
 
 def _registry_changed(url: str) -> None:
@@ -281,21 +319,22 @@ def ancestors_alone(url: str, start: int, repeat: int) -> dict:
             times.append((time.perf_counter() - begin) * 1000)
     engine.dispose()
     times = times[1:]
-    return {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95), "app_p95_ms": None, "cpu_ms": None, "db_p50_ms": None,
+    return {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95), "app_p50_ms": None, "app_p95_ms": None,
+            "cpu_ms": None, "db_p50_ms": None,
             "db_p95_ms": None, "n": repeat, "versions_found": count}
 
 
 def report(result: dict) -> None:
     print(f"\n{result['backend']}: {result['models']:,} models + a {result['chain']}-version chain "
           f"(generated in {result['generate_s']} s); load average {os.getloadavg()[0]:.2f}")
-    print(f"{'query':<32}{'n':>4}{'p50 ms':>9}{'p95 ms':>9}{'server p95':>12}{'db p50':>9}{'db p95':>9}"
-          f"{'CPU ms/req':>12}")
+    print(f"{'query':<44}{'n':>4}{'p50 ms':>9}{'p95 ms':>9}{'server p50':>12}{'server p95':>12}{'db p50':>9}"
+          f"{'db p95':>9}{'CPU ms/req':>12}")
     for name, row in result["rows"].items():
-        cells = [f"{row[k]:>9}" if row[k] is not None else f"{'-':>9}" for k in ("p50_ms", "p95_ms")]
-        server = f"{row['app_p95_ms']:>12}" if row["app_p95_ms"] is not None else f"{'-':>12}"
-        db = "".join(f"{row[k]:>9}" if row[k] is not None else f"{'-':>9}" for k in ("db_p50_ms", "db_p95_ms"))
-        cpu = f"{row['cpu_ms']:>12}" if row["cpu_ms"] is not None else f"{'-':>12}"
-        print(f"{name:<32}{row['n']:>4}{''.join(cells)}{server}{db}{cpu}")
+        cells = "".join(f"{row[k]:>{w}}" if row.get(k) is not None else f"{'-':>{w}}" for k, w in (
+            ("p50_ms", 9), ("p95_ms", 9), ("app_p50_ms", 12), ("app_p95_ms", 12), ("db_p50_ms", 9),
+            ("db_p95_ms", 9), ("cpu_ms", 12)))
+        ratio = f"  ({row['vs_baseline']}x the baseline's p50)" if row.get("vs_baseline") else ""
+        print(f"{name:<44}{row['n']:>4}{cells}{ratio}")
 
 
 def main() -> None:
@@ -305,9 +344,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--lineage-only", action="store_true",
+                        help="only the lineage rows (default --models 1000: the chain, and families of one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    sizes = [int(n) for n in (args.models or ("10000" if args.quick else "10000,100000")).split(",")]
+    default = "1000" if args.lineage_only else "10000" if args.quick else "10000,100000"
+    sizes = [int(n) for n in (args.models or default).split(",")]
     backend = args.backend or ("both" if os.environ.get("ZOO_TEST_POSTGRES_URL") else "sqlite")
     if backend != "sqlite" and not os.environ.get("ZOO_TEST_POSTGRES_URL"):
         sys.exit("PostgreSQL needs ZOO_TEST_POSTGRES_URL (export ZOO_TEST_POSTGRES_URL=$(bash "
@@ -316,7 +358,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="zoo-scale-") as tmp:
         for models in sizes:
             for one in (("sqlite", "postgres") if backend == "both" else (backend,)):
-                results.append(run_one(one, models, args.chain, args.samples, Path(tmp)))
+                results.append(run_one(one, models, args.chain, args.samples, Path(tmp), args.lineage_only))
                 report(results[-1])
     if args.json:
         print(json.dumps(results))

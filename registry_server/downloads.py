@@ -101,8 +101,12 @@ def file_response(service: RegistryService, spec: FileSpec, request: Request) ->
     return StreamingResponse(body, status_code=status, headers=headers)
 
 
+ZEROCOPY = "http.response.zerocopysend"  # the ASGI extension (offered by zoo serve's protocol: zerocopy.py)
+
+
 class LocalFileResponse(Response):
-    """Bytes start..end of a local file, read with os.pread in PIECE-sized reads off the event loop. Measured
+    """Bytes start..end of a local file: through the ASGI zero-copy extension where the server offers it (zoo serve
+    does), else read with os.pread in PIECE-sized reads off the event loop. Measured
     against nginx on the same file: StreamingResponse over 1 MiB chunks of a generator reached a third of its
     throughput; large reads and one thread hop per piece close most of that gap."""
 
@@ -116,6 +120,11 @@ class LocalFileResponse(Response):
         import anyio
 
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if ZEROCOPY in scope.get("extensions", {}):  # zoo serve's protocol: os.sendfile, no byte through Python
+            with open(self.path, "rb") as file:
+                await send({"type": ZEROCOPY, "file": file, "offset": self.start, "count": self.end - self.start + 1,
+                            "more_body": False})
+            return
         fd = os.open(self.path, os.O_RDONLY)
         try:
             offset = self.start

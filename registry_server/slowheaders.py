@@ -14,6 +14,7 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from registry_server import zerocopy
 from zoo_core.settings import get_settings
 
 MESSAGE = b"the request's headers took too long\n"
@@ -38,7 +39,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        before = self.cycle
         super().on_headers_complete()
+        zerocopy.offer(self, before)  # downloads then leave through os.sendfile (zerocopy.py)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 
 from registry_server import deps
 from registry_server.graph import layout
+from registry_server.lineage_markup import family_rows, svg_items
 from registry_server.render import card_html
 from zoo_core import plugin_report
 from zoo_core.errors import NotFoundError, ZooError
@@ -271,11 +272,9 @@ def lineage(request: Request, namespace: str, name: str, revision: str,
         graph = service.lineage(f"{namespace}/{name}@{revision}", "both", who)
     except ZooError as exc:
         return not_found(request, str(exc))
-    parents_of: dict[str, list[dict[str, str]]] = {}
-    for edge in graph["edges"]:
-        parents_of.setdefault(edge["child"], []).append(edge)
-    return render(request, "lineage.html", graph=graph, layout=layout(graph, href=version_url),
-                  parents_of=parents_of, root=graph["root"], version_url=version_url)
+    placed = layout(graph, href=version_url)
+    return render(request, "lineage.html", graph=graph, layout=placed, svg_items=svg_items(placed),
+                  family_rows=family_rows(graph, version_url), root=graph["root"], version_url=version_url)
 
 
 @router.get("/{namespace}/{name}/v")

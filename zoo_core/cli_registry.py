@@ -76,13 +76,19 @@ def register(app: typer.Typer, console) -> None:
                sort: str = typer.Option("updated", help="updated, name or a metric"),
                page: int = 1, per_page: int = 20, registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Search models: free text, filters, metric and lineage filters."""
-        from zoo_core.registry.queries import parse_metric
+        from zoo_core.registry.lite import open_lite
+        from zoo_core.registry.search_terms import parse_metric
 
-        found = open_registry(registry).search(query, task=task, modality=modality, backbone=backbone, family=family,
-                                          strategy=strategy, license=license, tag=tag, documented=documented,
-                                          metric=parse_metric(metric), descendant_of=descendant_of,
-                                          relation=relation, reproduced=reproduced or None, sort=sort, page=page,
-                                          per_page=per_page)
+        filters = dict(task=task, modality=modality, backbone=backbone, family=family, strategy=strategy,
+                       license=license, tag=tag, documented=documented, metric=parse_metric(metric),
+                       descendant_of=descendant_of, relation=relation, reproduced=reproduced or None, sort=sort,
+                       page=page, per_page=per_page)
+        # a local SQLite registry answers through sqlite3 alone (lite.py: no SQLAlchemy to import); else, or for
+        # what that path leaves to the service, the registry's own search
+        lite = open_lite(registry)
+        found = lite.search(query, **filters) if lite is not None else None
+        if found is None:
+            found = open_registry(registry).search(query, **filters)
         if as_json:
             return out(found)
         table = Table("model", "latest", "backbone", "strategy", "metrics", "aliases", title=f"{found['total']} models")
@@ -125,7 +131,12 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def versions(model: str, registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """All versions of a model."""
-        rows = open_registry(registry).versions(model)
+        from zoo_core.registry.lite import open_lite
+
+        lite = open_lite(registry)  # a local SQLite registry: sqlite3 alone (lite.py), as for search
+        rows = lite.versions(model) if lite is not None else None
+        if rows is None:
+            rows = open_registry(registry).versions(model)
         if as_json:
             return out([r.as_dict() for r in rows])
         table = Table("version", "status", "aliases", "card", "strategy", "metrics", "created", "message")

@@ -6,10 +6,8 @@ registry created by an older release is migrated, never recreated.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import os
-import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +17,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import create_engine
 
+from zoo_core.registry.heads import MIGRATIONS, head_revisions
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -129,21 +128,6 @@ def _private_file(database: str | None) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-
-
-def head_revisions() -> set[str]:
-    """The heads of the migration scripts, read from their `revision` / `down_revision` lines (no import)."""
-    revisions, parents = set(), set()
-    for script in MIGRATIONS.joinpath("versions").glob("*.py"):
-        source = script.read_text()
-        revision = re.search(r"^revision\s*=\s*(.+)$", source, re.M)
-        down = re.search(r"^down_revision\s*=\s*(.+)$", source, re.M)
-        if revision:
-            revisions.add(ast.literal_eval(revision.group(1).strip()))
-        if down:
-            value = ast.literal_eval(down.group(1).strip())
-            parents.update(value if isinstance(value, tuple | list) else [value] if value else [])
-    return revisions - parents
 
 
 def at_head(engine: Engine) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any
 
@@ -10,13 +9,19 @@ from sqlalchemy import func, literal, literal_column, null, or_, text, union_all
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
-from zoo_core.errors import ZooError
 from zoo_core.registry.attestations import reproduced_versions
 from zoo_core.registry.changes import CountsCache, current
 from zoo_core.registry.models import LineageEdge, Model, Namespace, Version, VersionMetric
 from zoo_core.registry.reads import ALIASES_OF_MODELS, VERSIONS_OF_MODELS
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.search_index import ModelLatest, ModelTag, is_plain, literal_match, matching, tagged
+from zoo_core.registry.search_terms import (  # noqa: F401  (parse_metric and escape_like are imported from here)
+    METRIC_OPS,
+    check_metric_op,
+    check_page,
+    escape_like,
+    parse_metric,
+)
 from zoo_core.registry.types import ADMIN, Viewer
 
 
@@ -158,14 +163,12 @@ class QueriesMixin:
                 stmt = stmt.where(col(latest.card_complete) == documented)
             if metric:
                 name, op, value = metric
-                ops = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__"}
-                if op not in ops:
-                    raise ZooError(f"metric filter operator must be one of {', '.join(ops)}")
+                check_metric_op(op)
                 # EXISTS, one primary-key probe per candidate: an IN list would first collect every version
                 # passing the filter (20,000 of 100,000 for accuracy>=0.9), twice as slow under a text query
                 stmt = stmt.where(select(VersionMetric.version_id).where(
                     VersionMetric.version_id == latest.version_id, VersionMetric.name == name,
-                    getattr(VersionMetric.value, ops[op])(value)).exists())
+                    getattr(VersionMetric.value, METRIC_OPS[op])(value)).exists())
             if descendant_of or relation:
                 edges = select(LineageEdge.child_id)
                 if relation:
@@ -325,30 +328,3 @@ def _search_page(session: Session, stmt, order, page: int, per_page: int, with_t
         return picked[0][1], rows
     # a page past the end: a count of its own
     return session.exec(select(func.count()).select_from(stmt.subquery())).one(), rows
-
-
-MAX_PAGE = 1_000_000
-
-
-def check_page(page: int, per_page: int) -> None:
-    """A page of results is numbered 1..MAX_PAGE and holds at least one (more than 200 are 200): a page of 1.6e22
-    once overflowed SQLite's integers (a 500), and page 0 or a negative size were silently read as 1."""
-    if not 1 <= page <= MAX_PAGE:
-        raise ZooError(f"page must be between 1 and {MAX_PAGE:,}, not {page}")
-    if per_page < 1:
-        raise ZooError(f"a page holds at least one result (per_page or limit), not {per_page}")
-
-
-def parse_metric(metric: str | None) -> tuple[str, str, float] | None:
-    """`accuracy>=0.9` -> ("accuracy", ">=", 0.9), for search's metric filter."""
-    if not metric:
-        return None
-    match = re.fullmatch(r"\s*([\w-]+)\s*(>=|<=|=|>|<)\s*([0-9.eE+-]+)\s*", metric)
-    if not match:
-        raise ZooError(f"metric filter '{metric}' must look like NAME>=VALUE (operators >=, <=, >, <, =)")
-    return match.group(1), match.group(2), float(match.group(3))
-
-
-def escape_like(text: str) -> str:
-    """`text` for a LIKE pattern with `\\` as the escape character: its %, _ and \\ match only themselves."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -25,11 +25,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel, select
 
 from zoo_core.registry.models import Alias, Model
-
-WORDS = re.compile(r"[^\W_]+")  # what both engines' tokenizers call a word: letters and digits
-PLAIN = re.compile(r"[\w\s-]+")  # a query of words (and hyphens, which both engines read as spaces)
-# the weight of a match in each field (name and namespace first, then the description, then the card)
-SQLITE_WEIGHTS = "10.0, 5.0, 2.0, 1.0"
+from zoo_core.registry.search_terms import SQLITE_HITS, WORDS, is_plain, sqlite_match  # noqa: F401
 
 
 class ModelTag(SQLModel, table=True):
@@ -69,15 +65,6 @@ class ModelLatest(SQLModel, table=True):
     updated_at: datetime
 
 
-def is_plain(query: str) -> bool:
-    return bool(PLAIN.fullmatch(query)) and bool(WORDS.search(query))
-
-
-def sqlite_match(query: str) -> str:
-    """An FTS5 MATCH expression: every word, as a quoted prefix (the user's text is never FTS5 syntax)."""
-    return " ".join(f'"{word}"*' for word in WORDS.findall(query))
-
-
 def pg_tsquery(query: str) -> str:
     return " & ".join(f"{word}:*" for word in WORDS.findall(query.lower()))
 
@@ -87,8 +74,7 @@ def matching(stmt, query: str, dialect: str, model_id=None):
     `query`; returns (statement, rank expression or None). Rank: lower is better."""
     model_id = Model.id if model_id is None else model_id
     if dialect == "sqlite":
-        hits = text(f"SELECT rowid AS model_id, bm25(model_search, {SQLITE_WEIGHTS}) AS rank FROM model_search "
-                    "WHERE model_search MATCH :fts").bindparams(fts=sqlite_match(query)) \
+        hits = text(SQLITE_HITS).bindparams(fts=sqlite_match(query)) \
             .columns(model_id=Integer(), rank=Float()).subquery("hits")
         return stmt.join(hits, hits.c.model_id == model_id), hits.c.rank
     if getattr(model_id, "class_", None) is ModelLatest:  # its row carries the document: no join
