@@ -113,11 +113,12 @@ def main() -> None:
         sets = halves(tmp, quick)
         start = time.perf_counter()
         bases = candidates(sets, tmp, quick)
-        print(f"{len(bases)} candidates built in {time.perf_counter() - start:.0f} s: {', '.join(bases)}")
+        print(f"{len(bases)} candidates built in {time.perf_counter() - start:.0f} s: {', '.join(bases)}", flush=True)
         for target in ("pneumonia", "mnist", "cifar"):
             start = time.perf_counter()
             ranked = zoo_core.rank(data(sets[target]["target"], labels_per_class=K), list(bases.values()))
             rank_seconds = time.perf_counter() - start
+            print(f"target {target}: ranked {len(ranked)} candidates in {rank_seconds:.1f} s", flush=True)
             by_ref = {r.candidate: r for r in ranked}
             truth: dict[str, dict[str, float]] = {name: {} for name in bases}
             seconds = {}
@@ -127,6 +128,9 @@ def main() -> None:
                     accuracies = [fine_tune(ref, sets[target]["target"], strategy, epochs, seed,
                                             tmp / f"t-{target}-{name}-{strategy}-{seed}") for seed in range(seeds)]
                     truth[name][strategy] = statistics.mean(accuracies)
+                    # a long run reports as it goes: a run stopped early still shows what it measured
+                    print(f"  {target} {strategy} {name}: {' '.join(f'{a:.3f}' for a in accuracies)} "
+                          f"({time.perf_counter() - start:.0f} s so far)", flush=True)
                 seconds[strategy] = time.perf_counter() - start
             train_seconds = seconds["finetune"] / seeds  # one default fine-tune of every candidate
             print(f"\ntarget {target}: {K} labels a class; ranking every candidate {rank_seconds:.1f} s; one "
