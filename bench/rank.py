@@ -9,7 +9,9 @@ scores every candidate (loading, features, scores: timed), then every candidate 
 recipe (`strategy: finetune`, its defaults; and `linear-probe` for reference) and evaluated on the target's test
 images (timed). Reported per target and score: Kendall's tau and the weighted tau (LogME's measure; it stresses the
 top of the ranking) between the score and the test accuracy reached, and the compute of ranking against fine-tuning
-every candidate. Anchor: LogME's paper reports a mean weighted tau of 0.665 on its benchmark.
+every candidate. Anchor: LogME's paper reports a mean weighted tau of 0.665 on its benchmark. With several seeds,
+`seed-vs-seed` is the ground truth's own agreement (mean tau between two seeds' accuracies): with 9 candidates, a
+few dozen labels and a few hundred test images it is the ceiling a score can be expected to reach.
 
 `--quick` (a developer's check, a few minutes): shorter sources, 5 fine-tuning epochs, 1 seed. The full run uses
 3 seeds for the fine-tuning accuracy. `--json` adds one JSON object on the last line.
@@ -17,6 +19,7 @@ every candidate. Anchor: LogME's paper reports a mean weighted tau of 0.665 on i
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 import time
@@ -95,7 +98,9 @@ def fine_tune(base: str, target: Path, strategy: str, epochs: int, seed: int, ou
     recipe = {"base": base, "backbone": "resnet18", "strategy": strategy,
               "data": data(target, labels_per_class=K),
               "train": {"epochs": epochs, "batch_size": 32, "seed": seed}, "output": str(out)}
-    return run(recipe).metrics["accuracy"]
+    accuracy = run(recipe).metrics["accuracy"]
+    shutil.rmtree(out)  # 162 ResNet-18 checkpoints in a full run would fill gigabytes
+    return accuracy
 
 
 def main() -> None:
@@ -113,13 +118,15 @@ def main() -> None:
         sets = halves(tmp, quick)
         start = time.perf_counter()
         bases = candidates(sets, tmp, quick)
-        print(f"{len(bases)} candidates built in {time.perf_counter() - start:.0f} s: {', '.join(bases)}")
+        print(f"{len(bases)} candidates built in {time.perf_counter() - start:.0f} s: {', '.join(bases)}", flush=True)
         for target in ("pneumonia", "mnist", "cifar"):
             start = time.perf_counter()
             ranked = zoo_core.rank(data(sets[target]["target"], labels_per_class=K), list(bases.values()))
             rank_seconds = time.perf_counter() - start
+            print(f"target {target}: ranked {len(ranked)} candidates in {rank_seconds:.1f} s", flush=True)
             by_ref = {r.candidate: r for r in ranked}
             truth: dict[str, dict[str, float]] = {name: {} for name in bases}
+            per_seed: dict[str, dict[str, list[float]]] = {name: {} for name in bases}
             seconds = {}
             for strategy in ("finetune", "linear-probe"):
                 start = time.perf_counter()
@@ -127,6 +134,10 @@ def main() -> None:
                     accuracies = [fine_tune(ref, sets[target]["target"], strategy, epochs, seed,
                                             tmp / f"t-{target}-{name}-{strategy}-{seed}") for seed in range(seeds)]
                     truth[name][strategy] = statistics.mean(accuracies)
+                    per_seed[name][strategy] = accuracies
+                    # a long run reports as it goes: a run stopped early still shows what it measured
+                    print(f"  {target} {strategy} {name}: {' '.join(f'{a:.3f}' for a in accuracies)} "
+                          f"({time.perf_counter() - start:.0f} s so far)", flush=True)
                 seconds[strategy] = time.perf_counter() - start
             train_seconds = seconds["finetune"] / seeds  # one default fine-tune of every candidate
             print(f"\ntarget {target}: {K} labels a class; ranking every candidate {rank_seconds:.1f} s; one "
@@ -148,20 +159,30 @@ def main() -> None:
                     taus[f"{score}/{strategy}"] = {"tau": float(kendalltau(x, y).statistic),
                                                    "weighted_tau": float(weightedtau(y, x).statistic),
                                                    "candidates": len(names)}
+            # the ground truth's own noise: how well one seed's accuracies order the candidates as another's do
+            # (a score cannot be expected to agree with one seed better than the seeds agree with each other)
+            for strategy in ("finetune", "linear-probe"):
+                pairs = [kendalltau([per_seed[n][strategy][a] for n in bases],
+                                    [per_seed[n][strategy][b] for n in bases]).statistic
+                         for a in range(seeds) for b in range(a + 1, seeds)]
+                if pairs:
+                    taus[f"seed-vs-seed/{strategy}"] = {"tau": float(np.mean(pairs)), "weighted_tau": None,
+                                                        "candidates": len(bases)}
             for key, value in taus.items():
-                print(f"  {key:24} tau {value['tau']:+.3f}  weighted tau {value['weighted_tau']:+.3f}  "
-                      f"({value['candidates']} candidates)")
+                weighted = "" if value["weighted_tau"] is None else f"  weighted tau {value['weighted_tau']:+.3f}"
+                print(f"  {key:24} tau {value['tau']:+.3f}{weighted}  ({value['candidates']} candidates)")
             report["targets"][target] = {"rank_seconds": rank_seconds, "train_seconds": train_seconds,
                                          "speedup": train_seconds / rank_seconds, "taus": taus,
-                                         "accuracy": truth,
+                                         "accuracy": truth, "accuracy_per_seed": per_seed,
                                          "scores": {n: by_ref[r].scores for n, r in bases.items()}}
     print("\nmean over targets")
     for key in (f"{score}/{strategy}" for strategy in ("finetune", "linear-probe") for score in
-                ("logme", "hscore", "leep", "nce")):
+                ("logme", "hscore", "leep", "nce", "seed-vs-seed")):
         values = [t["taus"][key] for t in report["targets"].values() if key in t["taus"]]
         if values:
-            print(f"  {key:24} tau {statistics.mean(v['tau'] for v in values):+.3f}  weighted tau "
-                  f"{statistics.mean(v['weighted_tau'] for v in values):+.3f}")
+            weighted = [v["weighted_tau"] for v in values if v["weighted_tau"] is not None]
+            print(f"  {key:24} tau {statistics.mean(v['tau'] for v in values):+.3f}"
+                  + (f"  weighted tau {statistics.mean(weighted):+.3f}" if weighted else ""))
     speedups = [t["speedup"] for t in report["targets"].values()]
     print(f"  compute: ranking is {statistics.mean(speedups):.0f}x cheaper than one default fine-tune of every "
           "candidate (the goal: >= 30x, mean tau >= 0.7)")

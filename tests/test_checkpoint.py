@@ -68,6 +68,26 @@ def test_corrupt_weights_and_foreign_folders_are_refused(tmp_path):
         zoo_core.load_checkpoint(tmp_path / "hf")
 
 
+def test_loading_skips_the_random_initialisation_only_while_it_builds(tmp_path):
+    """The model a checkpoint is loaded into is built without random draws (they would be overwritten); models
+    built afterwards are random again, and a checkpoint lacking a tensor is still refused, not left uninitialised."""
+    from safetensors.torch import load_file, save_file
+
+    model = zoo_core.get_backbone("tinynet").create_model(2)
+    out = zoo_core.write_checkpoint(tmp_path / "ckpt", model, ["x", "y"])
+    torch.manual_seed(0)
+    zoo_core.load_checkpoint(out)
+    after_load = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(1), after_load)  # no draw consumed: the initialisation was skipped
+    first, second = (zoo_core.get_backbone("tinynet").create_model(2) for _ in range(2))
+    assert not torch.equal(first.head.linear.weight, second.head.linear.weight)  # init is restored afterwards
+    state = load_file(out / "model.safetensors")
+    save_file({k: v for k, v in state.items() if k != "head.linear.weight"}, out / "model.safetensors")
+    with pytest.raises(WeightsError, match="missing"):
+        zoo_core.load_checkpoint(out)
+
+
 def test_weight_reference_syntax_and_unknown_scheme():
     with pytest.raises(ZooError, match="SCHEME:REFERENCE"):
         zoo_core.load_weights("resnet50")

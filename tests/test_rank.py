@@ -161,3 +161,28 @@ def test_rank_scores_are_recorded_in_the_registry_and_shown_on_the_model_page(tm
     assert answer.status_code in (400, 422) and "finite" in answer.text
     assert len(httpx.get(f"{url}/api/models/acme/xray-tiny/versions/1").json()["rankings"]) == 1  # nothing stored
     assert httpx.post(endpoint.replace("/1/", "/9/"), json=good, headers=headers).status_code == 404
+
+
+def test_scores_use_torch_thread_count_for_numpy(tmp_path, tiny_recipe, monkeypatch):
+    """numpy's BLAS keeps to torch's thread count while scoring: its own default (every core) spun against busy
+    cores (one LogME SVD 3-4 s instead of 0.14 s)."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    import zoo_core.transferability as transferability
+
+    seen = []
+    real = transferability.logme
+
+    def recording(features, labels):
+        seen.append({pool["num_threads"] for pool in threadpool_info()})
+        return real(features, labels)
+
+    monkeypatch.setattr(transferability, "logme", recording)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        ranked = transferability.rank(tiny_recipe(tmp_path / "unused")["data"], ["scratch:tinynet"], scores=["logme"])
+    finally:
+        torch.set_num_threads(threads)
+    assert ranked[0].error is None and seen == [{1}]
