@@ -58,5 +58,7 @@ def test_the_engine_starts_the_head_from_the_probe_and_records_it(tmp_path, tiny
     written = yaml.safe_load((result.checkpoint / "recipe.yaml").read_text())
     assert written["strategy"]["head_init"] == "probe"
     assert written["resolved"]["head_init"]["C"] == info["C"]
+    assert "Head started as the linear probe on the base's features (LP-FT)" in \
+        (result.checkpoint / "README.md").read_text()
     plain = tiny_recipe.run({**recipe, "strategy": {"name": strategy}, "output": str(tmp_path / "plain")})
     assert "head_init" not in yaml.safe_load((plain.checkpoint / "recipe.yaml").read_text())["resolved"]
