@@ -111,6 +111,8 @@ def _optimisation(recipe, result) -> list[str]:
                      f"examples{carved})")
     elif "rule" in selection:
         lines.append(f"- Epoch kept: {selection['rule']}")
+    if head := result.extra.get("head_init"):
+        lines.append(f"- Head started as the {head['rule']}, C = {head['C']:.4g}")
     return lines
 
 

@@ -151,3 +151,22 @@ def choose(losses: np.ndarray, hits: np.ndarray, score: str) -> int:
     top = int(np.argmin(held_out))
     bound = held_out[top] + losses[:, top].std(ddof=1) / np.sqrt(len(losses))
     return int(np.flatnonzero(held_out <= bound)[0])
+
+
+def probe_head(features: torch.Tensor, labels: np.ndarray, num_classes: int, seed: int = 0,
+               balanced: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """LP-FT's start (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features"): a new head's weight and
+    bias from the linear probe on the base's features, so fine-tuning starts from a fitted head instead of a random
+    one, whose large early gradients distort the features. The probe is the linear-probe strategy's (standardised
+    features, C by cross-validated held-out accuracy); the standardisation is folded into the weights, so the head
+    reads raw features: `weight @ x + bias` equals the probe's output on the standardised x."""
+    from zoo_core.backbone import Head
+
+    scaler = Head(features.shape[1], num_classes, standardize=True)
+    scaler.set_statistics(features)
+    fit = fit_probe(scaler.standardized(features), labels, num_classes, folds=5, seed=seed, balanced=balanced,
+                    score="accuracy")
+    weight = fit.weight / scaler.std.double()  # a dead feature's infinite spread gives it weight 0
+    bias = fit.bias - weight @ scaler.mean.double()
+    return weight.float(), bias.float(), {"rule": "linear probe on the base's features (LP-FT)", "C": fit.C,
+                                          "folds": fit.folds, "train_loss": round(fit.loss, 5)}

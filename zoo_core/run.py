@@ -44,7 +44,7 @@ def resolved_recipe(recipe: Recipe, engine: Engine, result: RunResult) -> dict[s
         "best_epoch": result.best_epoch,
         "history": result.history,
         "test_metrics": result.metrics,
-        **{key: result.extra[key] for key in ("selection", "probe", "threshold", "test_per_class_f1")
+        **{key: result.extra[key] for key in ("selection", "probe", "head_init", "threshold", "test_per_class_f1")
            if key in result.extra},
         "versions": package_versions(recipe, engine),
         # how it ran: train.batch_size is the global batch, split among these processes

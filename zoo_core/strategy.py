@@ -72,6 +72,11 @@ class Strategy(BaseModel):
         L2 strength or None for cross-validation, `folds`), instead of the epoch loop; None keeps the loop."""
         return None
 
+    def probe_initialises_head(self) -> bool:
+        """True to start the new head from the linear probe fitted on the base's features of the training split
+        (LP-FT) instead of a random initialisation; the epoch loop then trains as usual."""
+        return False
+
     def default_warmup_epochs(self) -> float:
         """Linear learning-rate warm-up, in epochs, when the recipe's `train.warmup_epochs` is not set."""
         return 0.0

@@ -304,6 +304,7 @@ class Engine:
                 return self._fit_head(feats, settings, start)
         if self.strategy.recomputes_norm_statistics():
             self._target_norm_statistics()
+        head_init = self._probe_head() if self.strategy.probe_initialises_head() else None
         per_group = self._group_parameters()
         optimizer = self._optimizer(per_group)
         steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
@@ -355,8 +356,25 @@ class Engine:
             self.model.load_state_dict(best_state)
         self.model.eval()
         extra = {"selection": self.selection(), **self._finish(feats)}
+        if head_init:
+            extra["head_init"] = head_init
         return RunResult(self.model, data.classes, extra.pop("metrics"), history, best_epoch,
                          time.perf_counter() - start, samples / max(1e-9, train_seconds), extra=extra)
+
+    @torch.no_grad()
+    def _probe_head(self) -> dict[str, Any]:
+        """LP-FT: the head starts as the linear probe on the base's features of the training split (before any
+        backbone parameter moves: LoRA's adapters start at zero), fitted as the linear-probe strategy fits it."""
+        from zoo_core.probe import probe_head
+
+        features = self.features(self.data.train).cpu()
+        weight, bias, info = probe_head(features, self.data.train.labels, len(self.data.classes),
+                                        seed=self.recipe.train.seed,
+                                        balanced=self.recipe.train.class_weights == "balanced")
+        self.model.head.linear.weight.copy_(weight.to(self.model.head.linear.weight))
+        self.model.head.linear.bias.copy_(bias.to(self.model.head.linear.bias))
+        self.log(f"head: the linear probe on the base's features (C = {info['C']:.4g})")
+        return info
 
     @torch.no_grad()
     def _target_norm_statistics(self, batch_size: int = 256) -> None:

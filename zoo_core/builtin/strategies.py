@@ -93,6 +93,9 @@ class Finetune(Strategy):
     feature_groups: list[str] | None = Field(
         None, description="the head reads the pooled, concatenated outputs of these layer groups; groups above "
                           "the highest of them stay frozen")
+    head_init: Literal["random", "probe"] = Field(
+        "random", description="the new head's start: random, or the linear probe fitted on the base's features of "
+                              "the training split (LP-FT, Kumar et al. 2022)")
 
     @classmethod
     def recommended(cls, modality):
@@ -105,6 +108,9 @@ class Finetune(Strategy):
 
     def recomputes_norm_statistics(self) -> bool:
         return self.target_norm_stats
+
+    def probe_initialises_head(self) -> bool:
+        return self.head_init == "probe"
 
     def check_groups(self, groups):
         for name in self.feature_groups or ():
@@ -181,11 +187,17 @@ class Lora(Strategy):
     freeze_norm_stats: bool = Field(
         False, description="keep BatchNorm running statistics from the base (they are no parameters: without this "
                            "they follow the target's batches; image bases: true)")
+    head_init: Literal["random", "probe"] = Field(
+        "random", description="the new head's start: random, or the linear probe fitted on the base's features of "
+                              "the training split (LP-FT, Kumar et al. 2022)")
     _config: Any = PrivateAttr(None)  # the peft LoraConfig injected by prepare(), saved by export()
 
     @classmethod
     def recommended(cls, modality):
         return {"strategy": {"freeze_norm_stats": True}} if modality == "image" else {}  # as bitfit's
+
+    def probe_initialises_head(self) -> bool:
+        return self.head_init == "probe"
 
     def freezes_norm_statistics(self) -> bool:
         return self.freeze_norm_stats
