@@ -7,16 +7,15 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import func, literal, literal_column, null, or_, text, union_all
-from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from zoo_core.errors import ZooError
 from zoo_core.registry.attestations import reproduced_versions
 from zoo_core.registry.changes import CountsCache, current
 from zoo_core.registry.models import LineageEdge, Model, Namespace, Version, VersionMetric
-from zoo_core.registry.reads import ALIASES_OF_MODELS, VERSIONS_OF_MODELS
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.search_index import ModelLatest, ModelTag, is_plain, literal_match, matching, tagged
+from zoo_core.registry.search_page import page_ids, result_cards
 from zoo_core.registry.types import ADMIN, Viewer
 
 
@@ -201,43 +200,23 @@ class QueriesMixin:
             # again (the counter has moved), never an old answer under the new counter
             counter = current(session.connection()) if key is not None else None
             kept = self._counts_cache().get((counter, *key)) if counter is not None else None
+            connection = session.connection()
             if kept is not None:
                 total, counts = kept
-                rows = _search_page(session, stmt, order, page, per_page, with_total=False)
+                _, ids = page_ids(connection, stmt, order, page, per_page, with_total=False)
             elif facets:  # the total comes with the facets' counts
                 everything = not any((query, task, modality, backbone, family, strategy, license, tag, library,
                                       namespace, documented is not None, metric, descendant_of, relation, reproduced))
                 total, counts = _facet_counts(session, stmt, viewer if everything else None)
-                rows = _search_page(session, stmt, order, page, per_page, with_total=False)
+                _, ids = page_ids(connection, stmt, order, page, per_page, with_total=False)
             else:
                 counts = None
-                total, rows = _search_page(session, stmt, order, page, per_page, with_total=True)
+                total, ids = page_ids(connection, stmt, order, page, per_page, with_total=True)
             if kept is None and counter is not None:
                 self._counts_cache().put((counter, *key), (total, counts))
-            model_ids = [m.id for m, _, _ in rows]
-            # every version of the page's models, as plain rows, with their metrics from the cache (reads.py)
-            all_versions = session.exec(VERSIONS_OF_MODELS, params={"ids": model_ids}).all() if model_ids else []
-            aliases: dict[int, list[str]] = {}
-            for version_id, name in (session.exec(ALIASES_OF_MODELS, params={"ids": model_ids}) if model_ids else ()):
-                aliases.setdefault(version_id, []).append(name)
-            metrics = {i: dict(fixed.metrics) for i, fixed in self._fixed(session, all_versions).items()}
-            by_model: dict[int, list[Version]] = {}
-            for v in all_versions:
-                by_model.setdefault(v.model_id, []).append(v)
-            results = []
-            for model, ns, version in rows:
-                results.append({
-                    "id": f"{ns.name}/{model.name}", "task": model.task, "modality": model.modality,
-                    "description": model.description, "license": model.license, "tags": model.tags,
-                    "visibility": model.visibility, "updated_at": model.updated_at.isoformat(),
-                    "latest": version.number, "backbone": version.backbone, "family": version.family,
-                    "strategy": version.strategy, "metrics": metrics.get(version.id, {}),
-                    "created_at": model.created_at.isoformat(), "library": version.library,
-                    "card_complete": version.card_complete, "card_missing": list(version.card_missing or []),
-                    "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
-                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])
-                                 if viewer.can_read_version(v.status, ns.name)],
-                })
+            # every version of the page's models in one query, their metrics from the cache (reads.py)
+            results = result_cards(connection, ids, viewer, lambda rows: {
+                i: dict(fixed.metrics) for i, fixed in self._fixed(session, rows).items()})
             answer = {"total": total, "page": page, "per_page": per_page, "results": results}
             if counts is not None:
                 answer["facets"] = counts
@@ -302,29 +281,6 @@ def _facet_counts(session: Session, stmt, everything_for: Viewer | None = None
                 counters[facet][value] += count
         counters["documented"]["yes" if complete else "no"] += count
     return total, {facet: sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) for facet, c in counters.items()}
-
-
-def _search_page(session: Session, stmt, order, page: int, per_page: int, with_total: bool):
-    """A page of `stmt`'s rows (model, namespace, version) in `order`, in two steps: the page's version ids
-    (narrow rows sort fast: 8,000 text matches in half the time of full rows), then those rows. With
-    `with_total`, returns (total, rows), the total riding along as a window count."""
-    narrow = stmt.with_only_columns(ModelLatest.version_id, *([func.count().over()] if with_total else []))
-    picked = session.execute(narrow.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
-    ids = [row[0] for row in picked]
-    rows = []
-    if ids:
-        # a result card needs none of a version's card text or JSON documents: leave them in the database
-        light = [defer(Version.card), defer(Version.card_data), defer(Version.config)]
-        found = {version.id: (model, ns, version) for model, ns, version in session.exec(
-            select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
-            .join(Version, Version.model_id == Model.id).where(Version.id.in_(ids)).options(*light))}
-        rows = [found[i] for i in ids]
-    if not with_total:
-        return rows
-    if picked:
-        return picked[0][1], rows
-    # a page past the end: a count of its own
-    return session.exec(select(func.count()).select_from(stmt.subquery())).one(), rows
 
 
 MAX_PAGE = 1_000_000

@@ -1,0 +1,73 @@
+"""A page of search results in two Core queries: the page's (model, latest version) ids in the search's order, then
+every version of those models with its model's columns and its aliases in the same rows. Plain rows, no ORM objects:
+with the ORM (the page's models, namespaces and versions as objects, then their versions and aliases in two more
+queries) a search of 100 models cost 1.5 ms of CPU, most of it building and loading objects, not in SQLite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
+
+from zoo_core.registry.reads import _ALIASES, MT, NS, NT, VT, M, V
+from zoo_core.registry.search_index import ModelLatest
+from zoo_core.registry.types import Viewer
+
+# every version of the page's models (oldest first), each row with its model's columns and its aliases
+VERSIONS_OF_PAGE = (core_select(V.id, V.model_id, V.number, V.status, V.commit, V.backbone, V.family, V.strategy,
+                                V.library, V.card_complete, V.card_missing, _ALIASES.label("aliases"),
+                                NS.name.label("namespace"), M.name, M.task, M.modality, M.description, M.license,
+                                M.tags, M.visibility, M.created_at, M.updated_at)
+                    .select_from(VT.join(MT, V.model_id == M.id).join(NT, M.namespace_id == NS.id))
+                    .where(V.model_id.in_(bindparam("ids", expanding=True))).order_by(V.number))
+
+
+def page_ids(connection: Connection, stmt, order, page: int, per_page: int, with_total: bool
+             ) -> tuple[int | None, list[tuple[int, int]]]:
+    """(total or None, [(model id, latest version id)]) of `stmt`'s page in `order`: narrow rows (they sort fast:
+    8,000 text matches in half the time of full rows). With `with_total`, the total rides along as a window count
+    (or, for a page past the end, is a count of its own)."""
+    narrow = stmt.with_only_columns(ModelLatest.model_id, ModelLatest.version_id,
+                                    *([func.count().over()] if with_total else []))
+    picked = connection.execute(narrow.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
+    ids = [(row[0], row[1]) for row in picked]
+    if not with_total:
+        return None, ids
+    if picked:
+        return picked[0][2], ids
+    return connection.execute(core_select(func.count()).select_from(stmt.subquery())).scalar_one(), ids
+
+
+def result_cards(connection: Connection, ids: list[tuple[int, int]], viewer: Viewer, metrics_of) -> list[dict]:
+    """The search's result for each (model id, latest version id) of `ids`, in that order: the model, its latest
+    version's facts and metrics, and every version the viewer may read with its aliases and metrics.
+    `metrics_of(rows)`: {version id: metrics} of version rows (the registry's cache of what commits fix)."""
+    if not ids:
+        return []
+    rows = connection.execute(VERSIONS_OF_PAGE, {"ids": [model_id for model_id, _ in ids]}).all()
+    metrics = metrics_of(rows)
+    versions: dict[int, list[Any]] = {}
+    latest: dict[int, Any] = {}
+    for row in rows:
+        versions.setdefault(row.model_id, []).append(row)
+        latest[row.id] = row
+    results = []
+    for model_id, version_id in ids:
+        top = latest[version_id]
+        results.append({
+            "id": f"{top.namespace}/{top.name}", "task": top.task, "modality": top.modality,
+            "description": top.description, "license": top.license, "tags": top.tags,
+            "visibility": top.visibility, "updated_at": top.updated_at.isoformat(),
+            "latest": top.number, "backbone": top.backbone, "family": top.family,
+            "strategy": top.strategy, "metrics": metrics.get(top.id, {}),
+            "created_at": top.created_at.isoformat(), "library": top.library,
+            "card_complete": top.card_complete, "card_missing": list(top.card_missing or []),
+            "versions": [{"number": v.number, "status": v.status,
+                          "aliases": sorted(v.aliases.split(",")) if v.aliases else [],
+                          "metrics": metrics.get(v.id, {})} for v in versions[model_id]
+                         if viewer.can_read_version(v.status, top.namespace)],
+        })
+    return results
