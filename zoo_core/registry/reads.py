@@ -170,7 +170,7 @@ class ReadsMixin:
         key, value = revision_key(revision)
         params[key] = value
         stmt = {"number": BY_NUMBER, "commit": BY_COMMIT, "alias": BY_ALIAS}[key]
-        row = session.execute(stmt, params).first()
+        row = session.connection().execute(stmt, params).first()
         if row is None or not viewer.can_see(row.visibility, ref.namespace):
             return None
         if not viewer.can_read_version(row.status, ref.namespace):
@@ -219,7 +219,7 @@ class ReadsMixin:
     def _model_versions(self, session: Session, ref: ModelRef, viewer: Viewer) -> list[Row] | None:
         """A model's versions (oldest first; rows of VERSION_COLUMNS) in one query; None when it has none or the
         viewer may not read it (the caller checks the model the step-by-step way)."""
-        rows = session.execute(ALL_VERSIONS, {"ns": ref.namespace, "name": ref.name}).all()
+        rows = session.connection().execute(ALL_VERSIONS, {"ns": ref.namespace, "name": ref.name}).all()
         if not rows or not viewer.can_see(rows[0].visibility, ref.namespace):
             return None
         return [v for v in rows if viewer.can_read_version(v.status, ref.namespace)] or None

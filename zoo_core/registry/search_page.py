@@ -25,20 +25,26 @@ VERSIONS_OF_PAGE = (core_select(V.id, V.model_id, V.number, V.status, V.commit, 
                     .where(V.model_id.in_(bindparam("ids", expanding=True))).order_by(V.number))
 
 
-def page_ids(connection: Connection, stmt, order, page: int, per_page: int, with_total: bool
-             ) -> tuple[int | None, list[tuple[int, int]]]:
-    """(total or None, [(model id, latest version id)]) of `stmt`'s page in `order`: narrow rows (they sort fast:
-    8,000 text matches in half the time of full rows). With `with_total`, the total rides along as a window count
-    (or, for a page past the end, is a count of its own)."""
+def page_statement(stmt, order, with_total: bool):
+    """`stmt`'s page in `order` (bound parameters `offset` and `limit`) as (model id, latest version id) rows:
+    narrow rows sort fast (8,000 text matches in half the time of full rows). With `with_total`, the number of
+    matches rides along as a window count."""
     narrow = stmt.with_only_columns(ModelLatest.model_id, ModelLatest.version_id,
                                     *([func.count().over()] if with_total else []))
-    picked = connection.execute(narrow.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
+    return narrow.order_by(*order).offset(bindparam("offset")).limit(bindparam("limit"))
+
+
+def page_ids(connection: Connection, pages, stmt, params: dict[str, Any], page: int, per_page: int,
+             with_total: bool) -> tuple[int | None, list[tuple[int, int]]]:
+    """(total or None, [(model id, latest version id)]) of a page of `pages` (`page_statement(stmt, ...,
+    with_total)`; `params`: the values of their bound parameters). A page past the end: a count of its own."""
+    picked = connection.execute(pages, {**params, "offset": (page - 1) * per_page, "limit": per_page}).all()
     ids = [(row[0], row[1]) for row in picked]
     if not with_total:
         return None, ids
     if picked:
         return picked[0][2], ids
-    return connection.execute(core_select(func.count()).select_from(stmt.subquery())).scalar_one(), ids
+    return connection.execute(core_select(func.count()).select_from(stmt.subquery()), params).scalar_one(), ids
 
 
 def result_cards(connection: Connection, ids: list[tuple[int, int]], viewer: Viewer, metrics_of) -> list[dict]:

@@ -238,7 +238,7 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
     def model_summary(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any]:
         ref = parse_ref(model_ref)
         with self._read_session() as session:  # reads.py
-            model = session.execute(SUMMARY, {"ns": ref.namespace, "name": ref.name}).first()  # one query
+            model = session.connection().execute(SUMMARY, {"ns": ref.namespace, "name": ref.name}).first()  # one query
             if model is None or not viewer.can_see(model.visibility, ref.namespace):
                 self._model(session, ref, viewer)  # says precisely what is missing
             return {"id": ref.model_id, "task": model.task, "modality": model.modality, "license": model.license,
