@@ -80,9 +80,8 @@ async def model(namespace: str, name: str, request: Request, who: Viewer = Reade
 
 def model_answer(service: RegistryService, namespace: str, name: str, who: Viewer) -> dict[str, Any]:
     model_id = f"{namespace}/{name}"
-    with service.reading():  # one session for the three reads
-        summary = service.model_summary(model_id, who)
-        versions = service.versions(model_id, who)
+    with service.reading():  # one session for the two reads
+        summary, versions = service.model_page(model_id, who)
         hub = hub_model_info(service, hub_version(service, namespace, name, "main", who, summary), who, summary)
     # the Hub's clients parse `created_at` too: every date in the client's `...Z` form
     dates = {key: hub_time(summary[key]) for key in ("created_at", "updated_at")}

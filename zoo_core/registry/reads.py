@@ -101,7 +101,10 @@ _VERSION_OF = (core_select(*VERSION_COLUMNS, V.card, M.visibility, _ALIASES.labe
 BY_NUMBER = _VERSION_OF.where(V.number == bindparam("number"))
 BY_COMMIT = _VERSION_OF.where(V.commit == bindparam("commit"))
 BY_ALIAS = _VERSION_OF.join(AT, A.version_id == V.id).where(A.model_id == M.id, A.name == bindparam("alias"))
-ALL_VERSIONS = (core_select(*VERSION_COLUMNS, M.visibility, _ALIASES.label("aliases"))
+# with its model's summary columns in every row: a model's page reads both in this one query (service.model_page)
+ALL_VERSIONS = (core_select(*VERSION_COLUMNS, M.visibility, _ALIASES.label("aliases"), M.task, M.modality, M.license,
+                            M.description, M.tags, M.created_at.label("model_created_at"),
+                            M.updated_at.label("model_updated_at"))
                 .select_from(VT.join(MT, V.model_id == M.id).join(NT, M.namespace_id == NS.id))
                 .where(NS.name == bindparam("ns"), M.name == bindparam("name")).order_by(V.number))
 # a model's summary with the number `latest` names, in one row
