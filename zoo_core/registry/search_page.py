@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, case, func
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 
@@ -16,11 +16,20 @@ from zoo_core.registry.reads import _ALIASES, MT, NS, NT, VT, M, V
 from zoo_core.registry.search_index import ModelLatest
 from zoo_core.registry.types import Viewer
 
+_TOP = V.id.in_(bindparam("latest", expanding=True))  # the row of a result's latest version
+
+
+def _top(column):
+    """`column` on a result's latest version's row only (NULL on the others): what the result shows of its latest
+    version, and its model's columns that need decoding (JSON, dates), are read once per model, not per version."""
+    return case((_TOP, column)).label(column.key)
+
+
 # every version of the page's models (oldest first), each row with its model's columns and its aliases
 VERSIONS_OF_PAGE = (core_select(V.id, V.model_id, V.number, V.status, V.commit, V.backbone, V.family, V.strategy,
-                                V.library, V.card_complete, V.card_missing, _ALIASES.label("aliases"),
+                                V.library, V.card_complete, _top(V.card_missing), _ALIASES.label("aliases"),
                                 NS.name.label("namespace"), M.name, M.task, M.modality, M.description, M.license,
-                                M.tags, M.visibility, M.created_at, M.updated_at)
+                                _top(M.tags), M.visibility, _top(M.created_at), _top(M.updated_at))
                     .select_from(VT.join(MT, V.model_id == M.id).join(NT, M.namespace_id == NS.id))
                     .where(V.model_id.in_(bindparam("ids", expanding=True))).order_by(V.number))
 
@@ -53,7 +62,8 @@ def result_cards(connection: Connection, ids: list[tuple[int, int]], viewer: Vie
     `metrics_of(rows)`: {version id: metrics} of version rows (the registry's cache of what commits fix)."""
     if not ids:
         return []
-    rows = connection.execute(VERSIONS_OF_PAGE, {"ids": [model_id for model_id, _ in ids]}).all()
+    rows = connection.execute(VERSIONS_OF_PAGE, {"ids": [model_id for model_id, _ in ids],
+                                                 "latest": [version_id for _, version_id in ids]}).all()
     metrics = metrics_of(rows)
     versions: dict[int, list[Any]] = {}
     latest: dict[int, Any] = {}
