@@ -57,9 +57,8 @@ async def search(q: str | None = None, task: str | None = None, modality: str | 
                  page: int = 1, per_page: int = 20,
                  facets: bool = Query(False, description="add each facet value's count among the matches"),
                  *, request: Request, who: Viewer = Reader, service: RegistryService = Service) -> Response:
-    """Like the hot reads: on the event loop when reads are local (deps.read), and SearchOut's exact shape encoded
-    by orjson (caching.conditional_json) rather than through pydantic (tests/test_api_reads.py holds the two
-    together)."""
+    # like the hot reads: on the event loop when reads are local (deps.read), and SearchOut's exact shape encoded by
+    # orjson (caching.conditional_json) rather than through pydantic (tests/test_api_reads.py holds the two together)
     answer = await deps.read(service, functools.partial(
         service.search, q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
         strategy=strategy, license=license, tag=tag, library=library, namespace=namespace, documented=documented,
