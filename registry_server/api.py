@@ -7,6 +7,7 @@ registry service.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -44,23 +45,29 @@ Writer = Depends(deps.writer)
 
 @router.get("/search", summary="Search models with filters, metrics and lineage (zoo format)",
             response_model=SearchOut)
-def search(q: str | None = None, task: str | None = None, modality: str | None = None,
-           backbone: str | None = None, family: str | None = None, strategy: str | None = None,
-           license: str | None = None, tag: str | None = None, library: str | None = None,
-           namespace: str | None = None, metric: str | None = Query(None, description="e.g. accuracy>=0.9"),
-           documented: bool | None = Query(None, description="only models whose card is complete (true) or "
-                                                             "incomplete (false)"),
-           descendant_of: str | None = None, relation: str | None = None, reproduced: bool = False,
-           sort: str | None = Query(None, description="relevance (the default with q), updated (the default "
-                                                       "without), name, or a metric's name"),
-           page: int = 1, per_page: int = 20,
-           facets: bool = Query(False, description="add each facet value's count among the matches"),
-           who: Viewer = Reader, service: RegistryService = Service) -> dict[str, Any]:
-    return service.search(q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
-                          strategy=strategy, license=license, tag=tag, library=library, namespace=namespace,
-                          documented=documented, metric=parse_metric(metric), descendant_of=descendant_of,
-                          relation=relation, reproduced=reproduced, sort=sort or ("relevance" if q else "updated"),
-                          page=page, per_page=per_page, facets=facets)
+async def search(q: str | None = None, task: str | None = None, modality: str | None = None,
+                 backbone: str | None = None, family: str | None = None, strategy: str | None = None,
+                 license: str | None = None, tag: str | None = None, library: str | None = None,
+                 namespace: str | None = None, metric: str | None = Query(None, description="e.g. accuracy>=0.9"),
+                 documented: bool | None = Query(None, description="only models whose card is complete (true) "
+                                                                   "or incomplete (false)"),
+                 descendant_of: str | None = None, relation: str | None = None, reproduced: bool = False,
+                 sort: str | None = Query(None, description="relevance (the default with q), updated (the "
+                                                             "default without), name, or a metric's name"),
+                 page: int = 1, per_page: int = 20,
+                 facets: bool = Query(False, description="add each facet value's count among the matches"),
+                 *, request: Request, who: Viewer = Reader, service: RegistryService = Service) -> Response:
+    # like the hot reads: on the event loop when reads are local (deps.read), and SearchOut's exact shape encoded by
+    # orjson (caching.conditional_json) rather than through pydantic (tests/test_api_reads.py holds the two together)
+    answer = await deps.read(service, functools.partial(
+        service.search, q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
+        strategy=strategy, license=license, tag=tag, library=library, namespace=namespace, documented=documented,
+        metric=parse_metric(metric), descendant_of=descendant_of, relation=relation, reproduced=reproduced,
+        sort=sort or ("relevance" if q else "updated"), page=page, per_page=per_page, facets=facets))
+    answer.setdefault("facets", None)
+    for result in answer["results"]:
+        del result["created_at"]  # the service's callers (the Hub's model list) use it; SearchOut does not show it
+    return conditional_json(request, answer, who)
 
 
 @router.get("/models/{namespace}/{name}", response_model=ModelOut)
@@ -72,9 +79,8 @@ async def model(namespace: str, name: str, request: Request, who: Viewer = Reade
 
 def model_answer(service: RegistryService, namespace: str, name: str, who: Viewer) -> dict[str, Any]:
     model_id = f"{namespace}/{name}"
-    with service.reading():  # one session for the three reads
-        summary = service.model_summary(model_id, who)
-        versions = service.versions(model_id, who)
+    with service.reading():  # one session for the two reads
+        summary, versions = service.model_page(model_id, who)
         hub = hub_model_info(service, hub_version(service, namespace, name, "main", who, summary), who, summary)
     # the Hub's clients parse `created_at` too: every date in the client's `...Z` form
     dates = {key: hub_time(summary[key]) for key in ("created_at", "updated_at")}

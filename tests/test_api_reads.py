@@ -10,7 +10,7 @@ import re
 import httpx
 
 import zoo_core
-from registry_server.schemas import ModelOut, VersionOut
+from registry_server.schemas import ModelOut, SearchOut, VersionOut
 from tests.test_caching import checkpoint
 
 FINGERPRINT = "a" * 64
@@ -42,6 +42,17 @@ def test_hot_answers_keep_their_documented_shape(server, tmp_path):
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert body == schema.model_validate(body).model_dump(mode="json"), path
+        for params in ({"q": "child"}, {"facets": "true"}, {"q": "base", "facets": "true", "sort": "name"}):
+            answer = httpx.get(f"{url}/api/search", params=params, headers=headers)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["results"] and body == SearchOut.model_validate(body).model_dump(mode="json"), params
+    found = {r["id"]: r for r in httpx.get(f"{url}/api/search", headers=token).json()["results"]}
+    assert set(found) == {"acme/secret", "acme/base", "acme/child"}  # the owner's reader sees the private one
+    assert "acme/secret" not in {r["id"] for r in httpx.get(f"{url}/api/search").json()["results"]}
+    assert [(v["number"], v["aliases"]) for v in found["acme/child"]["versions"]] == [
+        (1, []), (2, ["latest", "production", "staging"])]
+    assert found["acme/child"]["metrics"] == found["acme/child"]["versions"][1]["metrics"]
     version = httpx.get(f"{url}/api/models/acme/child/versions/production").json()
     assert version["aliases"] == ["latest", "production", "staging"]
     assert version["parents"] == [{"ref": "acme/base@1", "relation": "finetune", "private": False}]

@@ -5,16 +5,25 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import func, literal, literal_column, null, or_, text, union_all
-from sqlalchemy.orm import defer
+from sqlalchemy import String, bindparam, func, literal, literal_column, null, or_, text, union_all
 from sqlmodel import Session, select
 
 from zoo_core.registry.attestations import reproduced_versions
 from zoo_core.registry.changes import CountsCache, current
 from zoo_core.registry.models import LineageEdge, Model, Namespace, Version, VersionMetric
-from zoo_core.registry.reads import ALIASES_OF_MODELS, VERSIONS_OF_MODELS
+from zoo_core.registry.reads import FixedCache
 from zoo_core.registry.refs import parse_ref
-from zoo_core.registry.search_index import ModelLatest, ModelTag, is_plain, literal_match, matching, tagged
+from zoo_core.registry.search_index import (
+    ModelLatest,
+    ModelTag,
+    fts_query,
+    is_plain,
+    like_pattern,
+    literal_match,
+    matching,
+    tagged,
+)
+from zoo_core.registry.search_page import page_ids, page_statement, result_cards
 from zoo_core.registry.search_terms import (  # noqa: F401  (parse_metric and escape_like are imported from here)
     METRIC_OPS,
     check_metric_op,
@@ -130,69 +139,45 @@ class QueriesMixin:
         the Hub. `documented`: only models whose latest card is complete (True) or incomplete (False).
         `reproduced`: only models whose latest version someone reproduced (an attestation that says bit-identical
         or within tolerance)."""
+        tags = [one.lower() for one in ([tag] if isinstance(tag, str) else tag or [])]
+        filters = {name: value for name, value in (("task", task), ("modality", modality), ("backbone", backbone),
+                                                   ("family", family), ("strategy", strategy), ("license", license),
+                                                   ("library", library), ("namespace", namespace)) if value}
+        if metric:
+            check_metric_op(metric[1])
         with Session(self.engine) as session:
             dialect = session.get_bind().dialect.name
-            # every filter, sort and count reads the narrow `model_latest` rows (search_index.py)
-            latest = ModelLatest
-            # on SQLite a filter's column stays off its index (a unary +): the plan is the text index's matches
-            # or the walk down `updated_at`, never a facet index (task=... that way: 20 -> 270 ms, each of its
-            # rows then probing the text index)
-            col = (lambda c: literal_column(f"+model_latest.{c.name}", c.type)) if dialect == "sqlite" else \
-                (lambda c: c)
-            stmt = select(latest.version_id)
-            if not viewer.admin:
-                visible = col(latest.visibility) == "public"
-                stmt = stmt.where(or_(visible, col(latest.namespace).in_(list(viewer.namespaces)))
-                                  if viewer.namespaces else visible)
-            rank = None
-            if query and is_plain(query):  # full-text, ranked (search_index.py)
-                stmt, rank = matching(stmt, query, dialect, latest.model_id)
-            elif query:  # other characters (50%, off_sale): literal text
-                stmt = (stmt.join(Model, Model.id == latest.model_id).join(Version, Version.id == latest.version_id)
-                        .where(literal_match(query, (latest.name, latest.namespace, Model.description, Version.card))))
-            for column, value in ((latest.task, task), (latest.modality, modality), (latest.backbone, backbone),
-                                  (latest.family, family), (latest.strategy, strategy), (latest.license, license),
-                                  (latest.library, library), (latest.namespace, namespace)):
-                if value:
-                    stmt = stmt.where(col(column) == value)
-            for one in ([tag] if isinstance(tag, str) else tag or []):
-                one = one.lower()
-                stmt = stmt.where(or_(tagged(one, latest.model_id), func.lower(latest.task) == one,
-                                      func.lower(latest.library) == one))
+            plain = bool(query) and is_plain(query)
+            # the values are bound parameters: the statement is built once per shape (which filters, which sort)
+            params: dict[str, Any] = {**filters, **{f"tag{i}": one for i, one in enumerate(tags)}}
+            if viewer.namespaces and not viewer.admin:
+                params["namespaces"] = list(viewer.namespaces)
+            if query:
+                params.update({"fts": fts_query(query, dialect)} if plain else {"like": like_pattern(query)})
             if documented is not None:
-                stmt = stmt.where(col(latest.card_complete) == documented)
+                params["documented"] = documented
             if metric:
-                name, op, value = metric
-                check_metric_op(op)
-                # EXISTS, one primary-key probe per candidate: an IN list would first collect every version
-                # passing the filter (20,000 of 100,000 for accuracy>=0.9), twice as slow under a text query
-                stmt = stmt.where(select(VersionMetric.version_id).where(
-                    VersionMetric.version_id == latest.version_id, VersionMetric.name == name,
-                    getattr(VersionMetric.value, METRIC_OPS[op])(value)).exists())
-            if descendant_of or relation:
-                edges = select(LineageEdge.child_id)
-                if relation:
-                    edges = edges.where(LineageEdge.relation == relation)
-                if descendant_of:
-                    root = self.resolve(descendant_of, viewer)
-                    graph = self.lineage(f"{root.model_id}@{root.number}", "descendants", viewer)
-                    ids = [n["version_id"] for n in graph["nodes"] if n.get("depth", 0) > 0 and "version_id" in n]
-                    edges = edges.where(LineageEdge.child_id.in_(ids))
-                stmt = stmt.where(latest.version_id.in_(edges))
-            if reproduced:
-                stmt = stmt.where(latest.version_id.in_(reproduced_versions()))
-            if sort == "name":
-                order = (latest.namespace, latest.name)
-            elif sort == "relevance" and rank is not None:  # best match first
-                order = (rank, latest.updated_at.desc(), latest.model_id.desc())
-            elif sort in ("updated", "relevance"):
-                order = (latest.updated_at.desc(), latest.model_id.desc())
-            elif sort == "created":
-                order = (latest.created_at.desc(), latest.model_id.desc())
-            else:  # a metric, best first
-                value = (select(VersionMetric.value).where(VersionMetric.version_id == latest.version_id,
-                                                           VersionMetric.name == sort).scalar_subquery())
-                order = (value.desc().nulls_last(), latest.name)
+                params["metric_name"], params["metric_value"] = metric[0], metric[2]
+            if relation:
+                params["relation"] = relation
+            if descendant_of:
+                root = self.resolve(descendant_of, viewer)
+                graph = self.lineage(f"{root.model_id}@{root.number}", "descendants", viewer)
+                params["descendants"] = [n["version_id"] for n in graph["nodes"]
+                                         if n.get("depth", 0) > 0 and "version_id" in n]
+            sorts = ("name", "relevance", "updated", "created")
+            if sort not in sorts:
+                params["sort_metric"] = sort
+            shape = (dialect, viewer.admin, bool(params.get("namespaces")), plain, bool(query) and not plain,
+                     tuple(filters), len(tags), documented is not None, metric[1] if metric else None,
+                     bool(descendant_of), bool(relation), reproduced, sort if sort in sorts else "metric")
+            statements = self.__dict__.setdefault("_search_statements", FixedCache(256))
+            built = statements.get(shape)
+            if built is None:
+                stmt, order = _search_statement(*shape)
+                built = (stmt, page_statement(stmt, order, with_total=False), page_statement(stmt, order, True))
+                statements.put(shape, built)
+            stmt, pages, pages_with_total = built
             check_page(page, per_page)
             per_page = min(per_page, 200)
             # without words, the counts cover a large share of the registry and only change with it: kept per
@@ -204,43 +189,23 @@ class QueriesMixin:
             # again (the counter has moved), never an old answer under the new counter
             counter = current(session.connection()) if key is not None else None
             kept = self._counts_cache().get((counter, *key)) if counter is not None else None
+            connection = session.connection()
             if kept is not None:
                 total, counts = kept
-                rows = _search_page(session, stmt, order, page, per_page, with_total=False)
+                _, ids = page_ids(connection, pages, stmt, params, page, per_page, with_total=False)
             elif facets:  # the total comes with the facets' counts
                 everything = not any((query, task, modality, backbone, family, strategy, license, tag, library,
                                       namespace, documented is not None, metric, descendant_of, relation, reproduced))
-                total, counts = _facet_counts(session, stmt, viewer if everything else None)
-                rows = _search_page(session, stmt, order, page, per_page, with_total=False)
+                total, counts = _facet_counts(session, stmt, params, viewer if everything else None)
+                _, ids = page_ids(connection, pages, stmt, params, page, per_page, with_total=False)
             else:
                 counts = None
-                total, rows = _search_page(session, stmt, order, page, per_page, with_total=True)
+                total, ids = page_ids(connection, pages_with_total, stmt, params, page, per_page, with_total=True)
             if kept is None and counter is not None:
                 self._counts_cache().put((counter, *key), (total, counts))
-            model_ids = [m.id for m, _, _ in rows]
-            # every version of the page's models, as plain rows, with their metrics from the cache (reads.py)
-            all_versions = session.exec(VERSIONS_OF_MODELS, params={"ids": model_ids}).all() if model_ids else []
-            aliases: dict[int, list[str]] = {}
-            for version_id, name in (session.exec(ALIASES_OF_MODELS, params={"ids": model_ids}) if model_ids else ()):
-                aliases.setdefault(version_id, []).append(name)
-            metrics = {i: dict(fixed.metrics) for i, fixed in self._fixed(session, all_versions).items()}
-            by_model: dict[int, list[Version]] = {}
-            for v in all_versions:
-                by_model.setdefault(v.model_id, []).append(v)
-            results = []
-            for model, ns, version in rows:
-                results.append({
-                    "id": f"{ns.name}/{model.name}", "task": model.task, "modality": model.modality,
-                    "description": model.description, "license": model.license, "tags": model.tags,
-                    "visibility": model.visibility, "updated_at": model.updated_at.isoformat(),
-                    "latest": version.number, "backbone": version.backbone, "family": version.family,
-                    "strategy": version.strategy, "metrics": metrics.get(version.id, {}),
-                    "created_at": model.created_at.isoformat(), "library": version.library,
-                    "card_complete": version.card_complete, "card_missing": list(version.card_missing or []),
-                    "versions": [{"number": v.number, "status": v.status, "aliases": sorted(aliases.get(v.id, [])),
-                                  "metrics": metrics.get(v.id, {})} for v in by_model.get(model.id, [])
-                                 if viewer.can_read_version(v.status, ns.name)],
-                })
+            # every version of the page's models in one query, their metrics from the cache (reads.py)
+            results = result_cards(connection, ids, viewer, lambda rows: {
+                i: dict(fixed.metrics) for i, fixed in self._fixed(session, rows).items()})
             answer = {"total": total, "page": page, "per_page": per_page, "results": results}
             if counts is not None:
                 answer["facets"] = counts
@@ -256,6 +221,69 @@ class QueriesMixin:
             return sorted(name for (name,) in session.execute(text(METRIC_NAMES)) if name is not None)
 
 
+
+
+def _search_statement(dialect: str, admin: bool, namespaces: bool, plain: bool, literal: bool,
+                      filters: tuple[str, ...], tags: int, documented: bool, metric_op: str | None,
+                      descendants: bool, relation: bool, reproduced: bool, sort: str):
+    """Search's statement over `model_latest` (its version ids) and its order, for one shape of search: every value
+    is a bound parameter named in `search`. Building it cost more than running it on SQLite (a third of a search of
+    100 models), so `search` keeps it per shape."""
+    latest = ModelLatest
+    # on SQLite a filter's column stays off its index (a unary +): the plan is the text index's matches
+    # or the walk down `updated_at`, never a facet index (task=... that way: 20 -> 270 ms, each of its
+    # rows then probing the text index)
+    col = (lambda c: literal_column(f"+model_latest.{c.name}", c.type)) if dialect == "sqlite" else (lambda c: c)
+    stmt = select(latest.version_id)
+    if not admin:
+        visible = col(latest.visibility) == "public"
+        stmt = stmt.where(or_(visible, col(latest.namespace).in_(bindparam("namespaces", expanding=True)))
+                          if namespaces else visible)
+    rank = None
+    if plain:  # full-text, ranked (search_index.py)
+        stmt, rank = matching(stmt, dialect, latest.model_id)
+    elif literal:  # other characters (50%, off_sale): literal text
+        stmt = (stmt.join(Model, Model.id == latest.model_id).join(Version, Version.id == latest.version_id)
+                .where(literal_match((latest.name, latest.namespace, Model.description, Version.card))))
+    for name in filters:
+        stmt = stmt.where(col(getattr(latest, name)) == bindparam(name))
+    for i in range(tags):
+        one = bindparam(f"tag{i}", type_=String())
+        stmt = stmt.where(or_(tagged(one, latest.model_id), func.lower(latest.task) == one,
+                              func.lower(latest.library) == one))
+    if documented:
+        stmt = stmt.where(col(latest.card_complete) == bindparam("documented"))
+    if metric_op:
+        # EXISTS, one primary-key probe per candidate: an IN list would first collect every version
+        # passing the filter (20,000 of 100,000 for accuracy>=0.9), twice as slow under a text query
+        stmt = stmt.where(select(VersionMetric.version_id).where(
+            VersionMetric.version_id == latest.version_id, VersionMetric.name == bindparam("metric_name"),
+            getattr(VersionMetric.value, METRIC_OPS[metric_op])(bindparam("metric_value"))).exists())
+    if descendants or relation:
+        edges = select(LineageEdge.child_id)
+        if relation:
+            edges = edges.where(LineageEdge.relation == bindparam("relation"))
+        if descendants:
+            edges = edges.where(LineageEdge.child_id.in_(bindparam("descendants", expanding=True)))
+        stmt = stmt.where(latest.version_id.in_(edges))
+    if reproduced:
+        stmt = stmt.where(latest.version_id.in_(reproduced_versions()))
+    if sort == "name":
+        order = (latest.namespace, latest.name)
+    elif sort == "relevance" and rank is not None:  # best match first
+        order = (rank, latest.updated_at.desc(), latest.model_id.desc())
+    elif sort in ("updated", "relevance"):
+        order = (latest.updated_at.desc(), latest.model_id.desc())
+    elif sort == "created":
+        order = (latest.created_at.desc(), latest.model_id.desc())
+    else:  # a metric, best first
+        value = (select(VersionMetric.value).where(VersionMetric.version_id == latest.version_id,
+                                                   VersionMetric.name == bindparam("sort_metric"))
+                 .scalar_subquery())
+        order = (value.desc().nulls_last(), latest.name)
+    return stmt, order
+
+
 # the next name after the one before, from the index, until there is none
 METRIC_NAMES = """WITH RECURSIVE names(name) AS (
                       SELECT MIN(name) FROM versionmetric
@@ -266,7 +294,7 @@ METRIC_NAMES = """WITH RECURSIVE names(name) AS (
 FACETS = ("task", "modality", "family", "strategy", "license", "tag", "documented")
 
 
-def _facet_counts(session: Session, stmt, everything_for: Viewer | None = None
+def _facet_counts(session: Session, stmt, params: dict[str, Any], everything_for: Viewer | None = None
                   ) -> tuple[int, dict[str, list[tuple[str, int]]]]:
     """The number of matches and, per facet, (value, count) over all of them, most common first: a GROUP BY over
     the matches' combinations of facet values (a few hundred groups, summed here per facet; which also gives the
@@ -280,7 +308,7 @@ def _facet_counts(session: Session, stmt, everything_for: Viewer | None = None
     counters: dict[str, Counter] = {facet: Counter() for facet in FACETS}
     if everything_for is not None:  # an index scan each
         rows = [(0, *row) for row in session.execute(stmt.with_only_columns(*columns, func.count())
-                                                     .group_by(*columns))]
+                                                     .group_by(*columns), params)]
         counters["tag"].update(dict(session.execute(tag_counts).all()))
         if not everything_for.admin:
             hidden = select(latest.model_id).where(latest.visibility != "public",
@@ -293,7 +321,7 @@ def _facet_counts(session: Session, stmt, everything_for: Viewer | None = None
         rows = session.execute(union_all(
             select(literal(0), *facet_columns, func.count()).group_by(*facet_columns),
             select(literal(1), ModelTag.tag, *[null()] * (len(columns) - 1), func.count())
-            .where(ModelTag.model_id.in_(select(matches.c.model_id))).group_by(ModelTag.tag))).all()
+            .where(ModelTag.model_id.in_(select(matches.c.model_id))).group_by(ModelTag.tag)), params).all()
     total = 0
     for kind, *values, complete, count in rows:
         if kind == 1:
@@ -306,25 +334,3 @@ def _facet_counts(session: Session, stmt, everything_for: Viewer | None = None
         counters["documented"]["yes" if complete else "no"] += count
     return total, {facet: sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) for facet, c in counters.items()}
 
-
-def _search_page(session: Session, stmt, order, page: int, per_page: int, with_total: bool):
-    """A page of `stmt`'s rows (model, namespace, version) in `order`, in two steps: the page's version ids
-    (narrow rows sort fast: 8,000 text matches in half the time of full rows), then those rows. With
-    `with_total`, returns (total, rows), the total riding along as a window count."""
-    narrow = stmt.with_only_columns(ModelLatest.version_id, *([func.count().over()] if with_total else []))
-    picked = session.execute(narrow.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
-    ids = [row[0] for row in picked]
-    rows = []
-    if ids:
-        # a result card needs none of a version's card text or JSON documents: leave them in the database
-        light = [defer(Version.card), defer(Version.card_data), defer(Version.config)]
-        found = {version.id: (model, ns, version) for model, ns, version in session.exec(
-            select(Model, Namespace, Version).join(Namespace, Model.namespace_id == Namespace.id)
-            .join(Version, Version.model_id == Model.id).where(Version.id.in_(ids)).options(*light))}
-        rows = [found[i] for i in ids]
-    if not with_total:
-        return rows
-    if picked:
-        return picked[0][1], rows
-    # a page past the end: a count of its own
-    return session.exec(select(func.count()).select_from(stmt.subquery())).one(), rows

@@ -101,7 +101,10 @@ _VERSION_OF = (core_select(*VERSION_COLUMNS, V.card, M.visibility, _ALIASES.labe
 BY_NUMBER = _VERSION_OF.where(V.number == bindparam("number"))
 BY_COMMIT = _VERSION_OF.where(V.commit == bindparam("commit"))
 BY_ALIAS = _VERSION_OF.join(AT, A.version_id == V.id).where(A.model_id == M.id, A.name == bindparam("alias"))
-ALL_VERSIONS = (core_select(*VERSION_COLUMNS, M.visibility, _ALIASES.label("aliases"))
+# with its model's summary columns in every row: a model's page reads both in this one query (service.model_page)
+ALL_VERSIONS = (core_select(*VERSION_COLUMNS, M.visibility, _ALIASES.label("aliases"), M.task, M.modality, M.license,
+                            M.description, M.tags, M.created_at.label("model_created_at"),
+                            M.updated_at.label("model_updated_at"))
                 .select_from(VT.join(MT, V.model_id == M.id).join(NT, M.namespace_id == NS.id))
                 .where(NS.name == bindparam("ns"), M.name == bindparam("name")).order_by(V.number))
 # a model's summary with the number `latest` names, in one row
@@ -170,7 +173,7 @@ class ReadsMixin:
         key, value = revision_key(revision)
         params[key] = value
         stmt = {"number": BY_NUMBER, "commit": BY_COMMIT, "alias": BY_ALIAS}[key]
-        row = session.execute(stmt, params).first()
+        row = session.connection().execute(stmt, params).first()
         if row is None or not viewer.can_see(row.visibility, ref.namespace):
             return None
         if not viewer.can_read_version(row.status, ref.namespace):
@@ -219,7 +222,7 @@ class ReadsMixin:
     def _model_versions(self, session: Session, ref: ModelRef, viewer: Viewer) -> list[Row] | None:
         """A model's versions (oldest first; rows of VERSION_COLUMNS) in one query; None when it has none or the
         viewer may not read it (the caller checks the model the step-by-step way)."""
-        rows = session.execute(ALL_VERSIONS, {"ns": ref.namespace, "name": ref.name}).all()
+        rows = session.connection().execute(ALL_VERSIONS, {"ns": ref.namespace, "name": ref.name}).all()
         if not rows or not viewer.can_see(rows[0].visibility, ref.namespace):
             return None
         return [v for v in rows if viewer.can_read_version(v.status, ref.namespace)] or None

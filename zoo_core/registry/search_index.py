@@ -19,13 +19,13 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Index, Integer, event, func, literal_column, or_, text
+from sqlalchemy import Float, Index, Integer, String, bindparam, event, func, literal_column, or_, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel, select
 
 from zoo_core.registry.models import Alias, Model
-from zoo_core.registry.search_terms import SQLITE_HITS, WORDS, is_plain, sqlite_match  # noqa: F401
+from zoo_core.registry.search_terms import SQLITE_HITS, WORDS, escape_like, is_plain, sqlite_match  # noqa: F401
 
 
 class ModelTag(SQLModel, table=True):
@@ -69,35 +69,44 @@ def pg_tsquery(query: str) -> str:
     return " & ".join(f"{word}:*" for word in WORDS.findall(query.lower()))
 
 
-def matching(stmt, query: str, dialect: str, model_id=None):
+def fts_query(query: str, dialect: str) -> str:
+    """The value of `matching`'s parameter `fts` for `query`."""
+    return sqlite_match(query) if dialect == "sqlite" else pg_tsquery(query)
+
+
+def matching(stmt, dialect: str, model_id=None):
     """`stmt` (over models: `model_id` their id column, Model.id unless given) narrowed to full-text matches of
-    `query`; returns (statement, rank expression or None). Rank: lower is better."""
+    the bound parameter `fts` (`fts_query`); returns (statement, rank expression). Rank: lower is better. The text
+    is a parameter, so the statement can be built once and run for every query (search's statement cache)."""
     model_id = Model.id if model_id is None else model_id
     if dialect == "sqlite":
-        hits = text(SQLITE_HITS).bindparams(fts=sqlite_match(query)) \
-            .columns(model_id=Integer(), rank=Float()).subquery("hits")
+        hits = text(SQLITE_HITS).columns(model_id=Integer(), rank=Float()).subquery("hits")
         return stmt.join(hits, hits.c.model_id == model_id), hits.c.rank
     if getattr(model_id, "class_", None) is ModelLatest:  # its row carries the document: no join
-        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), pg_tsquery(query))
+        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("fts", type_=String()))
         document = literal_column("model_latest.document")
         return stmt.where(document.op("@@")(tsquery)), -func.ts_rank(document, tsquery)
     hits = text("SELECT model_id, -ts_rank(document, to_tsquery('simple', :fts)) AS rank FROM model_search "
-                "WHERE document @@ to_tsquery('simple', :fts)").bindparams(fts=pg_tsquery(query)) \
-        .columns(model_id=Integer(), rank=Float()).subquery("hits")
+                "WHERE document @@ to_tsquery('simple', :fts)").columns(model_id=Integer(), rank=Float()) \
+        .subquery("hits")
     return stmt.join(hits, hits.c.model_id == model_id), hits.c.rank
 
 
-def tagged(tag: str, model_id=None):
-    """A condition: the model (`model_id`, Model.id unless given) has `tag` (case-insensitively), one probe of the
-    tag table's primary key."""
+def tagged(tag, model_id=None):
+    """A condition: the model (`model_id`, Model.id unless given) has `tag` (a lowercase value or a bound
+    parameter), one probe of the tag table's primary key."""
     model_id = Model.id if model_id is None else model_id
-    return select(ModelTag.model_id).where(ModelTag.model_id == model_id, ModelTag.tag == tag.lower()).exists()
+    return select(ModelTag.model_id).where(ModelTag.model_id == model_id, ModelTag.tag == tag).exists()
 
 
-def literal_match(query: str, columns) -> Any:
-    from zoo_core.registry.queries import escape_like
+def like_pattern(query: str) -> str:
+    """The value of `literal_match`'s parameter `like` for `query`: its own % and _ are plain characters."""
+    return f"%{escape_like(query.lower())}%"
 
-    like = f"%{escape_like(query.lower())}%"  # the query's own % and _ are plain characters
+
+def literal_match(columns) -> Any:
+    """A condition: one of `columns` holds the bound parameter `like` (`like_pattern`), case-insensitively."""
+    like = bindparam("like", type_=String())
     return or_(*(func.lower(column).like(like, escape="\\") for column in columns))
 
 

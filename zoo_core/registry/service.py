@@ -222,23 +222,34 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                               detail=True, viewer=viewer, attested=row.attested, ranked=row.ranked)
 
     def versions(self, model_ref: str, viewer: Viewer = ADMIN) -> list[VersionInfo]:
+        return self.model_page(model_ref, viewer)[1]
+
+    def model_page(self, model_ref: str, viewer: Viewer = ADMIN) -> tuple[dict[str, Any], list[VersionInfo]]:
+        """`model_summary` and `versions` together, in one query when the viewer may read a version of it (each
+        row carries its model's columns; `latest` is the row the alias names)."""
         ref = parse_ref(model_ref)
         with self._read_session() as session:  # reads.py
             rows = self._model_versions(session, ref, viewer)  # one query (reads.py)
-            if rows is None:  # no version yet, or not for this viewer (then _model says so)
-                self._model(session, ref, viewer)
-                return []
+            if rows is None:  # no version yet, or not for this viewer (then model_summary says so)
+                return self.model_summary(model_ref, viewer), []
             fixed = self._fixed(session, rows)
-            infos = [self._info(session, ref.model_id, v, aliases=v.aliases.split(",") if v.aliases else [],
-                                metrics=dict(fixed[v.id].metrics)) for v in rows]
-            for info, v in zip(infos, rows, strict=True):
+            infos = []
+            for v in rows:
+                info = self._info(session, ref.model_id, v, aliases=v.aliases.split(",") if v.aliases else [],
+                                  metrics=dict(fixed[v.id].metrics))
                 info.size = fixed[v.id].size
-            return infos
+                infos.append(info)
+            top = rows[0]
+            summary = {"id": ref.model_id, "task": top.task, "modality": top.modality, "license": top.license,
+                       "description": top.description, "tags": top.tags, "visibility": top.visibility,
+                       "created_at": top.model_created_at.isoformat(), "updated_at": top.model_updated_at.isoformat(),
+                       "latest": next((i.number for i in infos if "latest" in i.aliases), None)}
+            return summary, infos
 
     def model_summary(self, model_ref: str, viewer: Viewer = ADMIN) -> dict[str, Any]:
         ref = parse_ref(model_ref)
         with self._read_session() as session:  # reads.py
-            model = session.execute(SUMMARY, {"ns": ref.namespace, "name": ref.name}).first()  # one query
+            model = session.connection().execute(SUMMARY, {"ns": ref.namespace, "name": ref.name}).first()  # one query
             if model is None or not viewer.can_see(model.visibility, ref.namespace):
                 self._model(session, ref, viewer)  # says precisely what is missing
             return {"id": ref.model_id, "task": model.task, "modality": model.modality, "license": model.license,
