@@ -7,8 +7,10 @@ registry service.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -133,19 +135,27 @@ async def upload(sha256: str, request: Request, path: str = Query(..., descripti
     return {"sha256": digest, "size": size}
 
 
+# The writes are async routes that hand the service's call to the thread pool themselves and encode the answer with
+# orjson (`written`): a sync route costs a second trip through the pool, for pydantic to serialise its answer.
 @router.post("/models/{namespace}/{name}/versions", status_code=201, response_model=VersionOut)
-def publish(namespace: str, name: str, body: VersionIn, who: Viewer = Writer,
-            service: RegistryService = Service) -> dict[str, Any]:
+async def publish(namespace: str, name: str, body: VersionIn, who: Viewer = Writer,
+                  service: RegistryService = Service) -> Response:
     files = [FileSpec(f.path, f.sha256, f.size) for f in body.files]
-    return service.publish(f"{namespace}/{name}", files, viewer=who, status=body.status, parent=body.parent,
-                           relation=body.relation, visibility=body.visibility,
-                           description=body.description).as_dict()
+    info = await run_in_threadpool(partial(
+        service.publish, f"{namespace}/{name}", files, viewer=who, status=body.status, parent=body.parent,
+        relation=body.relation, visibility=body.visibility, description=body.description, aliases=body.aliases))
+    return written(info, 201)
 
 
 @router.post("/models/{namespace}/{name}/aliases", response_model=VersionOut)
-def set_alias(namespace: str, name: str, body: AliasIn, who: Viewer = Writer,
-              service: RegistryService = Service) -> dict[str, Any]:
-    return service.set_alias(f"{namespace}/{name}", body.alias, body.version, who).as_dict()
+async def set_alias(namespace: str, name: str, body: AliasIn, who: Viewer = Writer,
+                    service: RegistryService = Service) -> Response:
+    return written(await run_in_threadpool(service.set_alias, f"{namespace}/{name}", body.alias, body.version, who))
+
+
+def written(info: VersionInfo, status: int = 200) -> Response:
+    """A write's answer: the version in VersionOut's exact shape (version_out), as JSON."""
+    return Response(orjson.dumps(version_out(info)), status_code=status, media_type="application/json")
 
 
 @router.post("/models/{namespace}/{name}/versions/{revision}/status", response_model=VersionOut)
