@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
@@ -223,10 +222,10 @@ class PublishingMixin:
             check_path(f.path)
             # a blob the writer neither uploaded nor can read reads as missing: its hash is no key to it (nor is this
             # message an oracle of what is stored)
-            if f.sha256 in denied or not self.blobs.exists(f.sha256):
+            actual = None if f.sha256 in denied else self.blobs.stored_size(f.sha256)
+            if actual is None:
                 raise ZooError(f"file '{f.path}' ({f.sha256}) was not uploaded: store its bytes first "
                                f"(store_file, or PUT /api/blobs/{f.sha256} on a server)")
-            actual = self.blobs.size(f.sha256)
             if actual != f.size:
                 raise IntegrityError(f"file '{f.path}': declared {f.size} bytes, stored blob has {actual}")
             if not self.blobs.touch(f.sha256):  # in use again: gc's grace period now covers it until we commit
@@ -293,24 +292,16 @@ class PublishingMixin:
         # writer's lock (db.write_lock) is held until the session has closed: a failed write's rollback ends before
         # the next begins.
         with self.write_lock, Session(self.engine, expire_on_commit=False) as session:
-            ns = self._namespace(session, ref.namespace)
-            # the model's row locked (PostgreSQL; SQLite has its write lock): concurrent publishes take their
-            # numbers in turn rather than racing for the same one and retrying. FOR NO KEY UPDATE, the lock the
-            # model's update takes anyway: other writes' foreign keys to the model (an alias move's event) still pass
-            model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)
-                                 .with_for_update(key_share=True)).first()
+            connection, now = session.connection(), utcnow()
+            ns_id = rows.namespace_id(connection, ref.namespace) or self._namespace(session, ref.namespace).id
+            model = rows.lock_model(connection, ns_id, ref.name)  # locked until the commit (version_rows.py)
             if expect_parent is not None:
                 self._check_parent(session, ref.model_id, model, expect_parent)
-            if model is None:
-                model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
-                session.add(model)
-                session.flush()  # its id
-                number = 1
-            else:
-                number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
-                          or 0) + 1
+            new_model = model is None
+            if new_model:
+                model = rows.insert_model(connection, ns_id, ref.name, visibility or "public", now)
+            number = rows.next_number(connection, model.id)
             targets = [(self._parent_target(session, parent, viewer), relation) for parent, relation in parents]
-            connection, now = session.connection(), utcnow()
             moved = (["latest"] + [a for a in aliases if a != "latest"]) if status == "published" else []
             states = rows.alias_states(connection, model.id, moved) if moved else {}
             commit = manifest_commit(ref.model_id, number, files)
@@ -330,7 +321,8 @@ class PublishingMixin:
             if status == "published":  # a draft is its namespace's own: the model's row shows nothing of it
                 apply_to_model(changed, columns, description, tags, card)
             rows.move_aliases(connection, model.id, version_id, number, states, viewer.name, now)
-            rows.finish(connection, model.id, reindexed=rows.update_model(connection, model, changed) or bool(moved))
+            changed_model = rows.update_model(connection, model, changed)
+            rows.finish(connection, model.id, reindexed=changed_model or bool(moved) or new_model)
             # the files are referenced from here on, so gc's snapshot of references includes them
             gone = [f.path for f in files if not self.blobs.exists(f.sha256)]
             if gone:  # removed since the check above (a gc with no grace period): publish nothing

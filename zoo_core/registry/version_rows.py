@@ -12,27 +12,76 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from zoo_core.registry.changes import bump
-from zoo_core.registry.models import Alias, AliasEvent, FileEntry, LineageEdge, Model, Version, VersionMetric
+from zoo_core.registry.models import (
+    Alias,
+    AliasEvent,
+    FileEntry,
+    LineageEdge,
+    Model,
+    Namespace,
+    Version,
+    VersionMetric,
+)
 from zoo_core.registry.search_index import reindex
 
 MODEL_COLUMNS = ("task", "modality", "license", "description", "tags", "visibility", "updated_at")
+_model, _version, _alias = Model.__table__, Version.__table__, Alias.__table__
+
+# Every statement built once: building SQLAlchemy expressions (not running them) was a good part of a publish's CPU.
+NAMESPACE_ID = select(Namespace.__table__.c.id).where(Namespace.__table__.c.name == bindparam("ns"))
+# the model's row locked (PostgreSQL; SQLite has its write lock): concurrent publishes take their numbers in turn
+# rather than racing for the same one and retrying. FOR NO KEY UPDATE, the lock the model's update takes anyway:
+# other writes' foreign keys to the model (an alias move's event) still pass
+LOCK_MODEL = (select(_model.c.id, *(_model.c[c] for c in MODEL_COLUMNS))
+              .where(_model.c.namespace_id == bindparam("ns_id"), _model.c.name == bindparam("name"))
+              .with_for_update(key_share=True))
+NEXT_NUMBER = select(func.coalesce(func.max(_version.c.number), 0) + 1).where(_version.c.model_id == bindparam("mid"))
+ALIAS_STATES = (select(_alias.c.name, _version.c.number).join(_version, _alias.c.version_id == _version.c.id)
+                .where(_alias.c.model_id == bindparam("mid"), _alias.c.name.in_(bindparam("names", expanding=True))))
+INSERT_MODEL = insert(_model)
+INSERT_VERSION = insert(_version)
+INSERT_FILES, INSERT_METRICS = insert(FileEntry.__table__), insert(VersionMetric.__table__)
+INSERT_EDGES, INSERT_EVENTS = insert(LineageEdge.__table__), insert(AliasEvent.__table__)
+INSERT_ALIAS = insert(_alias)
+MOVE_ALIAS = (update(_alias).where(_alias.c.model_id == bindparam("mid"), _alias.c.name == bindparam("alias"))
+              .values(version_id=bindparam("vid")))
+UPDATE_MODEL = update(_model).where(_model.c.id == bindparam("mid")).values(
+    {column: bindparam(f"new_{column}") for column in MODEL_COLUMNS})
+
+
+def namespace_id(connection: Connection, name: str) -> int | None:
+    return connection.execute(NAMESPACE_ID, {"ns": name}).scalar()
+
+
+def lock_model(connection: Connection, ns_id: int, name: str) -> Row | None:
+    """The model's id and the columns a publish may change, its row locked until the transaction ends."""
+    return connection.execute(LOCK_MODEL, {"ns_id": ns_id, "name": name}).first()
+
+
+def insert_model(connection: Connection, ns_id: int, name: str, visibility: str, now) -> SimpleNamespace:
+    values = {"namespace_id": ns_id, "name": name, "visibility": visibility, "description": "", "tags": [],
+              "created_at": now, "updated_at": now, "task": None, "modality": None, "license": None}
+    model_id = connection.execute(INSERT_MODEL, values).inserted_primary_key[0]
+    return SimpleNamespace(id=model_id, **{column: values[column] for column in MODEL_COLUMNS})
+
+
+def next_number(connection: Connection, model_id: int) -> int:
+    return connection.execute(NEXT_NUMBER, {"mid": model_id}).scalar()
 
 
 def alias_states(connection: Connection, model_id: int, names: list[str]) -> dict[str, int | None]:
     """The version number each of `names` points at now (None for an alias not set yet), in one query."""
-    rows = connection.execute(select(Alias.name, Version.number).join(Version, Alias.version_id == Version.id)
-                              .where(Alias.model_id == model_id, Alias.name.in_(names))).all()
-    found = {name: number for name, number in rows}
+    found = dict(connection.execute(ALIAS_STATES, {"mid": model_id, "names": names}).all())
     return {name: found.get(name) for name in names}
 
 
 def insert_version(connection: Connection, values: dict[str, Any]) -> int:
     """The version's row (every column given: SQLModel's defaults live in Python, not in the table); its id."""
-    return connection.execute(insert(Version.__table__).values(**values)).inserted_primary_key[0]
+    return connection.execute(INSERT_VERSION, values).inserted_primary_key[0]
 
 
 def insert_children(connection: Connection, version_id: int, files, metrics: dict[str, float],
@@ -40,13 +89,13 @@ def insert_children(connection: Connection, version_id: int, files, metrics: dic
     """Files, metrics and lineage edges: one executemany each (none for an empty list, which would insert a row of
     defaults)."""
     if files:
-        connection.execute(insert(FileEntry.__table__), [{"version_id": version_id, "path": f.path, "size": f.size,
-                                                          "sha256": f.sha256} for f in files])
+        connection.execute(INSERT_FILES, [{"version_id": version_id, "path": f.path, "size": f.size,
+                                           "sha256": f.sha256} for f in files])
     if metrics:
-        connection.execute(insert(VersionMetric.__table__), [{"version_id": version_id, "name": k, "value": v}
-                                                             for k, v in metrics.items()])
+        connection.execute(INSERT_METRICS, [{"version_id": version_id, "name": k, "value": v}
+                                            for k, v in metrics.items()])
     if edges:
-        connection.execute(insert(LineageEdge.__table__), [{"child_id": version_id, **edge} for edge in edges])
+        connection.execute(INSERT_EDGES, [{"child_id": version_id, **edge} for edge in edges])
 
 
 def move_aliases(connection: Connection, model_id: int, version_id: int, number: int, states: dict[str, int | None],
@@ -54,31 +103,31 @@ def move_aliases(connection: Connection, model_id: int, version_id: int, number:
     """Point each alias of `states` (name -> the number it points at now, None when unset) at the new version, and
     record each move in the alias history. A concurrent first setting of the same alias fails on its key (the
     caller retries the publish)."""
-    for name, previous in states.items():
-        if previous is None:
-            connection.execute(insert(Alias.__table__).values(model_id=model_id, name=name, version_id=version_id))
-        else:
-            connection.execute(update(Alias.__table__).where(Alias.model_id == model_id, Alias.name == name)
-                               .values(version_id=version_id))
+    new = [{"model_id": model_id, "name": name, "version_id": version_id}
+           for name, previous in states.items() if previous is None]
+    moved = [{"mid": model_id, "alias": name, "vid": version_id}
+             for name, previous in states.items() if previous is not None]
+    if new:
+        connection.execute(INSERT_ALIAS, new)
+    if moved:
+        connection.execute(MOVE_ALIAS, moved)
     if states:
-        connection.execute(insert(AliasEvent.__table__), [
+        connection.execute(INSERT_EVENTS, [
             {"model_id": model_id, "alias": name, "from_version": previous, "to_version": number, "actor": actor,
              "at": now} for name, previous in states.items()])
 
 
-def model_as_values(model: Model) -> SimpleNamespace:
-    """The model's columns that a publish may change, as a plain object for `publishing.apply_to_model` (changing
-    the ORM object would have the session flush it)."""
+def model_as_values(model) -> SimpleNamespace:
+    """The model's columns that a publish may change, as a plain object for `publishing.apply_to_model`."""
     return SimpleNamespace(**{column: getattr(model, column) for column in MODEL_COLUMNS})
 
 
-def update_model(connection: Connection, model: Model, changed: SimpleNamespace) -> bool:
-    """Write the columns of `changed` that differ from `model`'s; whether any did."""
-    values = {column: getattr(changed, column) for column in MODEL_COLUMNS
-              if getattr(changed, column) != getattr(model, column)}
-    if values:
-        connection.execute(update(Model.__table__).where(Model.id == model.id).values(**values))
-    return bool(values)
+def update_model(connection: Connection, model, changed: SimpleNamespace) -> bool:
+    """Write `changed` when a column differs from `model`'s; whether one did."""
+    if all(getattr(changed, column) == getattr(model, column) for column in MODEL_COLUMNS):
+        return False
+    connection.execute(UPDATE_MODEL, {"mid": model.id, **{f"new_{c}": getattr(changed, c) for c in MODEL_COLUMNS}})
+    return True
 
 
 def finish(connection: Connection, model_id: int, reindexed: bool) -> None:
