@@ -230,3 +230,29 @@ def test_the_api_publishes_with_aliases(tmp_path):
         assert client.post("/api/models/acme/m/versions", json={"files": files, "aliases": ["production"]}
                            ).status_code == 401
     assert [v.number for v in service.versions("acme/m")] == [1]
+
+
+def test_search_follows_publishes_that_keep_or_change_the_card(database_url, tmp_path):
+    """A publish whose card is the same bytes as `latest`'s leaves the model's full-text entry as it is (only its
+    search row moves to the new version); a new card, description or tags index it again."""
+    service = RegistryService(database_url, tmp_path / "blobs")
+
+    def card(word: str) -> list:
+        return [service.store_file([f"---\nlicense: mit\ntags: [a]\n---\n# x\n\nA model.\n\n## More\n\n{word}\n"
+                                    .encode()], "README.md")]
+
+    def found(query: str, **filters) -> list:
+        return [(r["id"], r["latest"]) for r in service.search(query, **filters)["results"]]
+
+    service.publish("acme/x", card("zebra"))
+    service.publish("acme/x", card("zebra"))  # the same card
+    assert found("zebra") == [("acme/x", 2)]
+    service.publish("acme/x", card("giraffe"))
+    assert found("zebra") == [] and found("giraffe") == [("acme/x", 3)]
+    service.publish("acme/x", card("giraffe"), tags=["striped"])  # the same card, other tags
+    assert found("giraffe", tag="striped") == [("acme/x", 4)] and found("giraffe", tag="a") == []
+    service.publish("acme/x", card("giraffe"), description="okapi")  # the same card, another description
+    assert found("okapi") == [("acme/x", 5)]
+    service.publish("acme/x", card("zebra"), status="draft")  # a draft moves nothing
+    assert found("giraffe") == [("acme/x", 5)] and found("zebra") == []
+    service.engine.dispose()

@@ -305,6 +305,7 @@ class PublishingMixin:
             moved = (["latest"] + [a for a in aliases if a != "latest"]) if status == "published" else []
             states = rows.alias_states(connection, model.id, moved) if moved else {}
             commit = manifest_commit(ref.model_id, number, files)
+            by_path = {f.path: f for f in files}
             version_id = rows.insert_version(connection, {
                 "model_id": model.id, "number": number, "status": status, "commit": commit,
                 "created_by": viewer.name, "created_at": now, "card": card, "card_data": meta, "config": config,
@@ -320,9 +321,12 @@ class PublishingMixin:
                 changed.visibility = visibility
             if status == "published":  # a draft is its namespace's own: the model's row shows nothing of it
                 apply_to_model(changed, columns, description, tags, card)
+            card_sha256 = by_path["README.md"].sha256 if "README.md" in by_path else None
+            same_text = bool(moved) and not new_model and rows.same_text(connection, model, changed, card_sha256)
             rows.move_aliases(connection, model.id, version_id, number, states, viewer.name, now)
             changed_model = rows.update_model(connection, model, changed)
-            rows.finish(connection, model.id, reindexed=changed_model or bool(moved) or new_model)
+            rows.finish(connection, model.id, reindexed=changed_model or bool(moved) or new_model,
+                        text_unchanged=same_text)
             # the files are referenced from here on, so gc's snapshot of references includes them
             gone = [f.path for f in files if not self.blobs.exists(f.sha256)]
             if gone:  # removed since the check above (a gc with no grace period): publish nothing

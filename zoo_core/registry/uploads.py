@@ -92,17 +92,17 @@ class UploadsMixin:
         wanted = set(digests)
         if viewer.admin or not wanted:
             return set()
-        with Session(self.engine) as session:
-            owned = set(session.execute(OWNED, {"owner": owner_of(viewer), "wanted": sorted(wanted),
-                                                "now": utcnow()}).scalars())
+        with self.engine.connect() as connection:  # (a connection, not a session: every publish asks)
+            owned = set(connection.execute(OWNED, {"owner": owner_of(viewer), "wanted": sorted(wanted),
+                                                   "now": utcnow()}).scalars())
             rest = wanted - owned
             if rest:
                 readable = or_(and_(Model.visibility == "public", Version.status != "draft"),  # drafts: their own
                                Namespace.name.in_(sorted(viewer.namespaces)))
-                rest -= set(session.exec(
+                rest -= set(connection.execute(
                     select(FileEntry.sha256).distinct().join(Version, FileEntry.version_id == Version.id)
                     .join(Model, Version.model_id == Model.id).join(Namespace, Model.namespace_id == Namespace.id)
-                    .where(FileEntry.sha256.in_(rest), Version.status != "yanked", readable)).all())
+                    .where(FileEntry.sha256.in_(rest), Version.status != "yanked", readable)).scalars())
         return rest
 
     def needs_upload(self, viewer: Viewer, sha256: str) -> bool:

@@ -26,7 +26,7 @@ from zoo_core.registry.models import (
     Version,
     VersionMetric,
 )
-from zoo_core.registry.search_index import reindex
+from zoo_core.registry.search_index import index_latest, reindex
 
 MODEL_COLUMNS = ("task", "modality", "license", "description", "tags", "visibility", "updated_at")
 _model, _version, _alias = Model.__table__, Version.__table__, Alias.__table__
@@ -42,6 +42,9 @@ LOCK_MODEL = (select(_model.c.id, *(_model.c[c] for c in MODEL_COLUMNS))
 NEXT_NUMBER = select(func.coalesce(func.max(_version.c.number), 0) + 1).where(_version.c.model_id == bindparam("mid"))
 ALIAS_STATES = (select(_alias.c.name, _version.c.number).join(_version, _alias.c.version_id == _version.c.id)
                 .where(_alias.c.model_id == bindparam("mid"), _alias.c.name.in_(bindparam("names", expanding=True))))
+_file = FileEntry.__table__
+LATEST_CARD = (select(_file.c.sha256).join(_alias, _alias.c.version_id == _file.c.version_id)
+               .where(_alias.c.model_id == bindparam("mid"), _alias.c.name == "latest", _file.c.path == "README.md"))
 INSERT_MODEL = insert(_model)
 INSERT_VERSION = insert(_version)
 INSERT_FILES, INSERT_METRICS = insert(FileEntry.__table__), insert(VersionMetric.__table__)
@@ -130,9 +133,22 @@ def update_model(connection: Connection, model, changed: SimpleNamespace) -> boo
     return True
 
 
-def finish(connection: Connection, model_id: int, reindexed: bool) -> None:
-    """What the ORM's flush events did: the model's search rows indexed again (when `reindexed`), the change counter
-    moved (a version was added: search counts versions' columns)."""
-    if reindexed:
+def same_text(connection: Connection, model, changed: SimpleNamespace, card_sha256: str | None) -> bool:
+    """Whether the model's search text (its name, description, tags and the card of `latest`) stays as it is when
+    the version whose card is `card_sha256` becomes `latest`: the card the same bytes as the current latest's, the
+    description and tags unchanged. (Call before `latest` moves; False when the model has no `latest` yet.)"""
+    if changed.description != model.description or changed.tags != model.tags:
+        return False
+    current = connection.execute(LATEST_CARD, {"mid": model.id}).first()
+    return current is not None and current[0] == card_sha256
+
+
+def finish(connection: Connection, model_id: int, reindexed: bool, text_unchanged: bool = False) -> None:
+    """What the ORM's flush events did: the model's search rows indexed again (when `reindexed`; its text index left
+    as it is when `text_unchanged`, see same_text: rewriting a card's full-text entry is a good part of a publish),
+    the change counter moved (a version was added: search counts versions' columns)."""
+    if reindexed and text_unchanged:
+        index_latest(connection, str(int(model_id)))
+    elif reindexed:
         reindex(connection, [model_id])
     bump(connection)
