@@ -360,8 +360,8 @@ class ZooWrite:
         post(conn, f"/api/blobs/{digest}?path=model.safetensors", {}, self.auth, weights, "PUT")
         files = [*self.shared.values(), {"path": "model.safetensors", "sha256": digest, "size": len(weights)}]
         if self.alias_request:
-            version = post(conn, f"{model}/versions", {"files": files}, self.auth)
-            post(conn, f"{model}/aliases", {"alias": "production", "version": version["number"]}, self.auth)
+            number = post(conn, f"{model}/versions", {"files": files}, self.auth)["number"]
+            version = post(conn, f"{model}/aliases", {"alias": "production", "version": number}, self.auth)
         else:
             version = post(conn, f"{model}/versions", {"files": files, "aliases": ["production"]}, self.auth)
         if "production" not in version["aliases"]:
