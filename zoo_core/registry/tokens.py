@@ -85,7 +85,7 @@ class TokensMixin:
 
     def mark_used(self, token_id: int) -> None:
         """Renew a token's `last_used_at` (shown by `zoo token list`; once a minute at most, see check_token)."""
-        with Session(self.engine) as session:
+        with self.write_lock, Session(self.engine) as session:  # queued with this process's other writers (db.py)
             session.exec(update(Token).where(Token.id == token_id).values(last_used_at=utcnow()))
             session.commit()
 
