@@ -7,9 +7,10 @@ registry service.
 
 from __future__ import annotations
 
-import functools
+from functools import partial
 from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -59,7 +60,7 @@ async def search(q: str | None = None, task: str | None = None, modality: str | 
                  *, request: Request, who: Viewer = Reader, service: RegistryService = Service) -> Response:
     # like the hot reads: on the event loop when reads are local (deps.read), and SearchOut's exact shape encoded by
     # orjson (caching.conditional_json) rather than through pydantic (tests/test_api_reads.py holds the two together)
-    answer = await deps.read(service, functools.partial(
+    answer = await deps.read(service, partial(
         service.search, q, viewer=who, task=task, modality=modality, backbone=backbone, family=family,
         strategy=strategy, license=license, tag=tag, library=library, namespace=namespace, documented=documented,
         metric=parse_metric(metric), descendant_of=descendant_of, relation=relation, reproduced=reproduced,
@@ -139,19 +140,27 @@ async def upload(sha256: str, request: Request, path: str = Query(..., descripti
     return {"sha256": digest, "size": size}
 
 
+# The writes are async routes that hand the service's call to the thread pool themselves and encode the answer with
+# orjson (`written`): a sync route costs a second trip through the pool, for pydantic to serialise its answer.
 @router.post("/models/{namespace}/{name}/versions", status_code=201, response_model=VersionOut)
-def publish(namespace: str, name: str, body: VersionIn, who: Viewer = Writer,
-            service: RegistryService = Service) -> dict[str, Any]:
+async def publish(namespace: str, name: str, body: VersionIn, who: Viewer = Writer,
+                  service: RegistryService = Service) -> Response:
     files = [FileSpec(f.path, f.sha256, f.size) for f in body.files]
-    return service.publish(f"{namespace}/{name}", files, viewer=who, status=body.status, parent=body.parent,
-                           relation=body.relation, visibility=body.visibility,
-                           description=body.description).as_dict()
+    info = await run_in_threadpool(partial(
+        service.publish, f"{namespace}/{name}", files, viewer=who, status=body.status, parent=body.parent,
+        relation=body.relation, visibility=body.visibility, description=body.description, aliases=body.aliases))
+    return written(info, 201)
 
 
 @router.post("/models/{namespace}/{name}/aliases", response_model=VersionOut)
-def set_alias(namespace: str, name: str, body: AliasIn, who: Viewer = Writer,
-              service: RegistryService = Service) -> dict[str, Any]:
-    return service.set_alias(f"{namespace}/{name}", body.alias, body.version, who).as_dict()
+async def set_alias(namespace: str, name: str, body: AliasIn, who: Viewer = Writer,
+                    service: RegistryService = Service) -> Response:
+    return written(await run_in_threadpool(service.set_alias, f"{namespace}/{name}", body.alias, body.version, who))
+
+
+def written(info: VersionInfo, status: int = 200) -> Response:
+    """A write's answer: the version in VersionOut's exact shape (version_out), as JSON."""
+    return Response(orjson.dumps(version_out(info)), status_code=status, media_type="application/json")
 
 
 @router.post("/models/{namespace}/{name}/versions/{revision}/status", response_model=VersionOut)

@@ -27,13 +27,18 @@ async def service(request: Request) -> RegistryService:
 
 
 async def viewer(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Viewer:
-    """Who is asking: anonymous without a token, else the namespaces the token grants (AuthError when unknown;
-    the token's lookup, a database query, runs in the thread pool)."""
+    """Who is asking: anonymous without a token, else the namespaces the token grants (AuthError when unknown).
+    The token's lookup is a short read (`read`: inline on SQLite); the renewal of its last use, a write once a
+    minute, runs in the thread pool."""
     if credentials is None:
         if request.headers.get("authorization"):  # another scheme, or Bearer without a token
             raise AuthError("Authorization must be 'Bearer <token>'")
         return ANONYMOUS
-    return await run_in_threadpool(request.app.state.service.viewer_for, credentials.credentials)
+    service = request.app.state.service
+    who, due = await read(service, service.check_token, credentials.credentials)
+    if due is not None:
+        await run_in_threadpool(service.mark_used, due)
+    return who
 
 
 async def writer(who: Viewer = Depends(viewer)) -> Viewer:

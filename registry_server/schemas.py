@@ -22,6 +22,9 @@ class VersionIn(BaseModel):
     relation: str | None = None
     visibility: Literal["public", "private"] | None = None
     description: str | None = None
+    aliases: list[str] = Field(default_factory=list, max_length=16,
+                               description="aliases to point at the new version in the same transaction (as "
+                                           "POST .../aliases would: a complete card needed but for `latest`)")
 
 
 class AliasIn(BaseModel):

@@ -84,8 +84,9 @@ def test_an_upload_lease_is_one_row_renewed_by_each_upload(database_url, tmp_pat
 
 
 def test_concurrent_writes_of_one_process_all_land(database_url, tmp_path):
-    """16 threads each publishing a version and moving an alias to it: every version numbered once, no error (on
-    SQLite the process's writers queue on its write lock)."""
+    """16 threads each publishing a version and moving an alias to it (half with set_alias, half in the publish's
+    own transaction): every version numbered once, every move recorded, no error (on SQLite the process's writers
+    queue on its write lock; on PostgreSQL publishes to one model take its row lock in turn)."""
     service = RegistryService(database_url, tmp_path / "blobs")
     shared = store(service, "m")[:-1]
     errors: list[BaseException] = []
@@ -94,8 +95,12 @@ def test_concurrent_writes_of_one_process_all_land(database_url, tmp_path):
     def write(k: int) -> None:
         try:
             weights = service.store_file([f"weights {k}".encode()], "model.safetensors")
-            info = service.publish("acme/m", [*shared, FileSpec(weights.path, weights.sha256, weights.size)])
-            service.set_alias("acme/m", "production", info.number)
+            files = [*shared, FileSpec(weights.path, weights.sha256, weights.size)]
+            if k % 2:
+                info = service.publish("acme/m", files)
+                service.set_alias("acme/m", "production", info.number)
+            else:
+                info = service.publish("acme/m", files, aliases=["production"])
             published.append(info.number)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -153,3 +158,101 @@ def test_the_one_query_download_serves_and_refuses_as_the_full_resolution(tmp_pa
         assert client.get("/acme/m/resolve/main/nothing.bin").headers["X-Error-Code"] == "EntryNotFound"
         assert client.get("/acme/secret/resolve/main/w.bin", headers=token).content == b"private"
         assert client.get("/acme/m/resolve/3/w.bin", headers=token).content == b"three"
+
+
+def test_a_publish_moves_its_aliases_in_the_same_transaction(database_url, tmp_path):
+    """`aliases` on a publish: moved with the version (one transaction), each move in the alias history as
+    set_alias records it, with set_alias's refusals made before anything is written."""
+    from zoo_core.errors import CardError, ForbiddenError, ZooError
+    from zoo_core.registry.service import Viewer
+
+    service = RegistryService(database_url, tmp_path / "blobs")
+    first = service.publish("acme/m", store(service, "m"), aliases=["production", "staging"])
+    assert first.aliases == ["latest", "production", "staging"]
+    second = service.publish("acme/m", store(service, "m", weights=b"v2"), aliases=["production", "latest"])
+    assert second.aliases == ["latest", "production"]
+    fresh = RegistryService(database_url, tmp_path / "blobs")
+    assert fresh.resolve("acme/m@production").number == 2 and fresh.resolve("acme/m@staging").number == 1
+    assert fresh.resolve("acme/m@2").as_dict() == second.as_dict()
+    moves = {(e["alias"], e["from"], e["to"]) for e in fresh.alias_history("acme/m")}
+    assert moves == {("latest", None, 1), ("production", None, 1), ("staging", None, 1), ("latest", 1, 2),
+                     ("production", 1, 2)}
+    assert [r["id"] for r in fresh.search("m")["results"]] == ["acme/m"]  # indexed as set_alias would leave it
+
+    incomplete = [service.store_file([b"---\nlicense: mit\n---\n# m\n"], "README.md")]
+    token = Viewer(namespaces=frozenset({"other"}), name="other")
+    for refused, error, kwargs in (
+            ("an incomplete card", CardError, {"files": incomplete, "aliases": ["production"]}),
+            ("a draft", ZooError, {"files": store(service, "m", weights=b"d"), "aliases": ["production"],
+                                   "status": "draft"}),
+            ("a version-like alias", ZooError, {"files": store(service, "m", weights=b"n"), "aliases": ["v3"]}),
+            ("another namespace's token", ForbiddenError, {"files": store(service, "m", weights=b"t"),
+                                                          "aliases": ["production"], "viewer": token})):
+        files = kwargs.pop("files")
+        try:
+            service.publish("acme/m", files, **kwargs)
+            raise AssertionError(f"published with {refused}")
+        except error:
+            pass
+    assert [v.number for v in fresh.versions("acme/m")] == [1, 2]  # nothing stored by the refusals
+    assert len(fresh.alias_history("acme/m")) == 5
+    # `latest` alone needs no complete card, as with set_alias
+    assert service.publish("acme/m", incomplete, aliases=["latest"]).aliases == ["latest"]
+    for svc in (service, fresh):
+        svc.engine.dispose()
+
+
+def test_the_api_publishes_with_aliases(tmp_path):
+    """POST .../versions with `aliases`: 201 with them in the answer (VersionOut's shape); a bad alias is a 400
+    and stores nothing."""
+    from fastapi.testclient import TestClient
+
+    from registry_server.app import create_app
+    from registry_server.schemas import VersionOut
+
+    app = create_app(tmp_path / "registry")
+    service = app.state.service
+    token = {"Authorization": f"Bearer {service.create_token('acme')}"}
+    files = []
+    with TestClient(app) as client:
+        for f in store(service, "m"):  # uploaded by the token's writer: it may publish them
+            data = b"".join(service.blobs.read_range(f.sha256))
+            assert client.put(f"/api/blobs/{f.sha256}?path={f.path}", content=data, headers=token).status_code == 200
+            files.append({"path": f.path, "sha256": f.sha256, "size": f.size})
+        answer = client.post("/api/models/acme/m/versions", json={"files": files, "aliases": ["production"]},
+                             headers=token)
+        assert answer.status_code == 201, answer.text
+        assert VersionOut.model_validate(answer.json()).model_dump() == answer.json()
+        assert answer.json()["aliases"] == ["latest", "production"]
+        assert client.get("/api/models/acme/m/versions/production").json()["number"] == 1
+        bad = client.post("/api/models/acme/m/versions", json={"files": files, "aliases": ["7"]}, headers=token)
+        assert bad.status_code == 400 and "alias '7'" in bad.json()["error"]
+        assert client.post("/api/models/acme/m/versions", json={"files": files, "aliases": ["production"]}
+                           ).status_code == 401
+    assert [v.number for v in service.versions("acme/m")] == [1]
+
+
+def test_search_follows_publishes_that_keep_or_change_the_card(database_url, tmp_path):
+    """A publish whose card is the same bytes as `latest`'s leaves the model's full-text entry as it is (only its
+    search row moves to the new version); a new card, description or tags index it again."""
+    service = RegistryService(database_url, tmp_path / "blobs")
+
+    def card(word: str) -> list:
+        return [service.store_file([f"---\nlicense: mit\ntags: [a]\n---\n# x\n\nA model.\n\n## More\n\n{word}\n"
+                                    .encode()], "README.md")]
+
+    def found(query: str, **filters) -> list:
+        return [(r["id"], r["latest"]) for r in service.search(query, **filters)["results"]]
+
+    service.publish("acme/x", card("zebra"))
+    service.publish("acme/x", card("zebra"))  # the same card
+    assert found("zebra") == [("acme/x", 2)]
+    service.publish("acme/x", card("giraffe"))
+    assert found("zebra") == [] and found("giraffe") == [("acme/x", 3)]
+    service.publish("acme/x", card("giraffe"), tags=["striped"])  # the same card, other tags
+    assert found("giraffe", tag="striped") == [("acme/x", 4)] and found("giraffe", tag="a") == []
+    service.publish("acme/x", card("giraffe"), description="okapi")  # the same card, another description
+    assert found("okapi") == [("acme/x", 5)]
+    service.publish("acme/x", card("zebra"), status="draft")  # a draft moves nothing
+    assert found("giraffe") == [("acme/x", 5)] and found("zebra") == []
+    service.engine.dispose()

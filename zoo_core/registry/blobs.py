@@ -35,12 +35,19 @@ class LocalBlobStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        self._folders: set[str] = set()  # blob folders (sha256/ab) known to exist: a system call less a store
+        self._base = str(self.root / "sha256")
 
     def path(self, sha256: str) -> Path:
-        return self.root / "sha256" / sha256[:2] / sha256[2:]
+        return Path(self._file(sha256))
+
+    def _file(self, sha256: str) -> str:
+        """`path` as a string: a publish asks for each of its files' blobs several times, and building pathlib
+        objects cost it more than the system calls themselves."""
+        return f"{self._base}/{sha256[:2]}/{sha256[2:]}"
 
     def exists(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+        return os.path.isfile(self._file(sha256))
 
     def writer(self, name: str = "file", limit: int | None = None, size: int | None = None,
                sha256: str | None = None) -> BlobWriter:
@@ -59,16 +66,29 @@ class LocalBlobStore:
             return writer.commit(size, sha256, lease=lease)
 
     def size(self, sha256: str) -> int:
-        return self.path(sha256).stat().st_size
+        return os.stat(self._file(sha256)).st_size
+
+    def stored_size(self, sha256: str) -> int | None:
+        """The blob's size, or None when it is not stored (`exists` and `size` in one look)."""
+        try:
+            return os.stat(self._file(sha256)).st_size
+        except FileNotFoundError:
+            return None
 
     def _store(self, tmp: str, sha256: str) -> None:
         """Make a verified temporary file the blob `sha256` (an existing one is touched: it is in use again)."""
-        target = self.path(sha256)
+        target = self._file(sha256)
         if self.touch(sha256):  # already stored, and now safe from gc's grace period
             os.unlink(tmp)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
+        if sha256[:2] not in self._folders:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            self._folders.add(sha256[:2])
+        try:
+            os.replace(tmp, target)
+        except FileNotFoundError:  # its folder removed meanwhile (by hand): made again
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
@@ -105,7 +125,7 @@ class LocalBlobStore:
         is not robbed of it. The touch holds a shared lock on the blob, and gc deletes only under an exclusive one
         after reading the age (`delete_unused`): a touch lands either before gc looks (gc then keeps the blob) or
         after it deleted it (the touch then says False); there is no moment in between."""
-        path = self.path(sha256)
+        path = self._file(sha256)
         with _locked(path, exclusive=False) as fd:
             if fd is None:  # not there, or deleted while we waited for the lock
                 return False
@@ -154,7 +174,7 @@ class LocalBlobStore:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, exclusive: bool) -> Iterator[int | None]:
+def _locked(path: Path | str, exclusive: bool) -> Iterator[int | None]:
     """The blob's file descriptor, locked (shared, waiting; or exclusive, not waiting) and still the file at `path`;
     None when it is missing, was replaced while we waited, or (exclusive) someone holds a lock on it."""
     try:
@@ -178,7 +198,7 @@ def _lock(fd: int, exclusive: bool) -> bool:
         return False
 
 
-def _same_file(fd: int, path: Path) -> bool:
+def _same_file(fd: int, path: Path | str) -> bool:
     """Whether `path` still names the file open as `fd` (not deleted, nor replaced, meanwhile)."""
     try:
         named = os.stat(path)
@@ -199,6 +219,7 @@ class S3BlobStore(LocalBlobStore):
         self.client = boto3.client("s3", endpoint_url=endpoint_url or get_settings().s3_endpoint_url)
         self.root = Path(tmp_root)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        self._base = str(self.root / "sha256")  # (no blob is kept there: `path` names where one would be)
 
     def key(self, sha256: str) -> str:
         return "/".join(p for p in (self.prefix, "sha256", sha256[:2], sha256[2:]) if p)
@@ -214,6 +235,14 @@ class S3BlobStore(LocalBlobStore):
 
     def size(self, sha256: str) -> int:
         return self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))["ContentLength"]
+
+    def stored_size(self, sha256: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.size(sha256)
+        except ClientError:
+            return None
 
     def _store(self, tmp: str, sha256: str) -> None:
         try:
@@ -282,7 +311,7 @@ class BlobWriter:
                  size: int | None = None, sha256: str | None = None):
         self.store, self.name, self.limit = store, name, limit
         self.expected_size, self.expected_sha256 = size, sha256
-        self.digest, self.size = hashlib.sha256(), 0
+        self.digest, self.size, self.stored = hashlib.sha256(), 0, False
         fd, self.tmp = tempfile.mkstemp(dir=store.root / "tmp")
         if fcntl is not None:  # in flight until closed: gc's clear_tmp leaves it alone (a fresh file: no wait)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -310,6 +339,7 @@ class BlobWriter:
         if lease is not None:
             lease(actual)
         self.store._store(self.tmp, actual)
+        self.stored = True
         self.handle.close()
         return actual, self.size
 
@@ -318,8 +348,9 @@ class BlobWriter:
 
     def __exit__(self, *exc) -> None:
         self.handle.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        if not self.stored:  # (stored: the temporary file became the blob, or was removed as a duplicate)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
 
 
 def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:

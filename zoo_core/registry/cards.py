@@ -60,10 +60,23 @@ def parse_card(text: str) -> tuple[dict, str]:
         return {}, text  # (huggingface_hub would log a warning for each such card)
     if has_yaml_aliases(front_matter(text)):
         return {}, FRONT_MATTER.sub("", text, count=1)
-    from huggingface_hub import ModelCard  # here, not at the top: it costs every `zoo` command 0.3 s to start
+    # huggingface_hub's ModelCard(text, ignore_metadata_errors=True), step by step, with libyaml's parser where
+    # ModelCard's yaml.safe_load uses the pure-Python one (a fifth of a publish's CPU; the same constructor builds the
+    # data). YAML that libyaml refuses is read by the pure-Python parser, as ModelCard would.
+    # (imported here, not at the top: huggingface_hub costs every `zoo` command 0.3 s to start)
+    from huggingface_hub import ModelCardData
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
-    card = ModelCard(text, ignore_metadata_errors=True)
-    return card.data.to_dict(), card.text
+    match = REGEX_YAML_BLOCK.search(text)
+    if match is None:
+        return {}, text
+    try:
+        data = yaml.load(match.group(2), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        data = yaml.safe_load(match.group(2))
+    if not isinstance(data or {}, dict):
+        raise ValueError("repo card metadata block should be a dict")
+    return ModelCardData(**(data or {}), ignore_metadata_errors=True).to_dict(), text[match.end():]
 
 
 def sections(body: str) -> dict[str, str]:

@@ -47,8 +47,11 @@ def create_db_engine(url: str, migrate: bool = True) -> Engine:
             cursor = connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             # WAL: readers never wait for a writer, and several server processes share the file (zoo serve
-            # --workers). synchronous=NORMAL is WAL's usual pairing: a commit is safe from a crash of the process
-            # and never corrupts the database; a power loss may forget the last commits (their blobs stay on disk)
+            # --workers). synchronous=NORMAL is WAL's usual pairing (SQLite's documentation: always consistent, and
+            # durable across a crash of the process, since a commit is in the WAL file before it returns; only a power
+            # loss or an OS crash may roll back the last commits, the WAL being synced at checkpoints, not at each
+            # commit). Blobs are not synced either: such a crash may also lose the newest blobs (a version then
+            # fails its sha256 check on download: `zoo` verifies every file it pulls), never older ones
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA temp_store=MEMORY")

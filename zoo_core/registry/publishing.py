@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
-from sqlalchemy import func, insert
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlmodel import Session, select
 
@@ -28,12 +27,13 @@ from zoo_core.errors import (
     UploadTooLargeError,
     ZooError,
 )
+from zoo_core.registry import version_rows as rows
 from zoo_core.registry.blobs import BlobWriter
 from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
 from zoo_core.registry.columns import check_external_parent, check_metric_name, check_tags, fit, version_columns
-from zoo_core.registry.models import Alias, FileEntry, LineageEdge, Model, Version, VersionMetric, utcnow
+from zoo_core.registry.models import Alias, Model, Version, utcnow
 from zoo_core.registry.reads import Fixed, FixedCache
-from zoo_core.registry.refs import parse_ref
+from zoo_core.registry.refs import check_alias, parse_ref
 from zoo_core.registry.types import (
     ADMIN,
     FileSpec,
@@ -188,13 +188,15 @@ class PublishingMixin:
     def publish(self, model_ref: str, files: list[FileSpec], *, viewer: Viewer = ADMIN, status: str = "published",
                 parent: str | None = None, relation: str | None = None, visibility: str | None = None,
                 description: str | None = None, tags: list[str] | None = None, message: str | None = None,
-                expect_parent: str | None = None) -> VersionInfo:
+                expect_parent: str | None = None, aliases: list[str] | None = None) -> VersionInfo:
         """Make stored files the next version of `model_ref`, atomically: every file must be stored with its
         declared size, the writer needs a token for the namespace, and the card is checked (what it lacks is
         recorded on the version; the `required` card policy refuses to publish an incomplete one). Metrics, config,
         recipe and lineage are read from the files themselves. `message`: a commit message kept with the version;
         `expect_parent`: the commit `latest` must still be at (a Hub commit's parentCommit), checked in the same
-        transaction (ConflictError with status 412 otherwise)."""
+        transaction (ConflictError with status 412 otherwise). `aliases`: moved to the new version in the same
+        transaction, as `set_alias` would move them (a complete card needed but for `latest`, each move in the alias
+        history): one request where a client made two, and no moment when the version is there but its alias not."""
         ref = parse_ref(model_ref)
         if ref.revision:
             raise ZooError(f"push to '{ref.model_id}', not to a revision: version numbers are assigned")
@@ -204,6 +206,9 @@ class PublishingMixin:
             raise ZooError(f"a new version is draft or published, not '{status}'")
         if visibility not in (None, "public", "private"):
             raise ZooError(f"visibility is public or private, not '{visibility}'")
+        aliases = sorted({check_alias(alias) for alias in aliases or ()})
+        if aliases and status == "draft":
+            raise ZooError(f"a draft cannot carry aliases ({', '.join(aliases)}): publish it, then point them at it")
         by_path = {f.path: f for f in files}
         if len(by_path) != len(files):
             raise ZooError("two files with the same name in one version")
@@ -217,10 +222,10 @@ class PublishingMixin:
             check_path(f.path)
             # a blob the writer neither uploaded nor can read reads as missing: its hash is no key to it (nor is this
             # message an oracle of what is stored)
-            if f.sha256 in denied or not self.blobs.exists(f.sha256):
+            actual = None if f.sha256 in denied else self.blobs.stored_size(f.sha256)
+            if actual is None:
                 raise ZooError(f"file '{f.path}' ({f.sha256}) was not uploaded: store its bytes first "
                                f"(store_file, or PUT /api/blobs/{f.sha256} on a server)")
-            actual = self.blobs.size(f.sha256)
             if actual != f.size:
                 raise IntegrityError(f"file '{f.path}': declared {f.size} bytes, stored blob has {actual}")
             if not self.blobs.touch(f.sha256):  # in use again: gc's grace period now covers it until we commit
@@ -255,11 +260,15 @@ class PublishingMixin:
         columns = version_columns(meta, config, recipe)  # each a string that fits its column (columns.py)
         metrics = _metrics(self._read_small(by_path, "metrics.json"), ref.model_id)
         parents = self._lineage_parents(parent, relation, meta, recipe)
+        protected = [alias for alias in aliases if alias != "latest"]
+        if protected and missing and self.card_policy != "off":  # as set_alias: before anything is written
+            raise CardError(f"alias '{protected[0]}' needs a complete model card, and this version's card lacks "
+                            f"{', '.join(missing)}; complete the card, or publish without the alias")
         for attempt in range(5):  # concurrent pushes race for the next number; the unique key decides
             try:
                 return self._insert_version(ref, files, viewer, status, visibility, description, tags, card, meta,
                                             config, recipe, columns, metrics, parents, missing, message,
-                                            expect_parent)
+                                            expect_parent, aliases)
             except DbIntegrityError:
                 if attempt == 4:
                     raise
@@ -278,65 +287,57 @@ class PublishingMixin:
         return [(check_external_parent(str(base)), relation)]
 
     def _insert_version(self, ref, files, viewer, status, visibility, description, tags, card, meta, config,
-                        recipe, columns, metrics, parents, missing, message, expect_parent) -> VersionInfo:
-        # Everything read first, then written in two flushes (the version's row for its id, then the rest): each
-        # flush re-indexes the model for search, and each read between writes would flush again. The writer's lock
-        # (db.write_lock) is held until the session has closed: a failed write's rollback ends before the next begins.
+                        recipe, columns, metrics, parents, missing, message, expect_parent, aliases) -> VersionInfo:
+        # Everything read first, then written as plain statements (version_rows.py: no ORM unit of work). The
+        # writer's lock (db.write_lock) is held until the session has closed: a failed write's rollback ends before
+        # the next begins.
         with self.write_lock, Session(self.engine, expire_on_commit=False) as session:
-            ns = self._namespace(session, ref.namespace)
-            # the model's row locked (PostgreSQL; SQLite has its write lock): concurrent publishes take their
-            # numbers in turn rather than racing for the same one and retrying. FOR NO KEY UPDATE, the lock the
-            # model's update takes anyway: other writes' foreign keys to the model (an alias move's event) still pass
-            model = session.exec(select(Model).where(Model.namespace_id == ns.id, Model.name == ref.name)
-                                 .with_for_update(key_share=True)).first()
+            connection, now = session.connection(), utcnow()
+            ns_id = rows.namespace_id(connection, ref.namespace) or self._namespace(session, ref.namespace).id
+            model = rows.lock_model(connection, ns_id, ref.name)  # locked until the commit (version_rows.py)
             if expect_parent is not None:
                 self._check_parent(session, ref.model_id, model, expect_parent)
-            if model is None:
-                model = Model(namespace_id=ns.id, name=ref.name, visibility=visibility or "public")
-                session.add(model)
-                session.flush()  # its id
-                number, latest = 1, (None, None)
-            else:
-                number = (session.exec(select(func.max(Version.number)).where(Version.model_id == model.id)).one()
-                          or 0) + 1
-                latest = self._alias_state(session, model.id, "latest") if status == "published" else (None, None)
+            new_model = model is None
+            if new_model:
+                model = rows.insert_model(connection, ns_id, ref.name, visibility or "public", now)
+            number = rows.next_number(connection, model.id)
             targets = [(self._parent_target(session, parent, viewer), relation) for parent, relation in parents]
-            version = Version(model_id=model.id, number=number, status=status,
-                              commit=manifest_commit(ref.model_id, number, files), created_by=viewer.name,
-                              card=card, card_data=meta, config=config, backbone=columns["backbone"],
-                              family=columns["family"], strategy=columns["strategy"], library=columns["library"],
-                              card_complete=not missing, card_missing=missing, message=message)
-            session.add(version)
-            session.flush()  # its id
-            # rows in bulk (one executemany each), not one unit-of-work object a row; before the model's row changes
-            # (a statement flushes what is pending: the model would be re-indexed twice)
-            if files:  # (an empty list would insert one row of defaults)
-                session.execute(insert(FileEntry), [{"version_id": version.id, "path": f.path, "size": f.size,
-                                                     "sha256": f.sha256} for f in files])
-            if metrics:
-                session.execute(insert(VersionMetric), [{"version_id": version.id, "name": k, "value": v}
-                                                        for k, v in metrics.items()])
-            session.add_all(LineageEdge(child_id=version.id, parent_id=target[0].id if target else None,
-                                        parent_external=None if target else parent, relation=relation,
-                                        recipe=recipe)
-                            for (target, relation), (parent, _) in zip(targets, parents, strict=True))
+            moved = (["latest"] + [a for a in aliases if a != "latest"]) if status == "published" else []
+            states = rows.alias_states(connection, model.id, moved) if moved else {}
+            commit = manifest_commit(ref.model_id, number, files)
+            by_path = {f.path: f for f in files}
+            version_id = rows.insert_version(connection, {
+                "model_id": model.id, "number": number, "status": status, "commit": commit,
+                "created_by": viewer.name, "created_at": now, "card": card, "card_data": meta, "config": config,
+                "backbone": columns["backbone"], "family": columns["family"], "strategy": columns["strategy"],
+                "library": columns["library"], "status_reason": None, "card_complete": not missing,
+                "card_missing": missing, "message": message})
+            rows.insert_children(connection, version_id, files, metrics, [
+                {"parent_id": target[0].id if target else None, "parent_external": None if target else parent,
+                 "relation": relation, "recipe": recipe}
+                for (target, relation), (parent, _) in zip(targets, parents, strict=True)])
+            changed = rows.model_as_values(model)
             if visibility:
-                model.visibility = visibility
+                changed.visibility = visibility
             if status == "published":  # a draft is its namespace's own: the model's row shows nothing of it
-                apply_to_model(model, columns, description, tags, card)
-                self._move_alias(session, model, "latest", version, viewer.name, latest)
-            session.add(model)
-            session.flush()  # the files are referenced from here on, so gc's snapshot of references includes them
+                apply_to_model(changed, columns, description, tags, card)
+            card_sha256 = by_path["README.md"].sha256 if "README.md" in by_path else None
+            same_text = bool(moved) and not new_model and rows.same_text(connection, model, changed, card_sha256)
+            rows.move_aliases(connection, model.id, version_id, number, states, viewer.name, now)
+            changed_model = rows.update_model(connection, model, changed)
+            rows.finish(connection, model.id, reindexed=changed_model or bool(moved) or new_model,
+                        text_unchanged=same_text)
+            # the files are referenced from here on, so gc's snapshot of references includes them
             gone = [f.path for f in files if not self.blobs.exists(f.sha256)]
             if gone:  # removed since the check above (a gc with no grace period): publish nothing
                 raise ZooError(f"file '{gone[0]}' is no longer stored (removed while publishing); push it again")
             session.commit()
             if status != "draft":  # what its commit fixes, known already: reads of it need not query it (reads.py)
-                self._remember_fixed(version.commit, files, metrics, parents, targets)
+                self._remember_fixed(commit, files, metrics, parents, targets)
             # the answer from what was just written (no query): the same as `resolve` gives for it
-            return VersionInfo(ref.model_id, number, status, version.commit, version.created_at.isoformat(),
+            return VersionInfo(ref.model_id, number, status, commit, now.isoformat(),
                                viewer.name, columns["backbone"], columns["family"], columns["strategy"], dict(metrics),
-                               ["latest"] if status == "published" else [],
+                               sorted(moved),
                                files=sorted(({"path": f.path, "size": f.size, "sha256": f.sha256} for f in files),
                                             key=lambda f: f["path"]),
                                parents=[{"ref": target_ref(target) if target else parent, "relation": relation}

@@ -57,10 +57,19 @@ class TokensMixin:
 
     def viewer_for(self, token: str | None) -> Viewer:
         """Who a request's token makes it: AuthError (401) when the token is unknown, expired or revoked."""
+        who, due = self.check_token(token)
+        if due is not None:
+            self.mark_used(due)
+        return who
+
+    def check_token(self, token: str | None) -> tuple[Viewer, int | None]:
+        """`viewer_for` without its write: the viewer, and the token's id when its `last_used_at` is due to be
+        renewed (`mark_used`), else None. A read only: the server runs it on its event loop where reads run there
+        (SQLite), and the rare renewal, a write, in its thread pool."""
         if not token:
-            return ANONYMOUS
-        with Session(self.engine) as session:
-            found = session.exec(TOKEN_LOOKUP, params={"hash": hash_token(token)}).first()
+            return ANONYMOUS, None
+        with self.engine.connect() as connection:  # a connection, not a session: every write asks, twice
+            found = connection.execute(TOKEN_LOOKUP, {"hash": hash_token(token)}).first()
             if found is None:
                 raise AuthError(NOT_OURS)
             now = utcnow()
@@ -70,10 +79,15 @@ class TokensMixin:
             if found.expires_at is not None and _aware(found.expires_at) <= now:
                 raise AuthError(f"this token ('{found.name}' of {found.namespace}) expired on "
                                 f"{_aware(found.expires_at):%Y-%m-%d %H:%M} UTC; ask for a new one")
-            if found.last_used_at is None or now - _aware(found.last_used_at) >= LAST_USED_EVERY:
-                session.exec(update(Token).where(Token.id == found.id).values(last_used_at=now))
-                session.commit()
-            return Viewer(namespaces=frozenset({found.namespace}), name=found.namespace, read_only=found.read_only)
+            due = found.last_used_at is None or now - _aware(found.last_used_at) >= LAST_USED_EVERY
+            return (Viewer(namespaces=frozenset({found.namespace}), name=found.namespace, read_only=found.read_only),
+                    found.id if due else None)
+
+    def mark_used(self, token_id: int) -> None:
+        """Renew a token's `last_used_at` (shown by `zoo token list`; once a minute at most, see check_token)."""
+        with self.write_lock, Session(self.engine) as session:  # queued with this process's other writers (db.py)
+            session.exec(update(Token).where(Token.id == token_id).values(last_used_at=utcnow()))
+            session.commit()
 
     def token_info(self, token: str) -> dict[str, Any]:
         """Whom a token belongs to (the Hub's whoami): its namespace, its name and what it may do."""

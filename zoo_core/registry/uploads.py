@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, bindparam, delete, or_
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
@@ -36,6 +36,24 @@ def lease_for(viewer: Viewer) -> float:
     return GC_GRACE if viewer.admin else UPLOAD_LEASE
 
 
+def _upsert(dialect: str):
+    """The lease's upsert, built once per dialect (building it cost as much as running it)."""
+    if dialect == "sqlite":  # imported here: the PostgreSQL dialect alone costs a CLI command 0.1 s to import
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    statement = insert(Upload.__table__)
+    return statement.on_conflict_do_update(index_elements=["owner", "sha256"],
+                                           set_={"expires_at": statement.excluded.expires_at})
+
+
+_UPSERTS: dict = {}
+# the writer's live uploads among some blobs (every publish asks), built once
+OWNED = select(Upload.__table__.c.sha256).where(
+    Upload.__table__.c.owner == bindparam("owner"), Upload.__table__.c.sha256.in_(bindparam("wanted", expanding=True)),
+    Upload.__table__.c.expires_at > bindparam("now"))
+
+
 class UploadsMixin:
     """Upload ownership for `RegistryService` (which provides `engine` and `blobs`)."""
 
@@ -47,15 +65,11 @@ class UploadsMixin:
         dialect = self.engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):  # no portable upsert: the row read, then written
             return self._record_upload_orm(owner, sha256, expires)
-        if dialect == "sqlite":  # imported here: the PostgreSQL dialect alone costs a CLI command 0.1 s to import
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        statement = insert(Upload).values(owner=owner, sha256=sha256, created_at=now, expires_at=expires)
-        statement = statement.on_conflict_do_update(index_elements=["owner", "sha256"],
-                                                    set_={"expires_at": statement.excluded.expires_at})
+        statement = _UPSERTS.get(dialect)
+        if statement is None:
+            statement = _UPSERTS[dialect] = _upsert(dialect)
         with self.write_lock, self.engine.connect() as connection:
-            connection.execute(statement)
+            connection.execute(statement, {"owner": owner, "sha256": sha256, "created_at": now, "expires_at": expires})
             connection.commit()
 
     def _record_upload_orm(self, owner: str, sha256: str, expires) -> None:
@@ -78,17 +92,17 @@ class UploadsMixin:
         wanted = set(digests)
         if viewer.admin or not wanted:
             return set()
-        with Session(self.engine) as session:
-            owned = set(session.exec(select(Upload.sha256).where(
-                Upload.owner == owner_of(viewer), Upload.sha256.in_(wanted), Upload.expires_at > utcnow())).all())
+        with self.engine.connect() as connection:  # (a connection, not a session: every publish asks)
+            owned = set(connection.execute(OWNED, {"owner": owner_of(viewer), "wanted": sorted(wanted),
+                                                   "now": utcnow()}).scalars())
             rest = wanted - owned
             if rest:
                 readable = or_(and_(Model.visibility == "public", Version.status != "draft"),  # drafts: their own
                                Namespace.name.in_(sorted(viewer.namespaces)))
-                rest -= set(session.exec(
+                rest -= set(connection.execute(
                     select(FileEntry.sha256).distinct().join(Version, FileEntry.version_id == Version.id)
                     .join(Model, Version.model_id == Model.id).join(Namespace, Model.namespace_id == Namespace.id)
-                    .where(FileEntry.sha256.in_(rest), Version.status != "yanked", readable)).all())
+                    .where(FileEntry.sha256.in_(rest), Version.status != "yanked", readable)).scalars())
         return rest
 
     def needs_upload(self, viewer: Viewer, sha256: str) -> bool:
