@@ -84,11 +84,16 @@ class LocalBlobStore:
         if sha256[:2] not in self._folders:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             self._folders.add(sha256[:2])
+        # Durable before a version can name it: the bytes reach the disk before the rename, and the rename before
+        # the publish's commit. Without both, a power loss or an OS crash could leave a committed version whose blob
+        # is empty (the rename kept, the data not yet written back) or missing (the rename lost).
+        _sync(tmp)
         try:
             os.replace(tmp, target)
         except FileNotFoundError:  # its folder removed meanwhile (by hand): made again
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.replace(tmp, target)
+        _sync(os.path.dirname(target))
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
@@ -171,6 +176,15 @@ class LocalBlobStore:
             except (FileNotFoundError, BlockingIOError, PermissionError):  # finished meanwhile, or in flight
                 pass
         return removed
+
+
+def _sync(path: str) -> None:
+    """fsync a file's data, or a folder's entries (a rename in it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

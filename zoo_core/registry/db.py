@@ -50,8 +50,8 @@ def create_db_engine(url: str, migrate: bool = True) -> Engine:
             # --workers). synchronous=NORMAL is WAL's usual pairing (SQLite's documentation: always consistent, and
             # durable across a crash of the process, since a commit is in the WAL file before it returns; only a power
             # loss or an OS crash may roll back the last commits, the WAL being synced at checkpoints, not at each
-            # commit). Blobs are not synced either: such a crash may also lose the newest blobs (a version then
-            # fails its sha256 check on download: `zoo` verifies every file it pulls), never older ones
+            # commit). A blob is synced before the commit that names it (blobs.py), so such a crash may forget the
+            # newest versions but never leave one whose files are missing or empty
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA temp_store=MEMORY")
