@@ -570,3 +570,22 @@ def test_gc_and_a_touch_never_interleave(tmp_path):
     os.utime(store.path(digest), (time.time() - 7200,) * 2)
     assert store.delete_unused(digest, 3600, held=lambda d: False) == len(b"orphan")
     assert not store.touch(digest) and not store.exists(digest)
+
+
+def test_push_moves_aliases_in_the_same_step_on_both_transports(tmp_path, serve, checkpoint, zoo):
+    """`zoo push DIR MODEL --alias production`: the version and its aliases in one transaction, embedded and over
+    HTTP; an alias the version may not carry (an incomplete card) refuses the push and stores no version."""
+    embedded = zoo_core.open_registry(tmp_path / "zoo")
+    token = embedded.service.create_token("acme")
+    url = serve(tmp_path / "zoo")
+    for where, env in (("embedded", {"ZOO_REGISTRY": str(tmp_path / "zoo")}),
+                       ("served", {"ZOO_REGISTRY": url, "ZOO_TOKEN": token})):
+        model = f"acme/{where}"
+        pushed = zoo("push", str(checkpoint(where)), model, "--alias", "production", "--alias", "staging", "--json",
+                     env=env, check=True)
+        assert sorted(json.loads(pushed.stdout)["aliases"]) == ["latest", "production", "staging"], where
+        assert embedded.resolve(f"{model}@production").number == 1
+        refused = zoo("push", str(checkpoint(where, card="# nothing")), model, "--alias", "production", env=env)
+        assert refused.returncode == 2 and "card" in refused.stderr, (where, refused.stderr)
+        assert [v.number for v in embedded.versions(model)] == [1], where  # nothing stored
+        assert embedded.resolve(f"{model}@production").number == 1

@@ -32,10 +32,13 @@ def register(app: typer.Typer, console) -> None:
              parent: str = typer.Option(None, help="Parent: NAMESPACE/NAME@VERSION or an external source."),
              relation: str = typer.Option(None, help="finetune, adapter, feature-extraction, quantized, merge"),
              private: bool = typer.Option(False, "--private"),
+             alias: list[str] = typer.Option(None, "--alias", help="Move this alias (production, staging, ...) to "
+                                             "the new version in the same step; repeatable."),
              registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """Publish a checkpoint folder as the next version of a model."""
         info = open_registry(registry).push(folder, model, status="draft" if draft else "published", parent=parent,
-                                       relation=relation, visibility="private" if private else None)
+                                       relation=relation, visibility="private" if private else None,
+                                       aliases=alias or None)
         if as_json:
             return out(info.as_dict())
         console.print(f"{info.model_id}@{info.number} {info.status} (commit {info.commit[:12]}, "

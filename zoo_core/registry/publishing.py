@@ -85,8 +85,10 @@ class PublishingMixin:
 
     def push_folder(self, folder: str | Path, model_ref: str, *, viewer: Viewer = ADMIN, status: str = "published",
                     parent: str | None = None, relation: str | None = None, visibility: str | None = None,
-                    description: str | None = None, tags: list[str] | None = None) -> VersionInfo:
-        """Publish a checkpoint folder as the next version of `model_ref`."""
+                    description: str | None = None, tags: list[str] | None = None,
+                    aliases: list[str] | None = None) -> VersionInfo:
+        """Publish a checkpoint folder as the next version of `model_ref` (`aliases` moved to it in the same
+        transaction: see `publish`)."""
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise ZooError(f"'{folder}' is not a folder")
@@ -103,7 +105,7 @@ class PublishingMixin:
                     specs.append(self.store_file(handle, path.relative_to(folder).as_posix(),
                                                  size=path.stat().st_size, viewer=viewer, owner=owner))
             return self.publish(model_ref, specs, viewer=viewer, status=status, parent=parent, relation=relation,
-                                visibility=visibility, description=description, tags=tags)
+                                visibility=visibility, description=description, tags=tags, aliases=aliases)
         finally:  # published (referenced now) or refused: its leases have done their work
             if owner is not None:
                 self.release_uploads(owner, [s.sha256 for s in specs])
