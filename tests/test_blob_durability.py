@@ -4,6 +4,7 @@ what guarantees it, so the test records them on a real store."""
 
 import hashlib
 import os
+from pathlib import Path
 
 from zoo_core.registry.blobs import LocalBlobStore
 
@@ -29,4 +30,4 @@ def test_bytes_then_rename_are_synced_before_the_blob_is_stored(tmp_path, monkey
     assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert calls[0][0] == "fsync" and calls[0][1].startswith(str(tmp_path / "blobs" / "tmp")), calls  # the bytes
     assert calls[1:] == [("replace", target), ("fsync", os.path.dirname(target))], calls  # then the rename
-    assert open(target, "rb").read() == data
+    assert Path(target).read_bytes() == data
