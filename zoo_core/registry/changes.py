@@ -14,10 +14,7 @@ counter alone: a process started after them counts afresh; one already running m
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from itertools import chain
-from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
@@ -63,23 +60,3 @@ def _count(session: OrmSession) -> None:
         bump(session.connection())
     # (a rolled-back transaction leaves the flag set: the next commit then moves the counter once too often,
     # which costs one recount and is never wrong)
-
-
-class CountsCache:
-    """Search totals and facet counts by (counter, viewer, filters), the newest few hundred."""
-
-    def __init__(self, size: int = 256):
-        self.size, self.entries, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key: tuple) -> Any:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: tuple, value: Any) -> None:
-        with self.lock:
-            self.entries[key] = value
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)

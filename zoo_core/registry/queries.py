@@ -9,7 +9,7 @@ from sqlalchemy import String, bindparam, func, literal, literal_column, null, o
 from sqlmodel import Session, select
 
 from zoo_core.registry.attestations import reproduced_versions
-from zoo_core.registry.changes import CountsCache, current
+from zoo_core.registry.changes import current
 from zoo_core.registry.models import LineageEdge, Model, Namespace, Version, VersionMetric
 from zoo_core.registry.reads import FixedCache
 from zoo_core.registry.refs import parse_ref
@@ -211,8 +211,9 @@ class QueriesMixin:
                 answer["facets"] = counts
             return answer
 
-    def _counts_cache(self) -> CountsCache:
-        return self.__dict__.setdefault("_counts", CountsCache())
+    def _counts_cache(self) -> FixedCache:
+        # search totals and facet counts by (change counter, viewer, filters): fixed once the counter is in the key
+        return self.__dict__.setdefault("_counts", FixedCache(256))
 
     def metric_names(self) -> list[str]:
         """Every metric name versions report, for sort menus: one probe of the (name, value) index per name (a
