@@ -196,10 +196,8 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                            .where(Alias.model_id == model_id, Alias.name == name)).first()
         return (row[0], row[1]) if row else (None, None)
 
-    def _move_alias(self, session: Session, model: Model, name: str, version: Version, actor: str | None,
-                    state: tuple[Alias | None, int | None] | None = None) -> None:
-        """`state`: the alias's `_alias_state`, when the caller has read it already."""
-        alias, previous = state if state is not None else self._alias_state(session, model.id, name)
+    def _move_alias(self, session: Session, model: Model, name: str, version: Version, actor: str | None) -> None:
+        alias, previous = self._alias_state(session, model.id, name)
         if alias is None:
             alias = Alias(model_id=model.id, name=name, version_id=version.id)
         alias.version_id = version.id
