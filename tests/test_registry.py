@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import re
 import threading
@@ -207,6 +208,22 @@ def test_aliases_history_and_yank(service, checkpoint):
         service.set_alias("acme/m", "v2", 1)
     service.set_status("acme/m@1", "deprecated", "superseded")
     assert service.resolve("acme/m@1").status == "deprecated"
+
+
+def test_an_alias_set_by_many_writers_at_once(service, checkpoint):
+    """Eight threads setting a new alias at once: on PostgreSQL (no process lock) the first settings race on the
+    alias's key and the losers retry; every call succeeds and the history holds each move exactly once, in a chain."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for name in "ab":
+        service.push_folder(checkpoint(name), "acme/m")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: service.set_alias("acme/m", "stable", 1 + i % 2), range(8)))
+    assert sorted(a.number for a in answers) == [1, 1, 1, 1, 2, 2, 2, 2]
+    moves = [(h["from"], h["to"]) for h in service.alias_history("acme/m") if h["alias"] == "stable"]
+    assert len(moves) == 8 and moves[0][0] is None
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(moves))  # each move starts where one ended
+    assert service.resolve("acme/m@stable").number == moves[-1][1]
 
 
 def test_search_filters_metrics_lineage_and_pagination(service, checkpoint):

@@ -7,7 +7,7 @@ import re
 import yaml
 
 from zoo_core.card import PLACEHOLDER
-from zoo_core.errors import ZooError
+from zoo_core.errors import CardError, ZooError
 
 REQUIRED_SECTIONS = {
     "intended use": "an 'Intended use' section",
@@ -23,6 +23,15 @@ CARD_POLICIES = {
     "aliases": "any card publishes; aliases other than `latest` need a complete card",
     "off": "nothing enforced",
 }
+
+
+def check_alias_card(aliases, missing: list[str], policy: str, whose: str, advice: str) -> None:
+    """The `aliases` policy's rule, for `set_alias` and a publish that moves aliases alike: an alias other than
+    `latest` may not point at a version whose card lacks something (unless the policy is `off`)."""
+    protected = [alias for alias in aliases if alias != "latest"]
+    if protected and missing and policy != "off":
+        raise CardError(f"alias '{protected[0]}' needs a complete model card, and {whose} card lacks "
+                        f"{', '.join(missing)}; {advice}")
 
 
 def check_card_policy(policy: str) -> str:

@@ -29,7 +29,13 @@ from zoo_core.errors import (
 )
 from zoo_core.registry import version_rows as rows
 from zoo_core.registry.blobs import BlobWriter
-from zoo_core.registry.cards import front_matter, has_yaml_aliases, missing_for_publication, parse_card
+from zoo_core.registry.cards import (
+    check_alias_card,
+    front_matter,
+    has_yaml_aliases,
+    missing_for_publication,
+    parse_card,
+)
 from zoo_core.registry.columns import check_external_parent, check_metric_name, check_tags, fit, version_columns
 from zoo_core.registry.models import Alias, Model, Version, utcnow
 from zoo_core.registry.reads import Fixed, FixedCache
@@ -262,10 +268,8 @@ class PublishingMixin:
         columns = version_columns(meta, config, recipe)  # each a string that fits its column (columns.py)
         metrics = _metrics(self._read_small(by_path, "metrics.json"), ref.model_id)
         parents = self._lineage_parents(parent, relation, meta, recipe)
-        protected = [alias for alias in aliases if alias != "latest"]
-        if protected and missing and self.card_policy != "off":  # as set_alias: before anything is written
-            raise CardError(f"alias '{protected[0]}' needs a complete model card, and this version's card lacks "
-                            f"{', '.join(missing)}; complete the card, or publish without the alias")
+        check_alias_card(aliases, missing, self.card_policy, "this version's",  # before anything is written
+                         "complete the card, or publish without the alias")
         for attempt in range(5):  # concurrent pushes race for the next number; the unique key decides
             try:
                 return self._insert_version(ref, files, viewer, status, visibility, description, tags, card, meta,

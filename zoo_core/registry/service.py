@@ -30,9 +30,10 @@ from zoo_core.errors import (
     ZooError,
     close_matches,
 )
+from zoo_core.registry import version_rows as rows
 from zoo_core.registry.attestations import AttestationsMixin
 from zoo_core.registry.blobs import open_blob_store
-from zoo_core.registry.cards import check_card_policy, missing_for_publication
+from zoo_core.registry.cards import check_alias_card, check_card_policy, missing_for_publication
 from zoo_core.registry.columns import check_tags, fit, version_columns
 from zoo_core.registry.db import create_db_engine, write_lock
 from zoo_core.registry.file_lookup import FileLookupMixin
@@ -46,6 +47,7 @@ from zoo_core.registry.models import (
     Namespace,
     Version,
     VersionMetric,
+    utcnow,
 )
 from zoo_core.registry.publishing import PublishingMixin, apply_to_model, yaml_or_none
 from zoo_core.registry.queries import QueriesMixin
@@ -190,20 +192,16 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 parents.append({"ref": edge.parent_external, "relation": edge.relation})
         return parents
 
-    def _alias_state(self, session: Session, model_id: int, name: str) -> tuple[Alias | None, int | None]:
-        """An alias's row and the number of the version it points at, in one query; (None, None) when unset."""
-        row = session.exec(select(Alias, Version.number).join(Version, Alias.version_id == Version.id)
-                           .where(Alias.model_id == model_id, Alias.name == name)).first()
-        return (row[0], row[1]) if row else (None, None)
-
     def _move_alias(self, session: Session, model: Model, name: str, version: Version, actor: str | None) -> None:
-        alias, previous = self._alias_state(session, model.id, name)
-        if alias is None:
-            alias = Alias(model_id=model.id, name=name, version_id=version.id)
-        alias.version_id = version.id
-        session.add(alias)
-        session.add(AliasEvent(model_id=model.id, alias=name, from_version=previous, to_version=version.number,
-                               actor=actor))
+        """Point `name` at `version` with the statements a publish uses (version_rows.py), in the session's
+        transaction: its pending changes flushed first, the model's search row indexed again when `latest` moved,
+        the change counter moved (the ORM's flush events see none of these statements)."""
+        session.flush()
+        connection = session.connection()
+        rows.lock_model_id(connection, model.id)  # PostgreSQL: concurrent moves queue here (SQLite: the write lock)
+        rows.move_aliases(connection, model.id, version.id, version.number,
+                          rows.alias_states(connection, model.id, [name]), actor, utcnow())
+        rows.finish(connection, model.id, reindexed=name == "latest")
 
     # -- reading -----------------------------------------------------------------------------------------
     def resolve(self, model_ref: str, viewer: Viewer = ADMIN) -> VersionInfo:
@@ -314,12 +312,11 @@ class RegistryService(ReadsMixin, PublishingMixin, QueriesMixin, AttestationsMix
                 target = self._version(session, model, ModelRef(ref.namespace, ref.name, str(version)))
                 if target.status in ("yanked", "draft"):
                     raise ZooError(f"alias '{alias}' cannot point at {ref.model_id}@{version}: it is {target.status}")
-                if alias != "latest" and not target.card_complete and self.card_policy != "off":
-                    raise CardError(f"alias '{alias}' needs a complete model card, and {ref.model_id}@{version}'s "
-                                    f"card lacks {', '.join(target.card_missing or [])}; publish a version with a "
-                                    "complete card and point the alias at it")
-                self._move_alias(session, model, alias, target, viewer.name)
-                try:
+                lacks = [] if target.card_complete else list(target.card_missing or ["a required section"])
+                check_alias_card([alias], lacks, self.card_policy, f"{ref.model_id}@{version}'s",
+                                 "publish a version with a complete card and point the alias at it")
+                try:  # the alias's first setting inserts its row: the key decides between two at once
+                    self._move_alias(session, model, alias, target, viewer.name)
                     session.commit()
                 except DbIntegrityError:
                     if attempt == 2:

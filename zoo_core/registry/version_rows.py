@@ -39,6 +39,7 @@ NAMESPACE_ID = select(Namespace.__table__.c.id).where(Namespace.__table__.c.name
 LOCK_MODEL = (select(_model.c.id, *(_model.c[c] for c in MODEL_COLUMNS))
               .where(_model.c.namespace_id == bindparam("ns_id"), _model.c.name == bindparam("name"))
               .with_for_update(key_share=True))
+LOCK_MODEL_ID = select(_model.c.id).where(_model.c.id == bindparam("mid")).with_for_update(key_share=True)
 NEXT_NUMBER = select(func.coalesce(func.max(_version.c.number), 0) + 1).where(_version.c.model_id == bindparam("mid"))
 ALIAS_STATES = (select(_alias.c.name, _version.c.number).join(_version, _alias.c.version_id == _version.c.id)
                 .where(_alias.c.model_id == bindparam("mid"), _alias.c.name.in_(bindparam("names", expanding=True))))
@@ -63,6 +64,12 @@ def namespace_id(connection: Connection, name: str) -> int | None:
 def lock_model(connection: Connection, ns_id: int, name: str) -> Row | None:
     """The model's id and the columns a publish may change, its row locked until the transaction ends."""
     return connection.execute(LOCK_MODEL, {"ns_id": ns_id, "name": name}).first()
+
+
+def lock_model_id(connection: Connection, model_id: int) -> None:
+    """Lock the model's row as a publish does, so that alias moves outside a publish read the aliases' states (the
+    history's `from`) after every other move of the model has committed."""
+    connection.execute(LOCK_MODEL_ID, {"mid": model_id})
 
 
 def insert_model(connection: Connection, ns_id: int, name: str, visibility: str, now) -> SimpleNamespace:
