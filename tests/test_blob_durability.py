@@ -120,3 +120,27 @@ def test_a_failed_sync_fails_every_upload_of_its_round(tmp_path, monkeypatch):
     monkeypatch.setattr(store.renames, "_flush", group_sync._fsync_each)  # the disk is back
     digest, _ = store.put([b"weights"])  # stored already, but only now known durable: synced again, then answered
     assert store.renames.stats()["rounds"] == 2 and Path(store.path(digest)).read_bytes() == b"weights"
+
+
+def test_the_server_tells_how_many_rounds_its_uploads_shared_in_the_line_the_benchmark_reads(tmp_path, capsys,
+                                                                                             monkeypatch):
+    import importlib.util
+
+    from fastapi.testclient import TestClient
+
+    from registry_server.app import create_app
+
+    app = create_app(tmp_path / "registry")
+    auth = {"Authorization": f"Bearer {app.state.service.create_token('acme')}"}
+    with TestClient(app) as client:
+        for data in (b"weights", b"config", b"weights"):  # the third: stored already, still synced (a round each)
+            answer = client.put(f"/api/blobs/{hashlib.sha256(data).hexdigest()}?path=f", content=data, headers=auth)
+            assert answer.status_code == 200, answer.text
+    log = tmp_path / "zoo.log"
+    log.write_text(capsys.readouterr().err)
+    bench = Path(__file__).parents[1] / "bench"
+    monkeypatch.syspath_prepend(str(bench))  # (for its `_common`)
+    spec = importlib.util.spec_from_file_location("bench_registry", bench / "registry.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.sync_rounds(log) == {"uploads": 3, "rounds": 3}
