@@ -30,6 +30,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -499,9 +500,17 @@ def main() -> None:
                     server.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     server.kill()
+            if "writes" in results["zoo"]:
+                results["zoo"]["writes"]["sync_rounds"] = sync_rounds(tmp / "zoo.log")
             if drop:
                 drop()
     report(results, args, duration)
+
+
+def sync_rounds(log: Path) -> dict[str, int] | None:
+    """How many sync rounds the zoo's uploads shared (its server prints it on the way out, each worker its own)."""
+    found = re.findall(r"zoo serve: (\d+) stored blobs' renames synced in (\d+) rounds", log.read_text())
+    return {"uploads": sum(int(u) for u, _ in found), "rounds": sum(int(r) for _, r in found)} if found else None
 
 
 class http_get:
@@ -546,6 +555,10 @@ def report(results: dict, args, duration: float) -> None:
               f"{(f'{ratio}x' if ratio else '-'):>7}{(f'{share:.0%}' if share is not None else '-'):>13}")
     if ceiling:
         print(f"{'ceiling (FastAPI)':<20}{'':<56}{fmt(ceiling):<56}")
+    syncs = results["zoo"].get("writes", {}).get("sync_rounds")
+    if syncs:
+        print(f"zoo writes: {syncs['uploads']} uploads' renames made durable in {syncs['rounds']} sync rounds "
+              f"({syncs['rounds'] / syncs['uploads']:.2f} a write; each writer also fsyncs its own bytes)")
     if "model_info" in results["zoo"] and results["mlflow"].get("search"):
         print("(Hub model_info's ratio is against MLflow's search)")
     if args.json:

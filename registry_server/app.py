@@ -13,7 +13,9 @@ page instead.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -48,7 +50,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     service = RegistryService(url, root / "blobs", card_policy=card_policy)
     limit = max_upload or settings.max_upload
     app = FastAPI(title="Transfer Zoo registry", version=__version__, docs_url=None, redoc_url=None,
-                  description="Versioned, documented checkpoints with lineage.")
+                  description="Versioned, documented checkpoints with lineage.", lifespan=_report_syncs)
     app.state.service, app.state.max_upload = service, limit
     app.state.templates = web.create_templates()
 
@@ -95,6 +97,18 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
     app.include_router(web.router)
     app.include_router(hub_repo.fallback)  # catch-alls, after every route they could shadow (a model named resolve)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _report_syncs(app: FastAPI):
+    """On the way out, how many sync rounds the uploads' renames shared (group_sync.py; bench/registry.py reads it).
+    Printed, not logged: the log's writer thread may not get to it before the process ends."""
+    yield
+    renames = getattr(app.state.service.blobs, "renames", None)
+    if renames is not None and renames.requests:
+        stats = renames.stats()
+        print(f"zoo serve: {stats['requests']} stored blobs' renames synced in {stats['rounds']} rounds",
+              file=sys.stderr, flush=True)
 
 
 def freeze_startup() -> None:

@@ -24,6 +24,7 @@ except ImportError:  # Windows: a file open for writing cannot be deleted there 
     fcntl = None
 
 from zoo_core.errors import IntegrityError, UploadTooLargeError
+from zoo_core.registry.group_sync import GroupSync
 from zoo_core.settings import get_settings
 
 CHUNK = 1024 * 1024
@@ -37,6 +38,7 @@ class LocalBlobStore:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         self._folders: set[str] = set()  # blob folders (sha256/ab) known to exist: a system call less a store
         self._base = str(self.root / "sha256")
+        self.renames = GroupSync(str(self.root))  # syncs renames, shared by concurrent writers (group_sync.py)
 
     def path(self, sha256: str) -> Path:
         return Path(self._file(sha256))
@@ -75,25 +77,31 @@ class LocalBlobStore:
         except FileNotFoundError:
             return None
 
-    def _store(self, tmp: str, sha256: str) -> None:
-        """Make a verified temporary file the blob `sha256` (an existing one is touched: it is in use again)."""
+    def _store(self, tmp: str, sha256: str, fd: int) -> None:
+        """Make a verified temporary file (`tmp`, open as `fd`) the blob `sha256` (an existing one is touched: it is
+        in use again)."""
         target = self._file(sha256)
         if self.touch(sha256):  # already stored, and now safe from gc's grace period
             os.unlink(tmp)
+            # its writer may still be waiting for the sync of its rename (or saw it fail): this upload's answer
+            # must not come before it
+            self.renames.sync(os.path.dirname(target))
             return
         if sha256[:2] not in self._folders:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             self._folders.add(sha256[:2])
         # Durable before a version can name it: the bytes reach the disk before the rename, and the rename before
         # the publish's commit. Without both, a power loss or an OS crash could leave a committed version whose blob
-        # is empty (the rename kept, the data not yet written back) or missing (the rename lost).
-        _sync(tmp)
+        # is empty (the rename kept, the data not yet written back) or missing (the rename lost). The bytes are
+        # synced by each writer through its own descriptor (no lock: concurrent fsyncs share the file system's
+        # journal commits); the rename is synced in rounds shared by every writer waiting (group_sync.py).
+        os.fsync(fd)
         try:
             os.replace(tmp, target)
         except FileNotFoundError:  # its folder removed meanwhile (by hand): made again
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.replace(tmp, target)
-        _sync(os.path.dirname(target))
+        self.renames.sync(os.path.dirname(target))
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
@@ -178,15 +186,6 @@ class LocalBlobStore:
         return removed
 
 
-def _sync(path: str) -> None:
-    """fsync a file's data, or a folder's entries (a rename in it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _locked(path: Path | str, exclusive: bool) -> Iterator[int | None]:
     """The blob's file descriptor, locked (shared, waiting; or exclusive, not waiting) and still the file at `path`;
@@ -258,7 +257,7 @@ class S3BlobStore(LocalBlobStore):
         except ClientError:
             return None
 
-    def _store(self, tmp: str, sha256: str) -> None:
+    def _store(self, tmp: str, sha256: str, fd: int) -> None:
         try:
             if not self.touch(sha256):  # touched when already stored
                 self.client.upload_file(tmp, self.bucket, self.key(sha256))  # multipart for large files
@@ -352,7 +351,7 @@ class BlobWriter:
             raise IntegrityError(f"{self.name}: sha256 mismatch (declared {sha256}, received {actual})")
         if lease is not None:
             lease(actual)
-        self.store._store(self.tmp, actual)
+        self.store._store(self.tmp, actual, self.handle.fileno())
         self.stored = True
         self.handle.close()
         return actual, self.size
