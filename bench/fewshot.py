@@ -18,15 +18,23 @@ SST-2's train split as its test, so a candidate default (`--with`) is never judg
 Validation: the target's own val split, else carved from train; capped at 100 examples (tiny, as with few labels).
 Test: capped at 1,000 examples (--quick: 300).
 
+The whole grid is hours on a 2-core machine, nearly all of it MiniLM and EfficientNet-Lite0 training runs, so the
+full run (no --only) follows a plan (bench/_fewshot_plan.py): the probes in every cell, the recommended default
+and scratch at k = 32 on every target, every strategy at k = 32 on the MNIST chain; it prints the cells it leaves
+out and why before it starts and again under the table (`--plan`: only that, and the estimated CPU time;
+`--all`: every cell). Frozen features are computed once per (base, exact split) and shared by the zoo's and the
+plain probe and across k (bench/_features.py): the figures are the engine's own, only cheaper.
+
 Prints macro-F1 mean ± std (over seeds) per cell as each finishes, then the table and the two targets of issue 14:
 (1) the zoo's linear-probe >= plain-probe mean - 1 std in every cell; (2) the recommended default strategy of the
 modality (zoo_core.defaults.RECOMMENDED) beats the best plain baseline by >= 3 points macro-F1 at k = 32 on every
 target. --quick: PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, the probes, the recommended
 default, scratch for images and TF-IDF for text.
 Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --first-seed S --only m1,m2 --source PATH (an
-MNIST source checkpoint to reuse) --log FILE (one JSON line per finished run) --report LOG[,LOG] (the table of
-logged runs) --with JSON --label NAME (a candidate default: train/strategy values or `defaults`, put in every zoo
-recipe; logged under NAME, its own column in --report) --json.
+MNIST source checkpoint to reuse, trained and kept there when absent) --log FILE (one JSON line per finished run,
+with its wall and CPU seconds) --report LOG[,LOG] (the table of logged runs) --with JSON --label NAME (a candidate
+default: train/strategy values or `defaults`, put in every zoo recipe; logged under NAME, its own column in
+--report) --plan --all --json.
 """
 
 from __future__ import annotations
