@@ -232,13 +232,15 @@ def main() -> None:
 
     args = arguments()
     if args.report:  # the table and checks of finished runs, from --log files
-        cells: dict[tuple, list[float]] = {}
+        by_seed: dict[tuple, dict[int, float]] = {}
         for path in args.report.split(","):
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
                 # a candidate default (--with) is its own column, named by its --label
                 method = f"{row['method']}:{row.get('label') or 'with'}" if row.get("with") else row["method"]
-                cells.setdefault((row["target"], row["base"], row["k"], method), []).append(row["macro_f1"])
+                # a seed run again (a resumed run) counts once: its last figure
+                by_seed.setdefault((row["target"], row["base"], row["k"], method), {})[row["seed"]] = row["macro_f1"]
+        cells = {key: list(scores.values()) for key, scores in by_seed.items()}
         modality = {"sst2": "text", "sst2dev": "text", "cedr": "text", "pneumonia": "image", "cifar10": "image"}
         known = {t: {"modality": m, "reported_only": t in ("cedr", "sst2dev")} for t, m in modality.items()}
         # the full run's skipped cells that no log measured either

@@ -69,3 +69,23 @@ def test_the_cached_probe_measures_what_the_engine_alone_measures(tmp_path, tiny
     other = tiny_recipe(tmp_path, "linear-probe", train={"seed": 1})  # other labelled examples: other features
     fewshot.zoo_probe(other, cache)
     assert cache.misses > 3
+
+
+def test_the_report_counts_a_seed_run_again_once_and_lists_what_no_log_measured(tmp_path):
+    import json
+    import subprocess
+
+    log = tmp_path / "runs.jsonl"
+    runs = [("linear-probe", 0, 0.60), ("linear-probe", 0, 0.60), ("linear-probe", 1, 0.70),
+            ("plain-probe", 0, 0.61), ("plain-probe", 1, 0.69)]  # seed 0's probe twice: a resumed run
+    log.write_text("".join(json.dumps({"target": "pneumonia", "base": "mnist", "k": 32, "method": m, "seed": s,
+                                       "macro_f1": f, "with": {}, "label": ""}) + "\n" for m, s, f in runs))
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    out = subprocess.run([sys.executable, "fewshot.py", "--report", str(log), "--json"], cwd=bench,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert {c["method"]: sorted(c["macro_f1"]) for c in result["cells"]} == {"linear-probe": [0.6, 0.7],
+                                                                             "plain-probe": [0.61, 0.69]}
+    assert "PASS  pneumonia/mnist/k=32" in out
+    skipped = {(c["target"], c["base"], c["k"], c["method"]) for c in result["skipped"]}
+    assert ("sst2", "minilm", 8, "finetune") in skipped and ("pneumonia", "mnist", 32, "linear-probe") not in skipped
