@@ -15,12 +15,14 @@ from collections import defaultdict
 
 PROBES = ("linear-probe", "plain-probe", "tfidf")
 
-# One-thread CPU seconds a run (k = 32, 100 validation and 1,000 test examples), measured with --log on this
-# machine (bench/results/fewshot-grid.jsonl, `cpu_seconds`); for the plan's estimate only. `probe`: the zoo's
-# linear probe, which computes the frozen features; `plain`: the plain probe and TF-IDF, which read them cached.
-COST = {"mnist": {"probe": 3, "plain": 1, "trained": 15},
+# One-thread CPU seconds a run, measured with --log on this machine under load (bench/results/fewshot-grid.jsonl,
+# `cpu_seconds`), for the plan's estimate only; probes averaged over the targets and k = 8, 32, 128 (100 validation
+# and up to 1,000 test examples). `probe`: the zoo's linear probe, which encodes the splits a seed has not seen yet
+# (a seed's validation and test splits are shared by its k's); `plain`: the plain probe and TF-IDF, which read
+# them from the cache. `trained`: a training run at k = 32 (MiniLM: lora, 100 steps, a validation pass an epoch).
+COST = {"mnist": {"probe": 12, "plain": 2, "trained": 15},
         "imagenet": {"probe": 8, "plain": 1, "trained": 60},
-        "minilm": {"probe": 18, "plain": 1, "trained": 200}}
+        "minilm": {"probe": 9, "plain": 1, "trained": 200}}
 SOURCE_COST = 120  # training the MNIST-chain base once
 
 WHY = {
