@@ -18,19 +18,28 @@ SST-2's train split as its test, so a candidate default (`--with`) is never judg
 Validation: the target's own val split, else carved from train; capped at 100 examples (tiny, as with few labels).
 Test: capped at 1,000 examples (--quick: 300).
 
+The whole grid is hours on a 2-core machine, nearly all of it MiniLM and EfficientNet-Lite0 training runs, so the
+full run (no --only) follows a plan (bench/_fewshot_plan.py): the probes in every cell, the recommended default
+and scratch at k = 32 on every target, every strategy at k = 32 on the MNIST chain; it prints the cells it leaves
+out and why before it starts and again under the table (`--plan`: only that, and the estimated CPU time;
+`--all`: every cell). Frozen features are computed once per (base, exact split) and shared by the zoo's and the
+plain probe and across k (bench/_features.py): the figures are the engine's own, only cheaper.
+
 Prints macro-F1 mean ± std (over seeds) per cell as each finishes, then the table and the two targets of issue 14:
 (1) the zoo's linear-probe >= plain-probe mean - 1 std in every cell; (2) the recommended default strategy of the
 modality (zoo_core.defaults.RECOMMENDED) beats the best plain baseline by >= 3 points macro-F1 at k = 32 on every
 target. --quick: PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, the probes, the recommended
 default, scratch for images and TF-IDF for text.
 Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --first-seed S --only m1,m2 --source PATH (an
-MNIST source checkpoint to reuse) --log FILE (one JSON line per finished run) --report LOG[,LOG] (the table of
-logged runs) --with JSON --label NAME (a candidate default: train/strategy values or `defaults`, put in every zoo
-recipe; logged under NAME, its own column in --report) --json.
+MNIST source checkpoint to reuse, trained and kept there when absent) --log FILE (one JSON line per finished run,
+with its wall and CPU seconds) --report LOG[,LOG] (the table of logged runs) --with JSON --label NAME (a candidate
+default: train/strategy values or `defaults`, put in every zoo recipe; logged under NAME, its own column in
+--report) --plan --all --json.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import statistics
@@ -40,7 +49,9 @@ import time
 import warnings
 from pathlib import Path
 
+import _fewshot_plan as plan
 from _common import MNIST, PNEUMONIA, SHARED, emit, options, require_shared_data, run, set_threads
+from _features import FeatureCache
 
 IMAGENET = "timm:tf_efficientnet_lite0.imagenet_lite"
 STRATEGIES = ["linear-probe", "freeze", "finetune", "gradual-unfreeze", "bitfit", "lora", "scratch"]
@@ -140,8 +151,25 @@ def zoo_recipe(target: dict, base: str, source: Path | None, strategy: str, k: i
     return recipe  # scratch keeps the base's architecture and preprocessing, not its weights
 
 
-def plain(method: str, target: dict, base: str, source: Path | None, k: int, seed: int, test_cap: int) -> float:
+def base_identity(recipe: dict) -> dict:
+    """What decides a split's frozen features besides the split itself (the feature cache's key)."""
+    return {"base": recipe["base"], "backbone": recipe.get("backbone"), "image_size": recipe["data"].get("image_size")}
+
+
+def zoo_probe(recipe: dict, cache: FeatureCache) -> float:
+    """The zoo's linear-probe run, as run_recipe trains it, with its frozen features from the run's cache."""
+    from zoo_core.recipe import recipe_from_dict
+    from zoo_core.train import Engine
+
+    engine = Engine(recipe_from_dict(copy.deepcopy(recipe)), progress=False)
+    cache.attach(engine, base_identity(recipe))
+    return float(engine.train().metrics["macro_f1"])
+
+
+def plain(method: str, target: dict, base: str, source: Path | None, k: int, seed: int, test_cap: int,
+          cache: FeatureCache) -> float:
     """A plain baseline on exactly the zoo's splits for this seed: frozen features or TF-IDF, then scikit-learn."""
+    import sklearn.linear_model  # noqa: F401  (before the limit, which reaches only the BLAS already loaded)
     from sklearn.metrics import f1_score
     from threadpoolctl import threadpool_limits
 
@@ -149,8 +177,9 @@ def plain(method: str, target: dict, base: str, source: Path | None, k: int, see
     from zoo_core.train import Engine
 
     warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")  # its coming API changes
-    engine = Engine(recipe_from_dict(zoo_recipe(target, base, source, "linear-probe", k, seed, test_cap)),
-                    progress=False)
+    recipe = zoo_recipe(target, base, source, "linear-probe", k, seed, test_cap)
+    engine = Engine(recipe_from_dict(copy.deepcopy(recipe)), progress=False)
+    cache.attach(engine, base_identity(recipe))  # the features the zoo's probe of this cell read
     train, test = engine.data.train, engine.data.test
     folds = min(5, k)
     with threadpool_limits(1):  # as the zoo's probe: more BLAS threads only contend (40x the CPU on a busy box)
@@ -187,7 +216,9 @@ def arguments():
     add("--seeds", type=int, help="seeds a cell (default 3; --quick 1)")
     add("--first-seed", type=int, default=0, help="the first seed (default 0)")
     add("--only", help="methods, comma-separated, in this order (strategies, plain-probe, tfidf)")
-    add("--source", type=Path, help="an MNIST source checkpoint directory to reuse")
+    add("--source", type=Path, help="an MNIST source checkpoint directory to reuse (trained and kept there if absent)")
+    add("--plan", action="store_true", help="print the cells this run would measure and skip, and exit")
+    add("--all", action="store_true", help="every cell of the grid, none skipped (hours: see the plan's estimate)")
     add("--log", type=Path, help="append one JSON line per finished run to this file")
     add("--report", help="print the table and checks of these --log files (comma-separated) and exit")
     add("--with", dest="overrides", type=json.loads, default={},
@@ -201,16 +232,22 @@ def main() -> None:
 
     args = arguments()
     if args.report:  # the table and checks of finished runs, from --log files
-        cells: dict[tuple, list[float]] = {}
+        by_seed: dict[tuple, dict[int, float]] = {}
         for path in args.report.split(","):
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
                 # a candidate default (--with) is its own column, named by its --label
                 method = f"{row['method']}:{row.get('label') or 'with'}" if row.get("with") else row["method"]
-                cells.setdefault((row["target"], row["base"], row["k"], method), []).append(row["macro_f1"])
+                # a seed run again (a resumed run) counts once: its last figure
+                by_seed.setdefault((row["target"], row["base"], row["k"], method), {})[row["seed"]] = row["macro_f1"]
+        cells = {key: list(scores.values()) for key, scores in by_seed.items()}
         modality = {"sst2": "text", "sst2dev": "text", "cedr": "text", "pneumonia": "image", "cifar10": "image"}
-        report(cells, {t: {"modality": m, "reported_only": t in ("cedr", "sst2dev")} for t, m in modality.items()},
-               RECOMMENDED)
+        known = {t: {"modality": m, "reported_only": t in ("cedr", "sst2dev")} for t, m in modality.items()}
+        # the full run's skipped cells that no log measured either
+        skipped = [(*cell, reason) for cell in grid(known, ["sst2", "pneumonia", "cifar10", "cedr"],
+                                                    ["mnist", "imagenet"], [32, 8, 128], None, False)
+                   if (reason := plan.skip_reason(known[cell[0]], *cell[1:], RECOMMENDED)) and cell not in cells]
+        report(cells, known, RECOMMENDED, skipped)
         return
     require_shared_data()
     quick = args.quick
@@ -218,14 +255,15 @@ def main() -> None:
     chosen = (args.targets or ("pneumonia,sst2" if quick else "sst2,pneumonia,cifar10,cedr")).split(",")
     bases = (args.bases or ("mnist" if quick else "mnist,imagenet")).split(",")
     ks = [int(k) for k in (args.k or ("32" if quick else "32,8,128")).split(",")]  # k = 32 (the targets') first
-    seeds = args.seeds or (1 if quick else 3)
-    first_seed = args.first_seed
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (1 if quick else 3))))
     test_cap = 300 if quick else 1000
     only = args.only.split(",") if args.only else None
-    log = args.log
     # --with '{"train": {...}, "strategy": {...}, "defaults": N}': a candidate default, measured on a dev target
     overrides, label = args.overrides, args.label
+    # the full run's plan (bench/_fewshot_plan.py) unless the methods are named (--only), --all or --quick
+    planned = not (only or args.all or quick)
     cells: dict[tuple, list[float]] = {}
+    cache = FeatureCache()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         all_targets = targets(tmp)
@@ -234,45 +272,75 @@ def main() -> None:
         for kind, names in (("targets", chosen), ("bases", bases), ("methods", only or [])):
             if wrong := [n for n in names if n not in known[kind]]:
                 sys.exit(f"unknown {kind}: {', '.join(wrong)} (known: {', '.join(known[kind])})")
-        source = args.source
-        if source is None and any(all_targets[t]["modality"] == "image" for t in chosen) and "mnist" in bases:
-            start, source = time.perf_counter(), tmp / "source"
-            result = run(source_recipe(source, quick))
-            print(f"source: ResNet-18 on MNIST digits, held-out accuracy {result.history[-1]['val_accuracy']:.4f} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
-        for k in ks:
-            for name in chosen:
-                target = all_targets[name]
-                for base in (bases if target["modality"] == "image" else ["minilm"]):
-                    # --quick leaves out text's scratch (a MiniLM from random weights on 64 sentences: the slowest
-                    # run and the weakest baseline; TF-IDF stands for it)
-                    methods = (["linear-probe", RECOMMENDED[target["modality"]], "plain-probe"]
-                               + (["scratch"] if target["modality"] == "image" else []) if quick
-                               else [*STRATEGIES, "plain-probe"])
-                    methods += ["tfidf"] if target["modality"] == "text" else []
-                    # --only also orders the methods (cheap and decisive ones first in a long run)
-                    chosen_methods = methods if only is None else [m for m in only if m in methods]
-                    for method in dict.fromkeys(chosen_methods):
-                        scores, start = [], time.perf_counter()
-                        for seed in range(first_seed, first_seed + seeds):
-                            begun = time.perf_counter()
-                            if method in ("plain-probe", "tfidf"):
-                                score = plain(method, target, base, source, k, seed, test_cap)
-                            else:
-                                score = run(zoo_recipe(target, base, source, method, k, seed, test_cap,
-                                                       overrides)).metrics["macro_f1"]
-                            scores.append(score)
-                            if log:
-                                with log.open("a") as f:
-                                    f.write(json.dumps({"target": name, "base": base, "k": k, "method": method,
-                                                        "seed": seed, "macro_f1": score, "with": overrides,
-                                                        "label": label,
-                                                        "seconds": round(time.perf_counter() - begun, 1)})
-                                            + "\n")
-                        cells[(name, base, k, method)] = scores
-                        print(f"{name:10}{base:9}k={k:<4}{method:17}{_fmt(scores)}  "
-                              f"({(time.perf_counter() - start) / seeds:.0f} s a run)", flush=True)
-    report(cells, all_targets, RECOMMENDED)
+        todo, skipped = [], []
+        for cell in grid(all_targets, chosen, bases, ks, only, quick):
+            reason = plan.skip_reason(all_targets[cell[0]], *cell[1:], RECOMMENDED) if planned else None
+            (skipped if reason else todo).append((*cell, reason) if reason else cell)
+        if skipped:
+            print(plan.describe_skipped(skipped, len(seeds)), flush=True)
+        print(f"{len(todo)} cells x {len(seeds)} seeds to run; estimated "
+              f"{plan.estimate(todo, len(seeds), test_cap) / 60:.0f} min of one-thread CPU", flush=True)
+        if args.plan:
+            for name, base, k, method in todo:
+                print(f"  {name}/{base} k={k} {method}")
+            return
+        source = _source(args.source, tmp, quick) if any(
+            all_targets[c[0]]["modality"] == "image" and c[1] == "mnist" for c in todo) else None
+        begun_all, cpu_all = time.perf_counter(), time.process_time()
+        for name, base, k, method in todo:
+            target, scores, start = all_targets[name], [], time.perf_counter()
+            for seed in seeds:
+                begun, cpu = time.perf_counter(), time.process_time()
+                if method in ("plain-probe", "tfidf"):
+                    score = plain(method, target, base, source, k, seed, test_cap, cache)
+                else:
+                    recipe = zoo_recipe(target, base, source, method, k, seed, test_cap, overrides)
+                    score = zoo_probe(recipe, cache) if method == "linear-probe" else run(recipe).metrics["macro_f1"]
+                scores.append(score)
+                if args.log:
+                    with args.log.open("a") as f:
+                        f.write(json.dumps({"target": name, "base": base, "k": k, "method": method, "seed": seed,
+                                            "macro_f1": score, "with": overrides, "label": label,
+                                            "seconds": round(time.perf_counter() - begun, 1),
+                                            "cpu_seconds": round(time.process_time() - cpu, 1)}) + "\n")
+            cells[(name, base, k, method)] = scores
+            print(f"{name:10}{base:9}k={k:<4}{method:17}{_fmt(scores)}  "
+                  f"({(time.perf_counter() - start) / len(seeds):.0f} s a run)", flush=True)
+        print(f"ran in {(time.perf_counter() - begun_all) / 60:.1f} min ({(time.process_time() - cpu_all) / 60:.1f} "
+              f"min of CPU); frozen features: {cache.misses} splits computed, {cache.hits} read from the cache",
+              flush=True)
+    report(cells, all_targets, RECOMMENDED, skipped)
+
+
+def grid(all_targets: dict, chosen: list[str], bases: list[str], ks: list[int], only: list[str] | None,
+         quick: bool):
+    """(target, base, k, method) in the order they run: k = 32 first, then target by target."""
+    from zoo_core.defaults import RECOMMENDED
+
+    for k in ks:
+        for name in chosen:
+            target = all_targets[name]
+            for base in (bases if target["modality"] == "image" else ["minilm"]):
+                # --quick leaves out text's scratch (a MiniLM from random weights on 64 sentences: the slowest
+                # run and the weakest baseline; TF-IDF stands for it)
+                methods = (["linear-probe", RECOMMENDED[target["modality"]], "plain-probe"]
+                           + (["scratch"] if target["modality"] == "image" else []) if quick
+                           else [*STRATEGIES, "plain-probe"])
+                methods += ["tfidf"] if target["modality"] == "text" else []
+                # --only also orders the methods (cheap and decisive ones first in a long run)
+                for method in dict.fromkeys(methods if only is None else [m for m in only if m in methods]):
+                    yield name, base, k, method
+
+
+def _source(path: Path | None, tmp: Path, quick: bool) -> Path:
+    """The MNIST-chain base: `path` when it holds a checkpoint, else trained (and kept at `path` when given)."""
+    if path is not None and (path / "config.json").is_file():
+        return path
+    start, source = time.perf_counter(), path or tmp / "source"
+    result = run(source_recipe(source, quick))
+    print(f"source: ResNet-18 on MNIST digits, held-out accuracy {result.history[-1]['val_accuracy']:.4f} "
+          f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return source
 
 
 def _fmt(scores: list[float]) -> str:
@@ -280,7 +348,8 @@ def _fmt(scores: list[float]) -> str:
     return f"{statistics.mean(scores):.3f} ± {std:.3f}"
 
 
-def report(cells: dict[tuple, list[float]], all_targets: dict, recommended: dict[str, str]) -> None:
+def report(cells: dict[tuple, list[float]], all_targets: dict, recommended: dict[str, str],
+           skipped: list[tuple] = ()) -> None:
     groups = sorted({key[:3] for key in cells}, key=lambda g: (g[0], g[1], g[2]))
     known = [*STRATEGIES, "plain-probe", "tfidf"]
     methods = [m for m in known if any(key[3] == m for key in cells)]
@@ -296,7 +365,8 @@ def report(cells: dict[tuple, list[float]], all_targets: dict, recommended: dict
             zoo, ref = cells[(*group, "linear-probe")], cells[(*group, "plain-probe")]
             bound = statistics.mean(ref) - (statistics.stdev(ref) if len(ref) > 1 else 0.0)
             checks.append({"check": "probe", "cell": group, "zoo": statistics.mean(zoo), "bound": bound,
-                           "pass": statistics.mean(zoo) >= bound})
+                           "pass": statistics.mean(zoo) >= bound,
+                           "reported_only": bool(all_targets[group[0]].get("reported_only"))})
     for group in (g for g in groups if g[2] == 32):  # target 2: the recommended default wins by 3 points at k=32
         target = all_targets[group[0]]
         best_name = recommended[target["modality"]]
@@ -307,16 +377,23 @@ def report(cells: dict[tuple, list[float]], all_targets: dict, recommended: dict
         mine = statistics.mean(cells[(*group, best_name)])
         checks.append({"check": "default", "cell": group, "strategy": best_name, "zoo": mine, "plain": top,
                        "bound": plain_scores[top] + 0.03, "pass": mine >= plain_scores[top] + 0.03,
-                       "reported_only": bool(target.get("reported_only"))})
+                       "reported_only": bool(target.get("reported_only")),
+                       # a plain baseline of the modality that did not run: the check is not the whole comparison
+                       "missing": [m for m in sorted(PLAIN) if (*group, m) not in cells
+                                   and (m != "tfidf" or target["modality"] == "text")]})
     print("\ntargets (issue 14):")
     for c in checks:
         cell = f"{c['cell'][0]}/{c['cell'][1]}/k={c['cell'][2]}"
         what = ("linear-probe >= plain-probe - 1 std" if c["check"] == "probe" else
                 f"{c['strategy']} >= best plain ({c['plain']}) + 0.03")
         note = " (reported only)" if c.get("reported_only") else ""
+        note += f" (not measured: {', '.join(c['missing'])})" if c.get("missing") else ""
         print(f"  {'PASS' if c['pass'] else 'FAIL'}  {cell:28}{what}: {c['zoo']:.3f} vs {c['bound']:.3f}{note}")
+    if skipped:
+        print(plan.describe_skipped(skipped))
     emit({"cells": [{"target": k[0], "base": k[1], "k": k[2], "method": k[3], "macro_f1": v}
-                    for k, v in cells.items()], "checks": [{**c, "cell": list(c["cell"])} for c in checks]})
+                    for k, v in cells.items()], "checks": [{**c, "cell": list(c["cell"])} for c in checks],
+          "skipped": [{"target": c[0], "base": c[1], "k": c[2], "method": c[3], "why": c[4]} for c in skipped]})
 
 
 if __name__ == "__main__":

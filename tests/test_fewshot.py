@@ -242,3 +242,27 @@ def test_on_identical_features_the_probe_does_not_lose_to_scikit_learns():
     assert ours("accuracy") >= theirs - 0.02 and theirs > 0.3
     # the rule before (held-out log-loss, one standard error) chose so strong a penalty that it fell to chance
     assert ours("log_loss") < theirs - 0.1
+
+
+def test_the_first_probe_fit_of_a_process_runs_blas_on_one_thread():
+    """threadpoolctl limits only the BLAS libraries loaded when the limit is set; SciPy's own OpenBLAS, loaded by
+    the first fit, ran that fit on every core (17x the CPU on a busy 2-core machine). A fresh interpreter sees it."""
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np, torch
+from threadpoolctl import threadpool_info
+from zoo_core import probe
+seen = []
+fit_logistic = probe.fit_logistic
+def recording(*args, **kwargs):
+    seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+    return fit_logistic(*args, **kwargs)
+probe.fit_logistic = recording
+x = torch.from_numpy(np.random.default_rng(0).normal(size=(20, 8))).float()
+probe.fit_probe(x, np.arange(20) % 2, 2)
+print(sorted(set(seen)))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[1]", out.stdout + out.stderr

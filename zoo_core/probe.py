@@ -94,6 +94,11 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, C: float,
 def fit_probe(*args, **kwargs) -> ProbeFit:
     """Fit on all of (x, labels); with `C` None, choose it from `grid` by stratified k-fold CV first. BLAS runs
     on one thread: these problems are small, and more threads only contend (10x slower on a busy 2-core box)."""
+    # imported before the limit: threadpoolctl limits only the BLAS libraries already loaded, and SciPy brings its
+    # own OpenBLAS, which ran a process's first fit on every core (CIFAR-10 on EfficientNet-Lite0 features, 32 a
+    # class: 34 s of CPU for that fit, 2 s for each later one; bench/fewshot.py's first probe of a run)
+    import scipy.optimize  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):

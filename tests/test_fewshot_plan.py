@@ -1,0 +1,91 @@
+"""bench/fewshot.py's full run: its plan keeps every cell issue 14's targets are judged on, says why it leaves out
+the others, and its feature cache changes what the probes cost, not what they measure."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+TARGETS = {"sst2": {"modality": "text"}, "cedr": {"modality": "text", "reported_only": True},
+           "pneumonia": {"modality": "image"}, "cifar10": {"modality": "image"}}
+
+
+def full_grid():
+    import fewshot
+
+    return list(fewshot.grid(TARGETS, list(TARGETS), ["mnist", "imagenet"], [32, 8, 128], None, False))
+
+
+def test_the_plan_runs_every_cell_a_target_is_judged_on_and_gives_a_reason_for_the_rest():
+    import _fewshot_plan as plan
+
+    from zoo_core.defaults import RECOMMENDED
+
+    cells = full_grid()
+    reasons = {cell: plan.skip_reason(TARGETS[cell[0]], *cell[1:], RECOMMENDED) for cell in cells}
+    for (name, base, k, method), reason in reasons.items():
+        if method in ("linear-probe", "plain-probe", "tfidf"):
+            assert reason is None, (name, base, k, method)  # target 1: every probe cell
+        judged = not TARGETS[name].get("reported_only") and k == 32
+        if judged and method in (RECOMMENDED[TARGETS[name]["modality"]], "scratch"):
+            assert reason is None, (name, base, k, method)  # target 2: the default against every plain baseline
+        if reason is not None:
+            assert "s of one-thread CPU" in reason or "s a run" in reason  # the cost that left it out
+    skipped = [(*cell, reason) for cell, reason in reasons.items() if reason]
+    assert 0 < len(skipped) < len(cells)
+    listing = plan.describe_skipped(skipped, seeds=3)
+    assert f"({len(skipped) * 3} runs)" in listing
+    assert "sst2/minilm finetune k=8,32,128" in listing and "cedr/minilm lora k=8,32,128" in listing
+
+
+def test_the_planned_full_run_fits_its_hour_by_the_plans_own_costs():
+    """The budget is issue 14's (a full run <= 60 minutes); the costs are the plan's measured table, so a cell
+    added to the plan without room for it fails here, not an hour into a run."""
+    import _fewshot_plan as plan
+
+    from zoo_core.defaults import RECOMMENDED
+
+    todo = [cell for cell in full_grid() if plan.skip_reason(TARGETS[cell[0]], *cell[1:], RECOMMENDED) is None]
+    assert plan.estimate(todo, seeds=3) <= 60 * 60
+    assert plan.estimate(full_grid(), seeds=3) > 3 * 60 * 60  # what --all costs: why there is a plan
+
+
+def test_the_cached_probe_measures_what_the_engine_alone_measures(tmp_path, tiny_recipe):
+    import fewshot
+    from _features import FeatureCache
+
+    recipe = tiny_recipe(tmp_path, "linear-probe")
+    alone = tiny_recipe.run(recipe).metrics["macro_f1"]
+    cache = FeatureCache()
+    first = fewshot.zoo_probe(recipe, cache)
+    assert (cache.misses, cache.hits) == (3, 0)  # train, val and test encoded once
+    second = fewshot.zoo_probe(recipe, cache)
+    assert (cache.misses, cache.hits) == (3, 3)  # a second run on the same splits encodes nothing
+    assert first == second == pytest.approx(alone, abs=0)
+    other = tiny_recipe(tmp_path, "linear-probe", train={"seed": 1})  # other labelled examples: other features
+    fewshot.zoo_probe(other, cache)
+    assert cache.misses > 3
+
+
+def test_the_report_counts_a_seed_run_again_once_and_lists_what_no_log_measured(tmp_path):
+    import json
+    import subprocess
+
+    log = tmp_path / "runs.jsonl"
+    runs = [("linear-probe", 0, 0.60), ("linear-probe", 0, 0.60), ("linear-probe", 1, 0.70),
+            ("plain-probe", 0, 0.61), ("plain-probe", 1, 0.69)]  # seed 0's probe twice: a resumed run
+    log.write_text("".join(json.dumps({"target": "pneumonia", "base": "mnist", "k": 32, "method": m, "seed": s,
+                                       "macro_f1": f, "with": {}, "label": ""}) + "\n" for m, s, f in runs))
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    out = subprocess.run([sys.executable, "fewshot.py", "--report", str(log), "--json"], cwd=bench,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert {c["method"]: sorted(c["macro_f1"]) for c in result["cells"]} == {"linear-probe": [0.6, 0.7],
+                                                                             "plain-probe": [0.61, 0.69]}
+    assert "PASS  pneumonia/mnist/k=32" in out
+    skipped = {(c["target"], c["base"], c["k"], c["method"]) for c in result["skipped"]}
+    assert ("sst2", "minilm", 8, "finetune") in skipped and ("pneumonia", "mnist", 32, "linear-probe") not in skipped
