@@ -5,11 +5,14 @@ transport's write): an 8 MiB range cost the zoo 5.6 ms of CPU and nginx 0.6 (ben
 
 The message is the ASGI spec's: {"type": "http.response.zerocopysend", "file": <file object>, "offset": int,
 "count": int, "more_body": bool}, after `http.response.start`, for a response with a Content-Length. It is offered
-only on plain TCP (TLS needs the bytes in user space). The copy runs in a worker thread on a duplicate of the
-socket's descriptor (the event loop may close its own when the peer goes away; the duplicate then fails with
-EPIPE instead of writing to whatever file reuses the number), and starts once the transport's buffer holds nothing
-(the headers went first). Sendfile threads have their own limit (SENDFILE_THREADS), so slow downloads never take
-the threads the app's endpoints run in; past it, a download is copied through Python with flow control.
+only on plain TCP (TLS needs the bytes in user space). Once the transport's buffer holds nothing (the headers went
+first), what the socket takes at once (up to INLINE bytes) is sent from the event loop, as nginx does, when the
+range starts in the page cache: a small range is then done without a thread. The rest, or all of a range that
+would be read from disk, is sent by a worker thread on a duplicate of the socket's descriptor (the event loop may
+close its own when the peer goes away; the duplicate then fails with EPIPE instead of writing to whatever file
+reuses the number), which waits while the client reads. Sendfile threads have their own limit (SENDFILE_THREADS),
+so slow downloads never take the threads the app's endpoints run in; past it, the rest is copied through Python
+with flow control.
 """
 
 from __future__ import annotations
@@ -42,24 +45,46 @@ class ZeroCopyCycle(RequestResponseCycle):
         more_body = message.get("more_body", False)
         if self.scope["method"] == "HEAD" or not count or self.disconnected:
             return await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
-        if _limiter().available_tokens < 1:  # every sendfile thread busy (slow clients): copy, as before
-            return await self._copy(message["file"].fileno(), offset, count, more_body)
         while self.transport.get_write_buffer_size() and not self.transport.is_closing():
             await asyncio.sleep(0.001)  # the headers (or an earlier body) go out first
-        sock = os.dup(self.transport.get_extra_info("socket").fileno())
-        try:
-            sent = await anyio.to_thread.run_sync(_sendfile, sock, message["file"].fileno(), offset, count,
-                                                  limiter=_limiter())
-        except OSError:  # the client went away, or stopped reading for STALL seconds
-            sent = -1
-        finally:
-            os.close(sock)
+        fd = message["file"].fileno()
+        sent = self._send_now(fd, offset, count)
+        if 0 <= sent < count:  # the socket's buffer is full (or the file not in memory): the rest needs waiting
+            if _limiter().available_tokens < 1:  # every sendfile thread busy (slow clients): copy, as before
+                self.expected_content_length -= sent
+                return await self._copy(fd, offset + sent, count - sent, more_body)
+            sock = os.dup(self.transport.get_extra_info("socket").fileno())
+            try:
+                sent += await anyio.to_thread.run_sync(_sendfile, sock, fd, offset + sent, count - sent,
+                                                       limiter=_limiter())
+            except OSError:  # the client went away, or stopped reading for STALL seconds
+                sent = -1
+            finally:
+                os.close(sock)
         if sent != count:  # the body cannot be completed: end the connection, as a short read would
             self.disconnected = True
             self.transport.close()
             return
         self.expected_content_length -= count
         await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
+
+    def _send_now(self, fd: int, offset: int, count: int) -> int:
+        """What the socket's buffer takes at once, at most INLINE bytes, sent from the event loop as nginx sends
+        (a small range then needs no thread: the hand-off to one and back cost more than the range), but only when
+        the range's first byte is in the page cache: a file on disk is read by a thread, never on the loop.
+        -1 when the client is gone."""
+        if NOWAIT is None:
+            return 0
+        try:
+            os.preadv(fd, [bytearray(1)], offset, NOWAIT)  # fails at once (EAGAIN) when it would wait for the disk
+        except OSError:  # not in memory, or a file system that cannot tell
+            return 0
+        try:
+            return os.sendfile(self.transport.get_extra_info("socket").fileno(), fd, offset, min(count, INLINE))
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return -1
 
     async def _copy(self, fd: int, offset: int, count: int, more_body: bool) -> None:
         """The bytes through Python in PIECE-sized reads, each sent once the transport can take it (flow control):
@@ -76,6 +101,8 @@ class ZeroCopyCycle(RequestResponseCycle):
 
 
 PIECE = 8 * 1024 * 1024  # a read when copying
+INLINE = 2 * 1024 * 1024  # sent from the event loop at most (nginx's sendfile_max_chunk)
+NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: a read that would wait for the disk fails instead
 # sendfile threads at once: each is held while its client reads, so they have their own limit, apart from the
 # thread pool that runs the app's endpoints; beyond it, downloads are copied through Python as before
 SENDFILE_THREADS = 32
