@@ -6,13 +6,15 @@ transport's write): an 8 MiB range cost the zoo 5.6 ms of CPU and nginx 0.6 (ben
 The message is the ASGI spec's: {"type": "http.response.zerocopysend", "file": <file object>, "offset": int,
 "count": int, "more_body": bool}, after `http.response.start`, for a response with a Content-Length. It is offered
 only on plain TCP (TLS needs the bytes in user space). Once the transport's buffer holds nothing (the headers went
-first), what the socket takes at once (up to INLINE bytes) is sent from the event loop, as nginx does, when the
-range starts in the page cache: a small range is then done without a thread. The rest, or all of a range that
-would be read from disk, is sent by a worker thread on a duplicate of the socket's descriptor (the event loop may
-close its own when the peer goes away; the duplicate then fails with EPIPE instead of writing to whatever file
-reuses the number), which waits while the client reads. Sendfile threads have their own limit (SENDFILE_THREADS),
-so slow downloads never take the threads the app's endpoints run in; past it, the rest is copied through Python
-with flow control.
+first), the bytes leave as nginx sends them: from the event loop, os.sendfile of what the socket takes (at most
+INLINE bytes a call), then a wait for room, without a thread. That holds while the next byte is in the page cache
+(a RWF_NOWAIT read of it fails at once otherwise): a file on disk is sent by a worker thread instead, so the loop
+does not wait for the disk (in a partly cached file, at most for one call's INLINE bytes: nginx's bound too). A
+thread for every range, as before, cost more than a small range itself (the hand-off there and back). Both send on a
+duplicate of the socket's descriptor (the event loop may close its own when the peer goes away; the duplicate
+then fails with EPIPE instead of writing to whatever file reuses the number). Sendfile threads have their own
+limit (SENDFILE_THREADS), so slow downloads from disk never take the threads the app's endpoints run in; past
+it, the rest is copied through Python with flow control.
 """
 
 from __future__ import annotations
@@ -48,43 +50,26 @@ class ZeroCopyCycle(RequestResponseCycle):
         while self.transport.get_write_buffer_size() and not self.transport.is_closing():
             await asyncio.sleep(0.001)  # the headers (or an earlier body) go out first
         fd = message["file"].fileno()
-        sent = self._send_now(fd, offset, count)
-        if 0 <= sent < count:  # the socket's buffer is full (or the file not in memory): the rest needs waiting
-            if _limiter().available_tokens < 1:  # every sendfile thread busy (slow clients): copy, as before
-                self.expected_content_length -= sent
-                return await self._copy(fd, offset + sent, count - sent, more_body)
-            sock = os.dup(self.transport.get_extra_info("socket").fileno())
-            try:
-                sent += await anyio.to_thread.run_sync(_sendfile, sock, fd, offset + sent, count - sent,
-                                                       limiter=_limiter())
-            except OSError:  # the client went away, or stopped reading for STALL seconds
-                sent = -1
-            finally:
-                os.close(sock)
+        sock = os.dup(self.transport.get_extra_info("socket").fileno())
+        try:
+            sent = await _send_from_loop(sock, fd, offset, count)
+            if 0 <= sent < count:  # the rest is on disk: a thread reads it, the loop never waits for the disk
+                if _limiter().available_tokens < 1:  # every sendfile thread busy (slow clients): copy, as before
+                    self.expected_content_length -= sent
+                    return await self._copy(fd, offset + sent, count - sent, more_body)
+                try:
+                    sent += await anyio.to_thread.run_sync(_sendfile, sock, fd, offset + sent, count - sent,
+                                                           limiter=_limiter())
+                except OSError:  # the client went away, or stopped reading for STALL seconds
+                    sent = -1
+        finally:
+            os.close(sock)
         if sent != count:  # the body cannot be completed: end the connection, as a short read would
             self.disconnected = True
             self.transport.close()
             return
         self.expected_content_length -= count
         await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
-
-    def _send_now(self, fd: int, offset: int, count: int) -> int:
-        """What the socket's buffer takes at once, at most INLINE bytes, sent from the event loop as nginx sends
-        (a small range then needs no thread: the hand-off to one and back cost more than the range), but only when
-        the range's first byte is in the page cache: a file on disk is read by a thread, never on the loop.
-        -1 when the client is gone."""
-        if NOWAIT is None:
-            return 0
-        try:
-            os.preadv(fd, [bytearray(1)], offset, NOWAIT)  # fails at once (EAGAIN) when it would wait for the disk
-        except OSError:  # not in memory, or a file system that cannot tell
-            return 0
-        try:
-            return os.sendfile(self.transport.get_extra_info("socket").fileno(), fd, offset, min(count, INLINE))
-        except BlockingIOError:
-            return 0
-        except OSError:
-            return -1
 
     async def _copy(self, fd: int, offset: int, count: int, more_body: bool) -> None:
         """The bytes through Python in PIECE-sized reads, each sent once the transport can take it (flow control):
@@ -101,7 +86,7 @@ class ZeroCopyCycle(RequestResponseCycle):
 
 
 PIECE = 8 * 1024 * 1024  # a read when copying
-INLINE = 2 * 1024 * 1024  # sent from the event loop at most (nginx's sendfile_max_chunk)
+INLINE = 2 * 1024 * 1024  # sent from the event loop in one call at most (nginx's sendfile_max_chunk)
 NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: a read that would wait for the disk fails instead
 # sendfile threads at once: each is held while its client reads, so they have their own limit, apart from the
 # thread pool that runs the app's endpoints; beyond it, downloads are copied through Python as before
@@ -113,6 +98,56 @@ def _limiter() -> anyio.CapacityLimiter:
     if not _LIMITER:
         _LIMITER.append(anyio.CapacityLimiter(SENDFILE_THREADS))
     return _LIMITER[0]
+
+
+async def _send_from_loop(sock: int, fd: int, offset: int, count: int) -> int:
+    """Bytes of the range sent from the event loop, as nginx sends them: while the next ones are in the page cache,
+    os.sendfile what the socket takes (at most INLINE at a time), waiting for room without a thread. Returns how
+    many went (fewer than `count` when the next byte is on disk or the file ended), -1 when the client is gone or
+    read nothing for STALL seconds."""
+    sent = 0
+    while sent < count:
+        if not _cached(fd, offset + sent):
+            return sent
+        try:
+            n = os.sendfile(sock, fd, offset + sent, min(count - sent, INLINE))
+        except BlockingIOError:
+            if not await _writable(sock):
+                return -1
+            continue
+        except OSError:
+            return -1
+        if n == 0:  # the file ended early
+            return sent
+        sent += n
+        if sent < count:
+            await asyncio.sleep(0)  # other requests' turn between pieces
+    return sent
+
+
+def _cached(fd: int, offset: int) -> bool:
+    """Whether the byte at `offset` is in the page cache: a read that would wait for the disk fails at once."""
+    if NOWAIT is None:
+        return False
+    try:
+        os.preadv(fd, [bytearray(1)], offset, NOWAIT)
+        return True
+    except OSError:  # EAGAIN: on disk; or a file system that cannot tell
+        return False
+
+
+async def _writable(sock: int) -> bool:
+    """Wait until the socket has room (or an error to report), at most STALL seconds."""
+    loop = asyncio.get_running_loop()
+    room = loop.create_future()
+    loop.add_writer(sock, lambda: room.done() or room.set_result(None))
+    try:
+        await asyncio.wait_for(room, STALL)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_writer(sock)
 
 
 def _sendfile(sock: int, fd: int, offset: int, count: int) -> int:

@@ -106,33 +106,13 @@ def in_process(root):
         thread.join(timeout=30)
 
 
-def test_past_the_sendfile_threads_downloads_are_copied(served, monkeypatch):
-    """With every sendfile thread taken (here: none allowed), a download is copied through Python with flow
-    control, and its bytes are the same. The server runs in this process, so the limit can be set."""
-    from registry_server import zerocopy
-
-    monkeypatch.setattr(zerocopy, "SENDFILE_THREADS", 0)
-    monkeypatch.setattr(zerocopy, "_LIMITER", [])
-    _, data, _, root = served
-    with in_process(root) as url, httpx.Client() as client:
-        assert client.get(url).content == data
-        assert client.get(url, headers={"Range": "bytes=7-3000000"}).content == data[7:3_000_001]
-    assert zerocopy._LIMITER[0].total_tokens == 0  # the copy path it was
-
-
-def test_a_range_on_disk_goes_to_a_thread_and_one_in_memory_leaves_from_the_loop(served, monkeypatch):
-    """The event loop never waits for the disk: a range whose start is not in the page cache is sent by a
-    sendfile thread; once it is cached, a small range leaves from the loop without a thread's hand-off."""
-    from registry_server import zerocopy
-
-    _, data, _, root = served
-    threaded = []
-    monkeypatch.setattr(zerocopy, "_sendfile", lambda *args, real=zerocopy._sendfile: threaded.append(args) or
-                        real(*args))
+def evict(root, data: bytes) -> None:
+    """Take the stored file out of the page cache (its blob was synced, so clean pages go at once); skips the test
+    where the file system keeps it in memory (tmpfs)."""
     digest = hashlib.sha256(data).hexdigest()
     fd = os.open(root / "blobs" / "sha256" / digest[:2] / digest[2:], os.O_RDONLY)
     try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # out of the page cache (the blob was synced: clean)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         try:
             os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
             pytest.skip("this file system keeps the blob in memory")
@@ -141,10 +121,40 @@ def test_a_range_on_disk_goes_to_a_thread_and_one_in_memory_leaves_from_the_loop
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+
+
+def test_past_the_sendfile_threads_downloads_are_copied(served, monkeypatch):
+    """With every sendfile thread taken (here: none allowed), a download of a file on disk is copied through
+    Python with flow control, and its bytes are the same. The server runs in this process, so the limit can be
+    set."""
+    from registry_server import zerocopy
+
+    monkeypatch.setattr(zerocopy, "SENDFILE_THREADS", 0)
+    monkeypatch.setattr(zerocopy, "_LIMITER", [])
+    _, data, _, root = served
+    evict(root, data)
+    with in_process(root) as url, httpx.Client() as client:
+        assert client.get(url).content == data
+        assert client.get(url, headers={"Range": "bytes=7-3000000"}).content == data[7:3_000_001]
+    assert zerocopy._LIMITER[0].total_tokens == 0  # the copy path it was
+
+
+def test_a_file_on_disk_goes_to_a_thread_and_one_in_memory_leaves_from_the_loop(served, monkeypatch):
+    """The event loop never waits for the disk: a range whose next byte is not in the page cache is sent by a
+    sendfile thread; once it is cached, ranges and whole files leave from the loop, as nginx sends them."""
+    from registry_server import zerocopy
+
+    _, data, _, root = served
+    threaded = []
+    monkeypatch.setattr(zerocopy, "_sendfile", lambda *args, real=zerocopy._sendfile: threaded.append(args) or
+                        real(*args))
+    evict(root, data)
     with in_process(root) as url, httpx.Client() as client:
         assert client.get(url, headers={"Range": "bytes=0-9"}).content == data[:10]
         assert len(threaded) == 1  # from disk: a thread
+        assert client.get(url).content == data  # reads the rest into memory (a thread)
+        threaded.clear()
         assert client.get(url, headers={"Range": "bytes=0-99"}).content == data[:100]
-        assert len(threaded) == 1  # from memory: the loop
-        assert client.get(url).content == data  # a whole file: the loop's share, then a thread's
-        assert len(threaded) == 2
+        assert client.get(url).content == data  # larger than the socket's buffer: the loop waits for room
+        assert client.get(url, headers={"Range": "bytes=5-4000000"}).content == data[5:4_000_001]
+        assert threaded == []  # from memory: the loop
