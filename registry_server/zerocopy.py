@@ -102,27 +102,46 @@ def _limiter() -> anyio.CapacityLimiter:
 
 async def _send_from_loop(sock: int, fd: int, offset: int, count: int) -> int:
     """Bytes of the range sent from the event loop, as nginx sends them: while the next ones are in the page cache,
-    os.sendfile what the socket takes (at most INLINE at a time), waiting for room without a thread. Returns how
+    os.sendfile what the socket takes (at most INLINE a call), then wait for room without a thread. Returns how
     many went (fewer than `count` when the next byte is on disk or the file ended), -1 when the client is gone or
     read nothing for STALL seconds."""
-    sent = 0
-    while sent < count:
-        if not _cached(fd, offset + sent):
-            return sent
-        try:
-            n = os.sendfile(sock, fd, offset + sent, min(count - sent, INLINE))
-        except BlockingIOError:
-            if not await _writable(sock):
+    loop = asyncio.get_running_loop()
+    room: asyncio.Future | None = None
+
+    def writable() -> None:  # the socket has room (or an error to report); called while it has, until removed
+        if room is not None and not room.done():
+            room.set_result(True)
+
+    sent, watching = 0, False
+    try:
+        while sent < count:
+            if not _cached(fd, offset + sent):
+                return sent
+            try:
+                n = os.sendfile(sock, fd, offset + sent, min(count - sent, INLINE))
+            except BlockingIOError:
+                if not watching:  # one watch a response: a wait costs a future, not two epoll changes
+                    loop.add_writer(sock, writable)
+                    watching = True
+                room = loop.create_future()
+                stalled = loop.call_later(STALL, lambda late=room: late.done() or late.set_result(False))
+                try:
+                    if not await room:
+                        return -1
+                finally:
+                    stalled.cancel()
+                continue
+            except OSError:
                 return -1
-            continue
-        except OSError:
-            return -1
-        if n == 0:  # the file ended early
-            return sent
-        sent += n
-        if sent < count:
-            await asyncio.sleep(0)  # other requests' turn between pieces
-    return sent
+            if n == 0:  # the file ended early
+                return sent
+            sent += n
+            if sent < count and n == INLINE:
+                await asyncio.sleep(0)  # the socket takes more at once: other requests' turn between pieces
+        return sent
+    finally:
+        if watching:
+            loop.remove_writer(sock)
 
 
 def _cached(fd: int, offset: int) -> bool:
@@ -134,20 +153,6 @@ def _cached(fd: int, offset: int) -> bool:
         return True
     except OSError:  # EAGAIN: on disk; or a file system that cannot tell
         return False
-
-
-async def _writable(sock: int) -> bool:
-    """Wait until the socket has room (or an error to report), at most STALL seconds."""
-    loop = asyncio.get_running_loop()
-    room = loop.create_future()
-    loop.add_writer(sock, lambda: room.done() or room.set_result(None))
-    try:
-        await asyncio.wait_for(room, STALL)
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        loop.remove_writer(sock)
 
 
 def _sendfile(sock: int, fd: int, offset: int, count: int) -> int:
