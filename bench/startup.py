@@ -1,12 +1,13 @@
 """What a `zoo` command costs to start, against a bare interpreter (`python -c pass`) measured in the same run:
-the registry commands (`zoo --help`, `zoo search` on an embedded registry, `import zoo_core.registry.service`)
+the registry commands (`zoo --help`, `zoo search` and `zoo show` on an embedded registry,
+`import zoo_core.registry.service`)
 never import torch; plugin discovery (building the catalog, listing every backbone with parameter counts) does,
 so those are compared with the bare `import torch` as well.
 
 Prints a table (best of 3 fresh processes each; wall and, for the registry rows, CPU time, which load does not
-inflate); with --json, one JSON object on its last line: {"python_s", "help_s", "search_s", "service_s",
-"torch_s", "catalog_s", "listing_s", "help_ratio", "search_ratio", "ratio", "cpu_s", "load_average"} (ratios:
-over `python -c pass` for the registry rows, over `import torch` for the listing).
+inflate); with --json, one JSON object on its last line: {"python_s", "help_s", "search_s", "show_s",
+"service_s", "torch_s", "catalog_s", "listing_s", "help_ratio", "search_ratio", "show_ratio", "ratio", "cpu_s",
+"load_average"} (ratios: over `python -c pass` for the registry rows, over `import torch` for the listing).
 """
 
 from __future__ import annotations
@@ -54,24 +55,37 @@ def main() -> None:
         env = {"ZOO_REGISTRY": registry}
         subprocess.run([sys.executable, *zoo("search")], check=True, stdout=subprocess.DEVNULL,
                        env={**os.environ, **env})  # create the registry's tables outside the timing
+        folder = os.path.join(registry, "checkpoint")  # and a version for `zoo show`
+        os.mkdir(folder)
+        with open(os.path.join(folder, "README.md"), "w") as card:
+            card.write("---\nlicense: mit\n---\n# m\n")
+        with open(os.path.join(folder, "model.safetensors"), "wb") as weights:
+            weights.write(b"weights")
+        subprocess.run([sys.executable, *zoo("push", folder, "bench/m")], check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, **env})
         python = timed("-c", "pass")
         help_ = timed(*zoo("--help"))
         search = timed(*zoo("search"), env=env)
+        show = timed(*zoo("show", "bench/m"), env=env)
         service = timed("-c", "import zoo_core.registry.service")
-        cpu = [CPU[("-c", "pass")], CPU[zoo("--help")], CPU[zoo("search")],
+        cpu = [CPU[("-c", "pass")], CPU[zoo("--help")], CPU[zoo("search")], CPU[zoo("show", "bench/m")],
                CPU[("-c", "import zoo_core.registry.service")]]
     torch = timed("-c", "import torch")
     catalog = timed("-c", "import zoo_core; zoo_core.get_catalog()")
     listing = timed("-c", "from zoo_core.plugins import summaries; summaries(\"backbone\")")
     result = {"python_s": round(python, 3), "help_s": round(help_, 3), "search_s": round(search, 3),
-              "service_s": round(service, 3), "torch_s": round(torch, 3), "catalog_s": round(catalog, 3),
+              "show_s": round(show, 3), "service_s": round(service, 3), "torch_s": round(torch, 3),
+              "catalog_s": round(catalog, 3),
               "listing_s": round(listing, 3), "help_ratio": round(help_ / python, 1),
-              "search_ratio": round(search / python, 1), "ratio": round(listing / torch, 2),
-              "cpu_s": dict(zip(("python", "help", "search", "service"), (round(c, 3) for c in cpu), strict=True)),
+              "search_ratio": round(search / python, 1), "show_ratio": round(show / python, 1),
+              "ratio": round(listing / torch, 2),
+              "cpu_s": dict(zip(("python", "help", "search", "show", "service"), (round(c, 3) for c in cpu),
+                                strict=True)),
               "load_average": round(os.getloadavg()[0], 2)}
     rows = [("python -c pass (baseline)", python, ""),
             ("zoo --help", help_, f"{result['help_ratio']}x python"),
             ("zoo search (embedded registry)", search, f"{result['search_ratio']}x python"),
+            ("zoo show (embedded registry)", show, f"{result['show_ratio']}x python"),
             ("import zoo_core.registry.service", service, f"{service / python:.1f}x python"),
             ("import torch (plugins' baseline)", torch, ""),
             ("load plugins, build catalog", catalog, f"{catalog / torch:.2f}x torch"),

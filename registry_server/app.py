@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry_server import api, docs, downloads, hub, hub_repo, lfs, web
 from registry_server.bodies import BodyLimits
+from registry_server.direct import DirectDownloads
 from registry_server.timing import HeadersMiddleware, time_queries
 from zoo_core import __version__
 from zoo_core.errors import NotFoundError, RequestError, ZooError
@@ -56,6 +57,7 @@ def create_app(registry: str | Path | None = None, database_url: str | None = No
 
     # Server-Timing (app and database phases) and the security headers on every answer: timing.py
     time_queries(service.engine)
+    app.add_middleware(DirectDownloads)  # innermost: downloads without the routing machinery (direct.py)
     app.add_middleware(BodyLimits, max_body=settings.max_body, timeout=settings.body_timeout)  # bodies.py
     app.add_middleware(HeadersMiddleware, headers=SECURITY_HEADERS, csp=CONTENT_SECURITY_POLICY,
                        csp_exempt=("/docs",))  # /docs sends its own policy: it runs Swagger UI (docs.py)

@@ -21,11 +21,12 @@ from zoo_core.registry.service import FileSpec, RegistryService, Viewer
 router = APIRouter(responses=ERRORS)
 Service = Depends(deps.service)
 Reader = Depends(deps.viewer)
+FILES = "/api/models/{namespace}/{name}/versions/{revision}/files/{path:path}"
+RESOLVE = "/{namespace}/{name}/resolve/{revision}/{path:path}"
 
 
-@router.get("/api/models/{namespace}/{name}/versions/{revision}/files/{path:path}",
-            summary="Download one file of a version (HEAD: its headers only)")
-@router.head("/api/models/{namespace}/{name}/versions/{revision}/files/{path:path}", include_in_schema=False)
+@router.get(FILES, summary="Download one file of a version (HEAD: its headers only)")
+@router.head(FILES, include_in_schema=False)
 def download(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
              service: RegistryService = Service) -> Response:
     found = service.find_file(namespace, name, revision, path, who)  # one query (file_lookup.py)
@@ -33,21 +34,31 @@ def download(namespace: str, name: str, revision: str, path: str, request: Reque
     return file_response(service, spec, request)
 
 
-@router.get("/{namespace}/{name}/resolve/{revision}/{path:path}", tags=["Hugging Face Hub API"],
+@router.get(RESOLVE, tags=["Hugging Face Hub API"],
             summary="Download one file (the Hub's resolve URL; HEAD: its headers only)")
-@router.head("/{namespace}/{name}/resolve/{revision}/{path:path}", include_in_schema=False)
+@router.head(RESOLVE, include_in_schema=False)
 def resolve_file(namespace: str, name: str, revision: str, path: str, request: Request, who: Viewer = Reader,
                  service: RegistryService = Service) -> Response:
-    revision, path = hub_revision(revision, path)
-    # one query (file_lookup.py); when it finds nothing, the full resolution says precisely what is missing
-    found = service.find_file(namespace, name, "latest" if revision in ("main", "HEAD") else revision, path, who)
-    if found is None:
+    found = find_resolved(service, namespace, name, revision, path, who)
+    if found is None:  # the full resolution says precisely what is missing
+        revision, path = hub_revision(revision, path)
         info = hub_version(service, namespace, name, revision, who)
         entry = next((f for f in info.files if f["path"] == path), None)
         if entry is None:
             raise EntryNotFoundError(f"file '{path}' not found in {info.model_id}@{revision}", commit=info.commit)
         found = FileSpec(path, entry["sha256"], entry["size"]), info.commit
-    spec, commit = found
+    return resolved_response(service, *found, request)
+
+
+def find_resolved(service: RegistryService, namespace: str, name: str, revision: str, path: str,
+                  who: Viewer) -> tuple[FileSpec, str] | None:
+    """The file a Hub resolve URL names and its version's commit, in one query (file_lookup.py), when `who` may
+    download it; None otherwise."""
+    revision, path = hub_revision(revision, path)
+    return service.find_file(namespace, name, "latest" if revision in ("main", "HEAD") else revision, path, who)
+
+
+def resolved_response(service: RegistryService, spec: FileSpec, commit: str, request: Request) -> Response:
     response = file_response(service, spec, request)
     response.headers["X-Repo-Commit"] = commit  # the client's cache is keyed by it
     return response

@@ -5,11 +5,16 @@ transport's write): an 8 MiB range cost the zoo 5.6 ms of CPU and nginx 0.6 (ben
 
 The message is the ASGI spec's: {"type": "http.response.zerocopysend", "file": <file object>, "offset": int,
 "count": int, "more_body": bool}, after `http.response.start`, for a response with a Content-Length. It is offered
-only on plain TCP (TLS needs the bytes in user space). The copy runs in a worker thread on a duplicate of the
-socket's descriptor (the event loop may close its own when the peer goes away; the duplicate then fails with
-EPIPE instead of writing to whatever file reuses the number), and starts once the transport's buffer holds nothing
-(the headers went first). Sendfile threads have their own limit (SENDFILE_THREADS), so slow downloads never take
-the threads the app's endpoints run in; past it, a download is copied through Python with flow control.
+only on plain TCP (TLS needs the bytes in user space). Once the transport's buffer holds nothing (the headers went
+first), the bytes leave as nginx sends them: from the event loop, os.sendfile of what the socket takes (at most
+INLINE bytes a call), then a wait for room, without a thread. That holds while the next byte is in the page cache
+(a RWF_NOWAIT read of it fails at once otherwise): a file on disk is sent by a worker thread instead, so the loop
+does not wait for the disk (in a partly cached file, at most for one call's INLINE bytes: nginx's bound too). A
+thread for every range, as before, cost more than a small range itself (the hand-off there and back). Both send on a
+duplicate of the socket's descriptor (the event loop may close its own when the peer goes away; the duplicate
+then fails with EPIPE instead of writing to whatever file reuses the number). Sendfile threads have their own
+limit (SENDFILE_THREADS), so slow downloads from disk never take the threads the app's endpoints run in; past
+it, the rest is copied through Python with flow control.
 """
 
 from __future__ import annotations
@@ -42,16 +47,21 @@ class ZeroCopyCycle(RequestResponseCycle):
         more_body = message.get("more_body", False)
         if self.scope["method"] == "HEAD" or not count or self.disconnected:
             return await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
-        if _limiter().available_tokens < 1:  # every sendfile thread busy (slow clients): copy, as before
-            return await self._copy(message["file"].fileno(), offset, count, more_body)
         while self.transport.get_write_buffer_size() and not self.transport.is_closing():
             await asyncio.sleep(0.001)  # the headers (or an earlier body) go out first
+        fd = message["file"].fileno()
         sock = os.dup(self.transport.get_extra_info("socket").fileno())
         try:
-            sent = await anyio.to_thread.run_sync(_sendfile, sock, message["file"].fileno(), offset, count,
-                                                  limiter=_limiter())
-        except OSError:  # the client went away, or stopped reading for STALL seconds
-            sent = -1
+            sent = await _send_from_loop(sock, fd, offset, count)
+            if 0 <= sent < count:  # the rest is on disk: a thread reads it, the loop never waits for the disk
+                if _limiter().available_tokens < 1:  # every sendfile thread busy (slow clients): copy, as before
+                    self.expected_content_length -= sent
+                    return await self._copy(fd, offset + sent, count - sent, more_body)
+                try:
+                    sent += await anyio.to_thread.run_sync(_sendfile, sock, fd, offset + sent, count - sent,
+                                                           limiter=_limiter())
+                except OSError:  # the client went away, or stopped reading for STALL seconds
+                    sent = -1
         finally:
             os.close(sock)
         if sent != count:  # the body cannot be completed: end the connection, as a short read would
@@ -76,6 +86,8 @@ class ZeroCopyCycle(RequestResponseCycle):
 
 
 PIECE = 8 * 1024 * 1024  # a read when copying
+INLINE = 2 * 1024 * 1024  # sent from the event loop in one call at most (nginx's sendfile_max_chunk)
+NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: a read that would wait for the disk fails instead
 # sendfile threads at once: each is held while its client reads, so they have their own limit, apart from the
 # thread pool that runs the app's endpoints; beyond it, downloads are copied through Python as before
 SENDFILE_THREADS = 32
@@ -86,6 +98,61 @@ def _limiter() -> anyio.CapacityLimiter:
     if not _LIMITER:
         _LIMITER.append(anyio.CapacityLimiter(SENDFILE_THREADS))
     return _LIMITER[0]
+
+
+async def _send_from_loop(sock: int, fd: int, offset: int, count: int) -> int:
+    """Bytes of the range sent from the event loop, as nginx sends them: while the next ones are in the page cache,
+    os.sendfile what the socket takes (at most INLINE a call), then wait for room without a thread. Returns how
+    many went (fewer than `count` when the next byte is on disk or the file ended), -1 when the client is gone or
+    read nothing for STALL seconds."""
+    loop = asyncio.get_running_loop()
+    room: asyncio.Future | None = None
+
+    def writable() -> None:  # the socket has room (or an error to report); called while it has, until removed
+        if room is not None and not room.done():
+            room.set_result(True)
+
+    sent, watching = 0, False
+    try:
+        while sent < count:
+            if not _cached(fd, offset + sent):
+                return sent
+            try:
+                n = os.sendfile(sock, fd, offset + sent, min(count - sent, INLINE))
+            except BlockingIOError:
+                if not watching:  # one watch a response: a wait costs a future, not two epoll changes
+                    loop.add_writer(sock, writable)
+                    watching = True
+                room = loop.create_future()
+                stalled = loop.call_later(STALL, lambda late=room: late.done() or late.set_result(False))
+                try:
+                    if not await room:
+                        return -1
+                finally:
+                    stalled.cancel()
+                continue
+            except OSError:
+                return -1
+            if n == 0:  # the file ended early
+                return sent
+            sent += n
+            if sent < count and n == INLINE:
+                await asyncio.sleep(0)  # the socket takes more at once: other requests' turn between pieces
+        return sent
+    finally:
+        if watching:
+            loop.remove_writer(sock)
+
+
+def _cached(fd: int, offset: int) -> bool:
+    """Whether the byte at `offset` is in the page cache: a read that would wait for the disk fails at once."""
+    if NOWAIT is None:
+        return False
+    try:
+        os.preadv(fd, [bytearray(1)], offset, NOWAIT)
+        return True
+    except OSError:  # EAGAIN: on disk; or a file system that cannot tell
+        return False
 
 
 def _sendfile(sock: int, fd: int, offset: int, count: int) -> int:

@@ -1,5 +1,6 @@
-"""`zoo search` and `zoo versions` on a local registry answer through sqlite3 alone (zoo_core/registry/lite.py): the
-same answers as the registry's service, over every filter, sort and page that path takes; the service where it
+"""`zoo search`, `zoo versions` and `zoo show` on a local registry answer through sqlite3 alone
+(zoo_core/registry/lite.py): the same answers as the registry's service, over every filter, sort and page that path
+takes and every version of the registry (parents, reproductions, rankings, statuses); the service where it
 does not apply (literal text, lineage filters, a registry not at the migrations' head); and no SQLAlchemy
 imported."""
 
@@ -52,6 +53,23 @@ def registry(tmp_path_factory):
                           else "published")
     registry.set_alias("acme/chest-xray", "production", 1)
     registry.deprecate("labs/sentiment@1", "old")
+    # parents in the registry (one private) and outside it, reproductions, rankings, a message, a yanked version
+    service = registry.service
+
+    def files(text: str):
+        return [service.store_file([complete_card("Child").encode()], "README.md"),
+                service.store_file([text.encode()], "w.bin"), service.store_file([b"{}"], "config.json")]
+
+    service.publish("labs/child", files("c1"), parent="acme/lungs@1", relation="finetune", message="from lungs")
+    service.publish("labs/child", files("c2"), parent="torchvision:resnet50.IMAGENET1K_V2",
+                    relation="feature-extraction")
+    service.publish("labs/child", files("c3"), parent="acme/birds@1", relation="adapter")
+    service.publish("labs/child", files("c4"), parent="labs/child@1")
+    service.attest("labs/child@1", "bit-identical", {"device": "cpu", "versions": {"torch": "2"}}, {"sha256": "ab"})
+    service.attest("labs/child@1", "differs", {"device": "cuda"})
+    for rank, by in ((1, "logme"), (2, "nce")):
+        service.record_rank("labs/child@1", "pneumonia", "0" * 64, by, {"logme": 0.5, "nce": -0.25}, rank, 3, 100)
+    service.set_status("labs/child@4", "yanked", reason="bad")
     registry.service.engine.dispose()
     return root / "zoo"
 
@@ -86,6 +104,21 @@ def test_versions_are_the_services(registry, model):
     service.service.engine.dispose()
 
 
+def test_show_is_the_services(registry):
+    lite = open_lite(str(registry))
+    service = open_registry(registry)
+    refs = [f"{model}@{n}" for model in [m[0] for m in MODELS] + ["labs/child"] for n in (1, 2)]
+    refs += ["labs/child", "labs/child@v3", "labs/child@4", "labs/child@latest", "acme/chest-xray@production",
+             f"acme/lungs@{service.resolve('acme/lungs@2').commit}"]
+    for ref in refs:
+        assert lite.show(ref).as_dict() == service.resolve(ref).as_dict(), ref
+    shown = lite.show("labs/child@1")
+    assert shown.parents == [{"ref": "acme/lungs@1", "relation": "finetune"}] and len(shown.rankings) == 2
+    assert [a["outcome"] for a in shown.attestations] == ["bit-identical", "differs"]
+    assert lite.show("labs/child@3").parents == [{"ref": "acme/birds@1", "relation": "adapter"}]
+    service.service.engine.dispose()
+
+
 def test_the_service_answers_what_this_path_does_not(registry, tmp_path, monkeypatch):
     lite = open_lite(str(registry))
     for query, filters in (("50%", {}), (None, {"descendant_of": "acme/lungs@1"}), (None, {"relation": "finetune"}),
@@ -93,6 +126,8 @@ def test_the_service_answers_what_this_path_does_not(registry, tmp_path, monkeyp
         assert lite.search(query, **filters) is None
     for model in ("acme/missing", "acme", "acme/lungs@1"):  # the service says what is wrong
         assert lite.versions(model) is None
+    for ref in ("acme/missing", "acme", "acme/lungs@9", "acme/lungs@staging", "acme/lungs@" + "0" * 40, "a b/c"):
+        assert lite.show(ref) is None
     assert open_lite(str(tmp_path / "none")) is None  # not created: the full path creates it
     assert open_lite("http://127.0.0.1:9") is None
     monkeypatch.setenv("ZOO_DATABASE_URL", "postgresql+psycopg://nowhere/zoo")
@@ -121,7 +156,7 @@ def zoo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
-def test_zoo_search_and_versions_on_a_local_registry_import_no_sqlalchemy(registry):
+def test_zoo_search_versions_and_show_on_a_local_registry_import_no_sqlalchemy(registry):
     result = zoo("search", "xray", "--json", env={"ZOO_REGISTRY": str(registry)})
     assert result.returncode == 0, result.stderr
     *answer, loaded = result.stdout.strip().splitlines()
@@ -131,6 +166,12 @@ def test_zoo_search_and_versions_on_a_local_registry_import_no_sqlalchemy(regist
     assert result.returncode == 0, result.stderr
     *answer, loaded = result.stdout.strip().splitlines()
     assert loaded == "LOADED=" and [v["number"] for v in json.loads("\n".join(answer))] == [1, 2]
+    result = zoo("show", "labs/child@1", "--json", env={"ZOO_REGISTRY": str(registry)})
+    assert result.returncode == 0, result.stderr
+    *answer, loaded = result.stdout.strip().splitlines()
+    assert loaded == "LOADED=" and json.loads("\n".join(answer))["parents"][0]["ref"] == "acme/lungs@1"
+    result = zoo("show", "labs/child@3", env={"ZOO_REGISTRY": str(registry)})  # the table, without --json
+    assert result.returncode == 0 and "acme/birds@1 (adapter)" in result.stdout, result.stderr
     # literal text goes to the service, which imports them: the probe sees them
     result = zoo("search", "50%", "--json", env={"ZOO_REGISTRY": str(registry)})
     assert result.returncode == 0, result.stderr

@@ -4,9 +4,11 @@ it keeps, and a private model's file still needs its token."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -77,22 +79,17 @@ def test_a_client_hanging_up_mid_file_leaves_the_server_serving(served):
         assert part.content == data[1:3]
 
 
-def test_past_the_sendfile_threads_downloads_are_copied(served, monkeypatch):
-    """With every sendfile thread taken (here: none allowed), a download is copied through Python with flow
-    control, and its bytes are the same. The server runs in this process, so the limit can be set."""
+@contextlib.contextmanager
+def in_process(root):
+    """`zoo serve`'s app and protocol in a thread of this process, so a test can change and watch zerocopy.py."""
     import threading
-    import time
 
     import uvicorn
 
-    from registry_server import zerocopy
     from registry_server.app import create_app
     from registry_server.slowheaders import HeaderTimeoutProtocol
     from tests.conftest import free_port
 
-    monkeypatch.setattr(zerocopy, "SENDFILE_THREADS", 0)
-    monkeypatch.setattr(zerocopy, "_LIMITER", [])
-    _, data, _, root = served
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(str(root)), host="127.0.0.1", port=port, log_level="warning",
                                            http=HeaderTimeoutProtocol))
@@ -103,11 +100,61 @@ def test_past_the_sendfile_threads_downloads_are_copied(served, monkeypatch):
             if server.started:
                 break
             time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}/acme/big/resolve/main/model.safetensors"
-        with httpx.Client() as client:
-            assert client.get(url).content == data
-            assert client.get(url, headers={"Range": "bytes=7-3000000"}).content == data[7:3_000_001]
-        assert zerocopy._LIMITER[0].total_tokens == 0  # the copy path it was
+        yield f"http://127.0.0.1:{port}/acme/big/resolve/main/model.safetensors"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def evict(root, data: bytes) -> None:
+    """Take the stored file out of the page cache (its blob was synced, so clean pages go at once); skips the test
+    where the file system keeps it in memory (tmpfs)."""
+    digest = hashlib.sha256(data).hexdigest()
+    fd = os.open(root / "blobs" / "sha256" / digest[:2] / digest[2:], os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+            pytest.skip("this file system keeps the blob in memory")
+        except BlockingIOError:  # evicted; the probe started a read ahead, so once it is done, evict again
+            time.sleep(0.5)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_past_the_sendfile_threads_downloads_are_copied(served, monkeypatch):
+    """With every sendfile thread taken (here: none allowed), a download of a file on disk is copied through
+    Python with flow control, and its bytes are the same. The server runs in this process, so the limit can be
+    set."""
+    from registry_server import zerocopy
+
+    monkeypatch.setattr(zerocopy, "SENDFILE_THREADS", 0)
+    monkeypatch.setattr(zerocopy, "_LIMITER", [])
+    _, data, _, root = served
+    evict(root, data)
+    with in_process(root) as url, httpx.Client() as client:
+        assert client.get(url).content == data
+        assert client.get(url, headers={"Range": "bytes=7-3000000"}).content == data[7:3_000_001]
+    assert zerocopy._LIMITER[0].total_tokens == 0  # the copy path it was
+
+
+def test_a_file_on_disk_goes_to_a_thread_and_one_in_memory_leaves_from_the_loop(served, monkeypatch):
+    """The event loop never waits for the disk: a range whose next byte is not in the page cache is sent by a
+    sendfile thread; once it is cached, ranges and whole files leave from the loop, as nginx sends them."""
+    from registry_server import zerocopy
+
+    _, data, _, root = served
+    threaded = []
+    monkeypatch.setattr(zerocopy, "_sendfile", lambda *args, real=zerocopy._sendfile: threaded.append(args) or
+                        real(*args))
+    evict(root, data)
+    with in_process(root) as url, httpx.Client() as client:
+        assert client.get(url, headers={"Range": "bytes=0-9"}).content == data[:10]
+        assert len(threaded) == 1  # from disk: a thread
+        assert client.get(url).content == data  # reads the rest into memory (a thread)
+        threaded.clear()
+        assert client.get(url, headers={"Range": "bytes=0-99"}).content == data[:100]
+        assert client.get(url).content == data  # larger than the socket's buffer: the loop waits for room
+        assert client.get(url, headers={"Range": "bytes=5-4000000"}).content == data[5:4_000_001]
+        assert threaded == []  # from memory: the loop

@@ -104,7 +104,10 @@ def register(app: typer.Typer, console) -> None:
     @app.command()
     def show(ref: str = typer.Argument(...), registry: str = REGISTRY, as_json: bool = JSON) -> None:
         """A version: status, metrics, files, parents."""
-        info = open_registry(registry).resolve(ref)
+        from zoo_core.registry.lite import open_lite
+
+        lite = open_lite(registry)  # a local SQLite registry: sqlite3 alone (lite.py), as for search
+        info = (lite.show(ref) if lite is not None else None) or open_registry(registry).resolve(ref)
         if as_json:
             return out(info.as_dict())
         console.print(f"[bold]{info.model_id}@{info.number}[/bold] {info.status}  commit {info.commit}")

@@ -1,8 +1,8 @@
 """Read-only answers from a local SQLite registry through the standard library's sqlite3, for the CLI: `zoo
-search` and `zoo versions` on an embedded registry then start without SQLAlchemy, SQLModel or the ORM models
-(importing them cost 0.55 s of CPU, the interpreter 0.02 s). The answers are the service's
-(`RegistryService.search`, `.versions`), field for field; tests/test_cli_lite.py holds the two together over every
-filter this path takes.
+search`, `zoo versions` and `zoo show` on an embedded registry then start without SQLAlchemy, SQLModel or the ORM
+models (importing them cost 0.55 s of CPU, the interpreter 0.02 s). The answers are the service's
+(`RegistryService.search`, `.versions`, `.resolve`), field for field; tests/test_cli_lite.py holds the two together
+over every filter this path takes and every version of its registry.
 
 `open_lite` returns None whenever this path does not apply, and the caller takes the full one: a server URL,
 tables elsewhere (ZOO_DATABASE_URL), a registry not created yet or not at the migrations' head (the full path
@@ -16,9 +16,11 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from zoo_core.errors import ZooError
 from zoo_core.registry.heads import head_revisions
+from zoo_core.registry.refs import parse_ref, revision_key
 from zoo_core.registry.search_terms import (
     METRIC_OPS,
     SQLITE_HITS,
@@ -27,9 +29,7 @@ from zoo_core.registry.search_terms import (
     is_plain,
     sqlite_match,
 )
-
-if TYPE_CHECKING:
-    from zoo_core.registry.types import VersionInfo
+from zoo_core.registry.types import RANKINGS_SHOWN, VersionInfo
 
 # the SQL of each operator (METRIC_OPS names the same five for the service's expressions)
 _SQL_OPS = {op: op for op in METRIC_OPS}
@@ -130,18 +130,60 @@ class LiteRegistry:
     def versions(self, model: str) -> list[VersionInfo] | None:
         """`RegistryService.versions`' answer (oldest first), or None when the model has no version or is not a
         `NAMESPACE/NAME` (the service then says precisely what is wrong)."""
-        from zoo_core.registry.types import VersionInfo
-
         namespace, _, name = model.partition("/")
         if not name or "@" in model:
             return None
+        return [info for _, info in self._infos(namespace, name, "", {})] or None
+
+    def show(self, ref: str) -> VersionInfo | None:
+        """`RegistryService.resolve`'s answer (files, card, parents, attestations, rankings), or None when `ref`
+        names no version here (the service then says precisely what is missing)."""
+        try:
+            parsed = parse_ref(ref)
+        except ZooError:
+            return None
+        key, value = revision_key(parsed.revision or "latest")
+        which = {"number": "v.number = :number", "commit": 'v."commit" = :commit',
+                 "alias": "v.id = (SELECT a.version_id FROM alias a WHERE a.model_id = m.id AND a.name = :alias)"}
+        found = self._infos(parsed.namespace, parsed.name, f"AND {which[key]}", {key: value})
+        if not found:
+            return None
+        version_id, info = found[0]
+        info.card = self.db.execute("SELECT card FROM version WHERE id = ?", (version_id,)).fetchone()[0]
+        info.files = [{"path": path, "size": size, "sha256": sha} for path, size, sha in self.db.execute(
+            "SELECT path, size, sha256 FROM file WHERE version_id = ? ORDER BY path", (version_id,))]
+        # parents: the embedded registry's viewer is its administrator, who may read every one of them
+        info.parents = [{"ref": f"{ns}/{name}@{number}" if number is not None else external, "relation": relation}
+                        for external, relation, ns, name, number in self.db.execute(
+                            "SELECT e.parent_external, e.relation, ns.name, m.name, v.number FROM lineageedge e "
+                            "LEFT JOIN version v ON v.id = e.parent_id LEFT JOIN model m ON m.id = v.model_id "
+                            "LEFT JOIN namespace ns ON ns.id = m.namespace_id WHERE e.child_id = ? ORDER BY e.id",
+                            (version_id,))]
+        info.attestations = [{"outcome": outcome, "by": by, "at": _iso(at), "environment": json.loads(environment),
+                              "details": json.loads(details)} for outcome, by, at, environment, details in
+                             self.db.execute("SELECT outcome, actor, at, environment, details FROM attestation "
+                                             "WHERE version_id = ? ORDER BY id", (version_id,))]
+        info.rankings = [{"dataset": dataset, "fingerprint": fingerprint, "by": by, "score": score,
+                          "scores": json.loads(scores), "rank": rank, "of": of, "examples": examples,
+                          "recorded_by": actor, "at": _iso(at)}
+                         for dataset, fingerprint, by, score, scores, rank, of, examples, actor, at in self.db.execute(
+                             "SELECT dataset, fingerprint, by, score, scores, rank, of, examples, actor, at "
+                             "FROM rankscore WHERE version_id = ? ORDER BY id DESC LIMIT ?",
+                             (version_id, RANKINGS_SHOWN))]
+        return info
+
+    def _infos(self, namespace: str, name: str, where: str,
+               params: dict[str, Any]) -> list[tuple[int, VersionInfo]]:
+        """The model's versions (oldest first) that `where` (SQL over `v`, `m`; its values in `params`) keeps: each
+        one's id and the service's VersionInfo without the detail (aliases, metrics and size)."""
         rows = self.db.execute(
             "SELECT v.id, v.number, v.status, v.\"commit\", v.created_at, v.created_by, v.backbone, v.family, "
             "v.strategy, v.status_reason, v.card_complete, v.card_missing, v.message FROM version v "
             "JOIN model m ON m.id = v.model_id JOIN namespace ns ON ns.id = m.namespace_id "
-            "WHERE ns.name = :ns AND m.name = :name ORDER BY v.number", {"ns": namespace, "name": name}).fetchall()
+            f"WHERE ns.name = :ns AND m.name = :name {where} ORDER BY v.number",
+            {"ns": namespace, "name": name, **params}).fetchall()
         if not rows:
-            return None
+            return []
         listed = _listed([row[0] for row in rows])
         aliases: dict[int, list[str]] = {}
         for version_id, alias in self.db.execute(f"SELECT version_id, name FROM alias WHERE version_id IN ({listed})"):
@@ -160,7 +202,7 @@ class LiteRegistry:
                                status_reason=reason, card_complete=bool(complete),
                                card_missing=list(json.loads(missing) or []) if missing else [], message=message)
             info.size = sizes.get(version_id, 0)
-            infos.append(info)
+            infos.append((version_id, info))
         return infos
 
     def _results(self, ids: list[int]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ GC_GRACE = 3600.0
 # An upload counts as the writer's for this long (seconds): its blob may be published by that writer, and `gc` keeps
 # it however old, so that files uploaded long before their commit (Git LFS uploads, then the commit) survive.
 UPLOAD_LEASE = 24 * 3600.0
+RANKINGS_SHOWN = 20  # rankings listed with a version, newest first (rankings.py; lite.py reads them too)
 
 
 @dataclass
