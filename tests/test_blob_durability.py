@@ -144,3 +144,31 @@ def test_the_server_tells_how_many_rounds_its_uploads_shared_in_the_line_the_ben
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.sync_rounds(log) == {"uploads": 3, "rounds": 3}
+
+
+def test_a_blob_replaced_by_an_upload_of_the_same_bytes_is_still_touched(tmp_path):
+    """Two uploads of the same bytes at once both rename onto the blob's name; a publish touching the blob meanwhile
+    may lock the file the other upload just replaced. It is still stored (same bytes): `touch` must say so, not
+    'removed meanwhile' (which made concurrent pushes of identical files fail now and then)."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    data = b"recipe" * 100
+    digest, _ = store.put([data])
+    target = store.path(digest)
+    stop, answers = threading.Event(), []
+
+    def replace_again_and_again():
+        n = 0
+        while not stop.is_set():
+            copy = tmp_path / f"copy{n % 2}"
+            copy.write_bytes(data)
+            os.replace(copy, target)
+            n += 1
+
+    replacer = threading.Thread(target=replace_again_and_again)
+    replacer.start()
+    try:
+        answers = [store.touch(digest) for _ in range(3000)]
+    finally:
+        stop.set()
+        replacer.join()
+    assert all(answers), f"{answers.count(False)} of {len(answers)} touches said the blob was gone"

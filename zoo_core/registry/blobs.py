@@ -139,11 +139,16 @@ class LocalBlobStore:
         after reading the age (`delete_unused`): a touch lands either before gc looks (gc then keeps the blob) or
         after it deleted it (the touch then says False); there is no moment in between."""
         path = self._file(sha256)
-        with _locked(path, exclusive=False) as fd:
-            if fd is None:  # not there, or deleted while we waited for the lock
+        for _ in range(100):  # (a replacement is a rare race; each retry opens the file now at the name)
+            with _locked(path, exclusive=False) as fd:
+                if fd is not None:
+                    os.utime(path)
+                    return True
+            # not there, or deleted while we waited for the lock; or replaced: two uploads of the same bytes at once
+            # both rename onto its name, and the file one of them touched may be the other's by now (same bytes)
+            if not os.path.exists(path):
                 return False
-            os.utime(path)
-            return True
+        return False
 
     def delete_unused(self, sha256: str, grace: float, held: Callable[[str], bool]) -> int | None:
         """gc's delete: the blob, unless it is younger than `grace` seconds or `held(sha256)` (a version or a live
