@@ -215,7 +215,8 @@ def main() -> None:
                     print(f"  {'ceiling':26} seed-vs-seed tau {ceiling:+.3f} (one seed's accuracies against another's)")
             report["targets"][target] = {
                 "modality": modality, "default": default, "rank_seconds": rank_seconds,
-                "train_seconds": train_seconds, "train_seconds_all": sum(seconds.values()), "speedup": train_seconds / rank_seconds, "taus": taus,
+                "train_seconds": train_seconds, "train_seconds_all": sum(seconds.values()),
+                "speedup": train_seconds / rank_seconds, "taus": taus,
                 "accuracy": truth, "accuracy_per_seed": per_seed, "scores": scores_of,
                 "rank_seconds_per_candidate": {n: by_ref[bases[modality][n]].seconds for n in names}}
 
