@@ -132,8 +132,8 @@ def image_data(path: Path, **extra) -> dict:
     return {"reader": "npz", "args": {"path": str(path), "splits": ["train", "test"]}, "image_size": 32, **extra}
 
 
-def text_data(train: Path, test: Path | None = None, **extra) -> dict:
-    files = {"train": str(train), **({"test": str(test)} if test else {})}
+def text_data(train: Path, test_file: Path | None = None, **extra) -> dict:
+    files = {"train": str(train), **({"test": str(test_file)} if test_file else {})}
     return {"reader": "csv", "args": {"files": files, "text": 1, "label": 0}, **extra}
 
 
