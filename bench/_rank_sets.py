@@ -10,6 +10,8 @@ Every choice here is fixed in advance, by kind of candidate, never by how the ca
   source half (sentiment: the target's own task, two lengths), on CEDR's sentiment view (Russian), on tasks unrelated
   to sentiment (English vs Russian; long vs short sentences), on SST-2 with its labels shuffled (a corrupted
   source); and the MiniLM architecture trained from scratch on SST-2's source half.
+Sizes (full run; --quick halves them): image sources 2,000 images, 1 epoch (short) or 4 (long), descendants 1
+epoch more; text sources 1,000 sentences, 1 epoch or 2 (long; shuffled labels and scratch get 2).
 """
 
 from __future__ import annotations
