@@ -119,7 +119,11 @@ def main() -> None:
                         / "zoo-bench" / "rank", help="where candidates are kept between runs (default %(default)s)")
     parser.add_argument("--log", type=Path, help="append each fine-tune's result here; skip those already in it")
     parser.add_argument("--probe", action="store_true", help="also the linear probe's accuracy as a ground truth")
+    parser.add_argument("--report", action="store_true", help="fine-tune nothing: report the seeds --log holds for "
+                        "every candidate (candidates come from --cache; the ranking is measured again)")
     args = parser.parse_args()
+    if args.report and not args.log:
+        parser.error("--report reads the fine-tunes from --log FILE")
     begun = time.perf_counter()
     require_shared_data()
     set_threads()
@@ -172,40 +176,53 @@ def main() -> None:
             truth = {n: {} for n in names}
             per_seed = {n: {} for n in names}
             seconds = {}
+            used = seeds
             for strategy in [default if s is None else s for s in strategies]:
-                seconds[strategy] = 0.0
-                for name in names:
-                    ref, accuracies = bases[modality][name], []
-                    for seed in range(seeds):
+                seconds[strategy], runs = 0.0, {n: [] for n in names}
+                for seed in range(seeds):  # seed by seed: a run stopped early still has whole seeds to report
+                    rows = {}
+                    for name in names:
+                        ref = bases[modality][name]
                         key = json.dumps([target, name, ref, strategy, seed, epochs[modality], K[modality],
                                           test_cap, quick])
-                        row = log.get(key)
-                        if row is None:
+                        rows[name] = log.get(key)
+                        if rows[name] is None and not args.report:
                             t0 = time.perf_counter()
                             accuracy = fine_tune(ref, data, strategy, epochs[modality], seed,
                                                  Path(tmp) / f"{target}-{strategy}-{seed}")
-                            row = {"accuracy": accuracy, "seconds": time.perf_counter() - t0}
-                            log.add(key, row)
-                        accuracies.append(row["accuracy"])
+                            rows[name] = {"accuracy": accuracy, "seconds": time.perf_counter() - t0}
+                            log.add(key, rows[name])
+                            print(f"  {target} {strategy} seed {seed} {name}: {accuracy:.3f} "
+                                  f"({rows[name]['seconds']:.0f} s)", flush=True)
+                    if any(row is None for row in rows.values()):
+                        continue  # --report: a seed not measured for every candidate is left out
+                    for name, row in rows.items():
+                        runs[name].append(row["accuracy"])
                         seconds[strategy] += row["seconds"]
-                    truth[name][strategy] = statistics.mean(accuracies)
-                    per_seed[name][strategy] = accuracies
-                    # a long run reports as it goes: a run stopped early still shows what it measured
-                    print(f"  {target} {strategy} {name}: {' '.join(f'{a:.3f}' for a in accuracies)}", flush=True)
-            train_seconds = seconds[default] / seeds  # one default fine-tune and evaluation of every candidate
+                used = min(used, len(runs[names[0]]))
+                if not used:
+                    break
+                for name in names:
+                    truth[name][strategy] = statistics.mean(runs[name])
+                    per_seed[name][strategy] = runs[name]
+            if not used:
+                print(f"target {target}: no seed measured for every candidate in {args.log}")
+                continue
+            train_seconds = seconds[default] / used  # one default fine-tune and evaluation of every candidate
             print(f"\ntarget {target}: {K[modality]} labels a class; ranking {len(names)} candidates "
                   f"{rank_seconds:.1f} s; one {default} of every candidate ({epochs[modality]} epochs) and its "
                   f"evaluation {train_seconds:.1f} s ({train_seconds / rank_seconds:.0f}x)")
             columns = [default] + (["linear-probe"] if args.probe else [])
             print(f"{'candidate':22} " + " ".join(f"{c[:12]:>12}" for c in columns)
-                  + "".join(f"{s:>9}" for s in ("LogME", "H-score", "LEEP", "NCE")))
+                  + "".join(f"{s:>9}" for s in ("LogME", "H-score", "LEEP", "NCE")) + "  seeds")
             for name in names:
                 cells = [f"{scores_of[name][s]:9.3f}" if s in scores_of[name] else f"{'-':>9}" for s in SCORES]
-                print(f"{name:22} " + " ".join(f"{truth[name][c]:12.3f}" for c in columns) + "".join(cells))
+                print(f"{name:22} " + " ".join(f"{truth[name][c]:12.3f}" for c in columns) + "".join(cells)
+                      + "  " + " ".join(f"{a:.3f}" for a in per_seed[name][default]))
             taus = taus_for(names, scores_of, truth, per_seed, columns)
             for strategy in columns:
                 ceiling = taus.get(f"seed-vs-seed/{strategy}", {}).get("tau")
-                print(f"  Kendall's tau against the {strategy} accuracy: the mean over {seeds} seeds (weighted tau), "
+                print(f"  Kendall's tau against the {strategy} accuracy: the mean over {used} seeds (weighted tau), "
                       "and one seed's (mean over seeds), like for like with the ceiling")
                 for key, value in taus.items():
                     if key.endswith("/" + strategy) and value["weighted_tau"] is not None:
@@ -214,7 +231,7 @@ def main() -> None:
                 if ceiling is not None:
                     print(f"  {'ceiling':26} seed-vs-seed tau {ceiling:+.3f} (one seed's accuracies against another's)")
             report["targets"][target] = {
-                "modality": modality, "default": default, "rank_seconds": rank_seconds,
+                "modality": modality, "default": default, "seeds": used, "rank_seconds": rank_seconds,
                 "train_seconds": train_seconds, "train_seconds_all": sum(seconds.values()),
                 "speedup": train_seconds / rank_seconds, "taus": taus,
                 "accuracy": truth, "accuracy_per_seed": per_seed, "scores": scores_of,
