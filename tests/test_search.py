@@ -67,6 +67,26 @@ def test_hyphenated_words_match_their_joined_and_split_forms(service, push):
     assert set(ids(service.search("x-ra", sort="relevance"))) == {"acme/scans", "acme/joined", "acme/spaced"}
 
 
+def test_counts_over_words_and_their_page_cover_what_the_viewer_may_see(service, push):
+    """With words, the facet counts, the total and the page come from one statement over the matches: each
+    viewer's counts are those of the models it may see, and the page is the same as without counts."""
+    push("acme/a", body="zebra stripes", tags="savanna, zebra")
+    push("acme/b", body="zebra herd", tags="savanna")
+    push("acme/secret", body="zebra secret", tags="savanna, hidden", visibility="private")
+    push("acme/c", body="giraffe", tags="savanna")
+    for viewer, total, tags in ((ANONYMOUS, 2, {"savanna": 2, "zebra": 1}),
+                                (Viewer(frozenset({"acme"})), 3, {"savanna": 3, "zebra": 1, "hidden": 1})):
+        for sort in ("name", "relevance", "updated", "accuracy"):
+            everything = service.search("zebra", viewer=viewer, sort=sort)
+            for page in (1, 2, 4):
+                found = service.search("zebra", facets=True, viewer=viewer, sort=sort, page=page, per_page=1)
+                assert found["total"] == everything["total"] == total
+                assert dict(found["facets"]["tag"]) == tags and dict(found["facets"]["documented"]) == {"yes": total}
+                assert ids(found) == ids(everything)[page - 1:page]
+        found = service.search("zebra", facets=True, viewer=viewer, metric=("accuracy", ">=", 0.95))
+        assert found["total"] == 0 and found["facets"]["tag"] == [] and found["results"] == []
+
+
 def test_the_index_follows_latest_and_rolls_back_with_a_failed_publish(service, push, database_url):
     push("acme/m", title="About zebras", tags="savanna")  # a card's title: not the model's description
     assert ids(service.search("zebras")) == ["acme/m"] and ids(service.search(tag="Savanna")) == ["acme/m"]
