@@ -6,7 +6,8 @@ the counts and again for the page, it was paid twice. Here the matches are a mat
 branches of one UNION ALL: the groups of the facet columns' values (a few hundred, summed per facet in Python,
 which also gives the total), the tags of the matches (see facets_and_page_statement), and the
 page (the matches in the search's order, each with its position: rows of a UNION ALL come in no promised order).
-On SQLite this halved a text query's counts with a metric filter (100,000 models, CPU 43 -> 23 ms in-process).
+On SQLite the SQL of a text query with a metric filter and counts took 26.5 ms of CPU instead of 45 (100,000
+models, the old and new statements interleaved on one database).
 """
 
 from __future__ import annotations
