@@ -83,6 +83,7 @@ CASES = [
     {"sort": "accuracy"}, {"sort": "created"}, {"sort": "name", "page": 2, "per_page": 2},
     {"page": 9, "per_page": 2}, {"query": "acme", "family": "resnet", "metric": ("accuracy", ">", 0.5)},
     {"namespace": "labs"}, {"library": "zoo"}, {"modality": "image"},
+    {"query": "chestxray"}, {"query": "Chest-Xray", "sort": "relevance"},  # hyphenated words, joined or split
 ]
 
 

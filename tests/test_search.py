@@ -49,6 +49,44 @@ def test_words_match_whole_words_and_beginnings_ranked_by_field(service, push):
         assert "acme/plain" not in ids(service.search(query)), query
 
 
+def test_hyphenated_words_match_their_joined_and_split_forms(service, push):
+    """Both tokenizers read "X-ray" as the words x and ray: `xray` found nothing in the demo registry, whose cards
+    say X-ray. A query word finds its hyphenated forms and a hyphenated query word its joined and split forms."""
+    push("acme/scans", body="Reads chest X-ray images.")
+    push("acme/joined", body="Reads xray images; finetune of a ResNet.")
+    push("acme/tuned", body="A fine-tune of ResNet-50, state-of-the-art.")
+    push("acme/spaced", body="An x ray reader.")
+    push("acme/other", body="Nothing of the kind: x marks the ray of light.")
+    assert set(ids(service.search("xray"))) == {"acme/scans", "acme/joined"}
+    assert set(ids(service.search("x-ray"))) == {"acme/scans", "acme/joined", "acme/spaced"}
+    assert set(ids(service.search("X-Ray images"))) == {"acme/scans", "acme/joined"}
+    assert set(ids(service.search("finetune"))) == {"acme/joined", "acme/tuned"}
+    assert set(ids(service.search("fine-tune"))) == {"acme/joined", "acme/tuned"}
+    assert ids(service.search("resnet50")) == ["acme/tuned"] and ids(service.search("stateoftheart")) == ["acme/tuned"]
+    assert set(ids(service.search("ray"))) == {"acme/scans", "acme/spaced", "acme/other"}  # words stay words
+    assert set(ids(service.search("x-ra", sort="relevance"))) == {"acme/scans", "acme/joined", "acme/spaced"}
+
+
+def test_counts_over_words_and_their_page_cover_what_the_viewer_may_see(service, push):
+    """With words, the facet counts, the total and the page come from one statement over the matches: each
+    viewer's counts are those of the models it may see, and the page is the same as without counts."""
+    push("acme/a", body="zebra stripes", tags="savanna, zebra")
+    push("acme/b", body="zebra herd", tags="savanna")
+    push("acme/secret", body="zebra secret", tags="savanna, hidden", visibility="private")
+    push("acme/c", body="giraffe", tags="savanna")
+    for viewer, total, tags in ((ANONYMOUS, 2, {"savanna": 2, "zebra": 1}),
+                                (Viewer(frozenset({"acme"})), 3, {"savanna": 3, "zebra": 1, "hidden": 1})):
+        for sort in ("name", "relevance", "updated", "accuracy"):
+            everything = service.search("zebra", viewer=viewer, sort=sort)
+            for page in (1, 2, 4):
+                found = service.search("zebra", facets=True, viewer=viewer, sort=sort, page=page, per_page=1)
+                assert found["total"] == everything["total"] == total
+                assert dict(found["facets"]["tag"]) == tags and dict(found["facets"]["documented"]) == {"yes": total}
+                assert ids(found) == ids(everything)[page - 1:page]
+        found = service.search("zebra", facets=True, viewer=viewer, metric=("accuracy", ">=", 0.95))
+        assert found["total"] == 0 and found["facets"]["tag"] == [] and found["results"] == []
+
+
 def test_the_index_follows_latest_and_rolls_back_with_a_failed_publish(service, push, database_url):
     push("acme/m", title="About zebras", tags="savanna")  # a card's title: not the model's description
     assert ids(service.search("zebras")) == ["acme/m"] and ids(service.search(tag="Savanna")) == ["acme/m"]
@@ -65,7 +103,7 @@ def test_the_index_follows_latest_and_rolls_back_with_a_failed_publish(service, 
     assert set(ids(service.search("zebras", viewer=Viewer(frozenset({"acme"}))))) == {"acme/m", "acme/secret"}
 
 
-@pytest.mark.parametrize("migration", ["0003_search", "0008_model_latest"])
+@pytest.mark.parametrize("migration", ["0003_search", "0008_model_latest", "0009_search_words"])
 def test_a_registry_from_before_the_indexes_is_indexed_by_the_migration(database_url, tmp_path, push, service,
                                                                          migration):
     from alembic.script import ScriptDirectory

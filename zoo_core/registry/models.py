@@ -67,7 +67,8 @@ class Version(SQLModel, table=True):
 class VersionMetric(SQLModel, table=True):
     """Metrics as rows, so filters (`accuracy >= 0.9`) and sorts are plain, portable SQL."""
 
-    __table_args__ = (Index("ix_metric_name_value", "name", "value"),)
+    # (name, value, version_id): a metric filter read from the index alone (migration 0009)
+    __table_args__ = (Index("ix_metric_name_value_version", "name", "value", "version_id"),)
 
     version_id: int = Field(foreign_key="version.id", primary_key=True)
     name: str = Field(primary_key=True, max_length=32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, literal, literal_column, null, or_, text, union_all
+from sqlalchemy import String, bindparam, func, literal_column, or_, text
 from sqlmodel import Session, select
 
 from zoo_core.registry.attestations import reproduced_versions
@@ -13,6 +13,7 @@ from zoo_core.registry.changes import current
 from zoo_core.registry.models import LineageEdge, Model, Namespace, Version, VersionMetric
 from zoo_core.registry.reads import FixedCache
 from zoo_core.registry.refs import parse_ref
+from zoo_core.registry.search_facets import COLUMNS, facets_and_page, facets_and_page_statement, tally
 from zoo_core.registry.search_index import (
     ModelLatest,
     ModelTag,
@@ -23,7 +24,7 @@ from zoo_core.registry.search_index import (
     matching,
     tagged,
 )
-from zoo_core.registry.search_page import page_ids, page_statement, result_cards
+from zoo_core.registry.search_page import counted_page_statement, ordered, page_ids, page_statement, result_cards
 from zoo_core.registry.search_terms import (  # noqa: F401  (parse_metric and escape_like are imported from here)
     METRIC_OPS,
     check_metric_op,
@@ -174,10 +175,12 @@ class QueriesMixin:
             statements = self.__dict__.setdefault("_search_statements", FixedCache(256))
             built = statements.get(shape)
             if built is None:
-                stmt, order = _search_statement(*shape)
-                built = (stmt, page_statement(stmt, order, with_total=False), page_statement(stmt, order, True))
+                stmt, keys = _search_statement(*shape)
+                built = (stmt, page_statement(stmt, ordered(keys), with_total=False),
+                         page_statement(stmt, ordered(keys), True) if dialect == "sqlite"
+                         else counted_page_statement(stmt, keys), facets_and_page_statement(stmt, keys, dialect))
                 statements.put(shape, built)
-            stmt, pages, pages_with_total = built
+            stmt, pages, pages_with_total, facets_and_pages = built
             check_page(page, per_page)
             per_page = min(per_page, 200)
             # without words, the counts cover a large share of the registry and only change with it: kept per
@@ -193,11 +196,12 @@ class QueriesMixin:
             if kept is not None:
                 total, counts = kept
                 _, ids = page_ids(connection, pages, stmt, params, page, per_page, with_total=False)
-            elif facets:  # the total comes with the facets' counts
-                everything = not any((query, task, modality, backbone, family, strategy, license, tag, library,
-                                      namespace, documented is not None, metric, descendant_of, relation, reproduced))
-                total, counts = _facet_counts(session, stmt, params, viewer if everything else None)
+            elif facets and not any((query, task, modality, backbone, family, strategy, license, tag, library,
+                                     namespace, documented is not None, metric, descendant_of, relation, reproduced)):
+                total, counts = _count_everything(session, stmt, params, viewer)
                 _, ids = page_ids(connection, pages, stmt, params, page, per_page, with_total=False)
+            elif facets:  # the counts, the total and the page over the matches found once (search_facets.py)
+                total, counts, ids = facets_and_page(connection, facets_and_pages, params, page, per_page)
             else:
                 counts = None
                 total, ids = page_ids(connection, pages_with_total, stmt, params, page, per_page, with_total=True)
@@ -227,7 +231,7 @@ class QueriesMixin:
 def _search_statement(dialect: str, admin: bool, namespaces: bool, plain: bool, literal: bool,
                       filters: tuple[str, ...], tags: int, documented: bool, metric_op: str | None,
                       descendants: bool, relation: bool, reproduced: bool, sort: str):
-    """Search's statement over `model_latest` (its version ids) and its order, for one shape of search: every value
+    """Search's statement over `model_latest` (its version ids) and its sort keys, for one shape of search: every value
     is a bound parameter named in `search`. Building it cost more than running it on SQLite (a third of a search of
     100 models), so `search` keeps it per shape."""
     latest = ModelLatest
@@ -269,20 +273,21 @@ def _search_statement(dialect: str, admin: bool, namespaces: bool, plain: bool, 
         stmt = stmt.where(latest.version_id.in_(edges))
     if reproduced:
         stmt = stmt.where(latest.version_id.in_(reproduced_versions()))
+    # the order as (expression, descending, nulls last) keys (search_page.ordered): also sorted over a CTE
     if sort == "name":
-        order = (latest.namespace, latest.name)
+        keys = ((latest.namespace, False, False), (latest.name, False, False))
     elif sort == "relevance" and rank is not None:  # best match first
-        order = (rank, latest.updated_at.desc(), latest.model_id.desc())
+        keys = ((rank, False, False), (latest.updated_at, True, False), (latest.model_id, True, False))
     elif sort in ("updated", "relevance"):
-        order = (latest.updated_at.desc(), latest.model_id.desc())
+        keys = ((latest.updated_at, True, False), (latest.model_id, True, False))
     elif sort == "created":
-        order = (latest.created_at.desc(), latest.model_id.desc())
+        keys = ((latest.created_at, True, False), (latest.model_id, True, False))
     else:  # a metric, best first
         value = (select(VersionMetric.value).where(VersionMetric.version_id == latest.version_id,
                                                    VersionMetric.name == bindparam("sort_metric"))
                  .scalar_subquery())
-        order = (value.desc().nulls_last(), latest.name)
-    return stmt, order
+        keys = ((value, True, True), (latest.name, False, False))
+    return stmt, keys
 
 
 # the next name after the one before, from the index, until there is none
@@ -292,46 +297,22 @@ METRIC_NAMES = """WITH RECURSIVE names(name) AS (
                       SELECT (SELECT MIN(v.name) FROM versionmetric v WHERE v.name > names.name) FROM names
                       WHERE names.name IS NOT NULL)
                   SELECT name FROM names"""
-FACETS = ("task", "modality", "family", "strategy", "license", "tag", "documented")
 
 
-def _facet_counts(session: Session, stmt, params: dict[str, Any], everything_for: Viewer | None = None
-                  ) -> tuple[int, dict[str, list[tuple[str, int]]]]:
-    """The number of matches and, per facet, (value, count) over all of them, most common first: a GROUP BY over
-    the matches' combinations of facet values (a few hundred groups, summed here per facet; which also gives the
-    total) and one over their tags in the tag table, both over the matches found once (a materialised CTE: each
-    evaluation of a text query's matches is most of its cost). `everything_for`: `stmt` is every model that viewer
-    may see, whose tags are counted as all tags less those of the models hidden from them (joining 300,000 tags of
-    100,000 models to their visibility took 300 ms on SQLite; the tag index alone, 15)."""
+def _count_everything(session: Session, stmt, params: dict[str, Any], viewer: Viewer
+                      ) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+    """The total and facet counts (search_facets.tally) of `stmt`, every model `viewer` may see, from indexes: a
+    GROUP BY over the facet columns' index, and all tags from the tag index less those of the models hidden from
+    the viewer (joining 300,000 tags of 100,000 models to their visibility took 300 ms on SQLite; this, 15)."""
     latest = ModelLatest
-    columns = (latest.task, latest.modality, latest.family, latest.strategy, latest.license, latest.card_complete)
     tag_counts = select(ModelTag.tag, func.count()).group_by(ModelTag.tag)
-    counters: dict[str, Counter] = {facet: Counter() for facet in FACETS}
-    if everything_for is not None:  # an index scan each
-        rows = [(0, *row) for row in session.execute(stmt.with_only_columns(*columns, func.count())
-                                                     .group_by(*columns), params)]
-        counters["tag"].update(dict(session.execute(tag_counts).all()))
-        if not everything_for.admin:
-            hidden = select(latest.model_id).where(latest.visibility != "public",
-                                                   latest.namespace.not_in(list(everything_for.namespaces)))
-            counters["tag"].subtract(dict(session.execute(tag_counts.where(ModelTag.model_id.in_(hidden))).all()))
-            counters["tag"] = +counters["tag"]  # without the tags only hidden models carry
-    else:
-        matches = stmt.with_only_columns(latest.model_id, *columns).cte("matches").prefix_with("MATERIALIZED")
-        facet_columns = [matches.c[c.key] for c in columns]
-        rows = session.execute(union_all(
-            select(literal(0), *facet_columns, func.count()).group_by(*facet_columns),
-            select(literal(1), ModelTag.tag, *[null()] * (len(columns) - 1), func.count())
-            .where(ModelTag.model_id.in_(select(matches.c.model_id))).group_by(ModelTag.tag)), params).all()
-    total = 0
-    for kind, *values, complete, count in rows:
-        if kind == 1:
-            counters["tag"][values[0]] += count
-            continue
-        total += count
-        for facet, value in zip(FACETS, values, strict=False):
-            if value:
-                counters[facet][value] += count
-        counters["documented"]["yes" if complete else "no"] += count
-    return total, {facet: sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) for facet, c in counters.items()}
+    rows = [(0, *row) for row in session.execute(stmt.with_only_columns(*COLUMNS, func.count())
+                                                 .group_by(*COLUMNS), params)]
+    tags = Counter(dict(session.execute(tag_counts).all()))
+    if not viewer.admin:
+        hidden = select(latest.model_id).where(latest.visibility != "public",
+                                               latest.namespace.not_in(list(viewer.namespaces)))
+        tags.subtract(dict(session.execute(tag_counts.where(ModelTag.model_id.in_(hidden))).all()))
+        tags = +tags  # without the tags only hidden models carry
+    return tally(rows, tags)
 

@@ -34,6 +34,31 @@ VERSIONS_OF_PAGE = (core_select(V.id, V.model_id, V.number, V.status, V.commit, 
                     .where(V.model_id.in_(bindparam("ids", expanding=True))).order_by(V.number))
 
 
+def ordered(keys, columns=None) -> list:
+    """ORDER BY clauses of sort `keys` ((expression, descending, nulls last) each); `columns`: stand-ins for the
+    expressions, in the same order (a CTE's columns)."""
+    clauses = []
+    for i, (expression, descending, nulls_last) in enumerate(keys):
+        clause = expression if columns is None else columns[i]
+        clause = clause.desc() if descending else clause
+        clauses.append(clause.nulls_last() if nulls_last else clause)
+    return clauses
+
+
+def counted_page_statement(stmt, keys):
+    """`page_statement(stmt, ordered(keys), with_total=True)` for PostgreSQL: the matches found once (a
+    materialised CTE), then counted and sorted. With the count as a window beside a LIMIT, the planner walked the
+    sort's index through all 100,000 models testing each one's document (40-50 ms for a text query, where the GIN
+    index finds and counts its 8,000 matches in 8-12)."""
+    matches = (stmt.with_only_columns(ModelLatest.model_id, ModelLatest.version_id,
+                                      *[expression.label(f"k{i}") for i, (expression, _, _) in enumerate(keys)])
+               .cte("matches").prefix_with("MATERIALIZED"))
+    total = core_select(func.count()).select_from(matches).scalar_subquery()
+    return (core_select(matches.c.model_id, matches.c.version_id, total)
+            .order_by(*ordered(keys, [matches.c[f"k{i}"] for i in range(len(keys))]))
+            .offset(bindparam("offset")).limit(bindparam("limit")))
+
+
 def page_statement(stmt, order, with_total: bool):
     """`stmt`'s page in `order` (bound parameters `offset` and `limit`) as (model id, latest version id) rows:
     narrow rows sort fast (8,000 text matches in half the time of full rows). With `with_total`, the number of

@@ -9,6 +9,8 @@ import re
 from zoo_core.errors import ZooError
 
 WORDS = re.compile(r"[^\W_]+")  # what both engines' tokenizers call a word: letters and digits
+# a word, or words joined by hyphens ("X-ray", "fine-tune", "state-of-the-art"), which both tokenizers split
+TERMS = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 PLAIN = re.compile(r"[\w\s-]+")  # a query of words (and hyphens, which both engines read as spaces)
 # the weight of a match in each field (name and namespace first, then the description, then the card)
 SQLITE_WEIGHTS = "10.0, 5.0, 2.0, 1.0"
@@ -23,9 +25,30 @@ def is_plain(query: str) -> bool:
     return bool(PLAIN.fullmatch(query)) and bool(WORDS.search(query))
 
 
+def query_terms(query: str) -> list[list[str]]:
+    """The query's terms, each as its words: a hyphenated term has several ("x-ray" -> ["x", "ray"])."""
+    return [WORDS.findall(term) for term in TERMS.findall(query)]
+
+
+def joined_forms(text: str) -> str:
+    """The hyphenated words of `text` written as one ("X-ray fine-tune" -> "Xray finetune"): the index holds them
+    beside the text, so that `xray` finds a card that says X-ray (both tokenizers read it as `x` and `ray`)."""
+    return " ".join(dict.fromkeys(term.replace("-", "") for term in TERMS.findall(text) if "-" in term))
+
+
 def sqlite_match(query: str) -> str:
-    """An FTS5 MATCH expression: every word, as a quoted prefix (the user's text is never FTS5 syntax)."""
-    return " ".join(f'"{word}"*' for word in WORDS.findall(query))
+    """An FTS5 MATCH expression: every term, as a quoted prefix (the user's text is never FTS5 syntax); a
+    hyphenated term as its joined form or its words in a row ("x-ray": `xray` or `x ray`), a plain word also
+    finding its hyphenated forms through the joined forms in the index (`joined_forms`). (FTS5 reads no implicit
+    AND after a parenthesis.)"""
+    return " AND ".join(f'"{words[0]}"*' if len(words) == 1 else f'("{"".join(words)}"* OR "{" ".join(words)}"*)'
+                    for words in query_terms(query))
+
+
+def pg_tsquery(query: str) -> str:
+    """`sqlite_match`'s expression for PostgreSQL's to_tsquery."""
+    return " & ".join(f"{words[0]}:*" if len(words) == 1 else f"({''.join(words)}:* | {' <-> '.join(words)}:*)"
+                      for words in query_terms(query.lower()))
 
 
 MAX_PAGE = 1_000_000

@@ -52,7 +52,7 @@ def upgrade() -> None:
     op.execute("INSERT INTO registry_change (id, counter) VALUES (1, 0)")
     from zoo_core.registry.search_index import index_latest
 
-    index_latest(op.get_bind(), "SELECT id FROM model")  # every model already there
+    index_latest(op.get_bind(), "SELECT id FROM model", tags=False)  # every model already there (0009: tags)
     # tags are kept for searchable models only (those with a `latest`), as reindex now does
     op.execute("DELETE FROM model_tag WHERE model_id NOT IN (SELECT model_id FROM model_latest)")
 
