@@ -100,6 +100,20 @@ def ensure_mlflow() -> Path:
     return mlflow
 
 
+def settle(servers: list[subprocess.Popen], limit: float = 180.0) -> float:
+    """Wait until no server uses more than 5% of a core over a second (at most `limit` seconds); the seconds
+    waited. With 10,000 models MLflow's server kept a core busy for tens of seconds after its /health answered,
+    and the first operations measured (the ceiling, the zoo's alias lookup) ran beside it at a quarter of their
+    speed."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = [tree_cpu(server.pid) for server in servers]
+        time.sleep(1.0)
+        if all(tree_cpu(server.pid) - cpu < 0.05 for server, cpu in zip(servers, before, strict=True)):
+            break
+    return time.monotonic() - start - 1.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -473,6 +487,9 @@ def main() -> None:
                 if not bulk:
                     print(f"loading {args.models} models x {args.versions} versions into MLflow ...", flush=True)
                     load_mlflow(mlflow_url, args.models, args.versions)
+            settled = settle(servers)  # MLflow's server answers /health before its start-up work is done
+            if settled:
+                print(f"waited {settled:.0f} s for the servers to go idle before measuring", flush=True)
             c = args.connections
             if only - {"writes"}:
                 results["ceiling"]["answer"] = wrk(tool, ceiling_url, ["/answer"], duration, c, tmp, servers[1])
