@@ -51,6 +51,13 @@ def page(browser, sample_catalog, request):
     assert tab.problems == []
 
 
+def follow(page, target) -> None:
+    """Click `target` and wait until the page it navigates to has loaded: a click only waits for the navigation to
+    start, so reading the page straight after it may read the old document (CI once counted 0 rows that way)."""
+    with page.expect_navigation():
+        target.click()
+
+
 def results(page) -> list[str]:
     return page.locator("li.card.result h3 a").all_inner_texts()
 
@@ -69,13 +76,13 @@ def test_search_and_filters_narrow_the_results(page):
                           "medical/resnet50-chestxray-probe"}
     assert page.locator("#result-count").inner_text() == "3 models matching “pneumonia”"
     page.shot("search")
-    page.locator('section[data-facet="strategy"]').get_by_role("link", name="lora").click()
+    follow(page, page.locator('section[data-facet="strategy"]').get_by_role("link", name="lora"))
     assert results(page) == ["medical/resnet50-pneumonia-lora"]
     page.shot("search-and-facet")
-    page.get_by_role("link", name="Remove filter Strategy: lora").click()
+    follow(page, page.get_by_role("link", name="Remove filter Strategy: lora"))
     assert set(results(page)) == set(found)
     page.locator("#sort").select_option("accuracy")
-    page.get_by_role("button", name="Search").click()
+    follow(page, page.get_by_role("button", name="Search"))
     assert results(page)[0] == "medical/resnet50-pneumonia"  # v2's 0.8932 is the best of the three
 
 
@@ -99,7 +106,7 @@ def test_model_page_shows_card_versions_and_files(page):
     assert Path(download.value.path()).stat().st_size > 0
     assert 'zoo_core.load("medical/resnet50-pneumonia@2"' in page.locator("#use").inner_text()
     page.shot("model")
-    page.get_by_role("link", name="v3", exact=True).click()
+    follow(page, page.get_by_role("link", name="v3", exact=True))
     assert page.get_by_role("status").inner_text().startswith("This version is yanked")
     assert page.get_by_role("link", name="model.safetensors").count() == 0
     page.shot("yanked-version")
@@ -168,11 +175,11 @@ def test_plugins_page(page):
     table = page.locator("#backbones ~ .table-wrap table").first
     for backbone in ("resnet50", "vgg16", "inception_v3", "alexnet", "bert-base-uncased", "tinynet"):
         page.get_by_label("Name", exact=True).fill(backbone)
-        page.get_by_role("button", name="Filter").click()
+        follow(page, page.get_by_role("button", name="Filter"))
         assert table.get_by_role("rowheader", name=backbone, exact=True).count() == 1, backbone
     page.get_by_label("Name", exact=True).fill("resnet50")
     page.get_by_label("Plugin", exact=True).select_option("torchvision")
-    page.get_by_role("button", name="Filter").click()
+    follow(page, page.get_by_role("button", name="Filter"))
     resnet50 = table.locator("tr").filter(has=page.get_by_role("rowheader", name="resnet50", exact=True))
     assert "stem → layer1 → layer2 → layer3 → layer4" in resnet50.inner_text()  # not cspresnet50 (zoo-timm)
     page.shot("plugins")
@@ -183,7 +190,7 @@ def test_not_found_and_private(page, sample_catalog):
     assert response.status == 404
     assert page.get_by_role("heading", level=1).inner_text() == "Not found"
     page.shot("not-found")
-    page.get_by_role("link", name="Back to the catalog").click()
+    follow(page, page.get_by_role("link", name="Back to the catalog"))
     assert len(results(page)) == 10
     assert page.goto("/" + sample_catalog.private).status == 404
     page.goto("/?q=internal")
@@ -207,6 +214,6 @@ def test_phone_width_without_javascript(browser, sample_catalog, request):
         assert page.locator("h1").count() == 1 and page.title().endswith("· Transfer Zoo")
         page.screenshot(path=SCREENSHOTS / f"{request.node.name}-{i}.png", full_page=True)
     page.goto("/")
-    page.locator('section[data-facet="family"]').get_by_role("link", name="bert").click()
+    follow(page, page.locator('section[data-facet="family"]').get_by_role("link", name="bert"))
     assert len(page.locator("li.card.result").all()) == 3
     context.close()
