@@ -12,12 +12,13 @@ several labels a class, and per candidate what LogME's evidence maximisation set
 - a linear probe's test accuracy (scikit-learn logistic regression, C cross-validated; labelled draw 0): how much
   the frozen features hold at that many labels;
 and at the end Kendall's tau between the candidates' LogME at each k and at the largest k, and against the probe.
-Run: `python bench/rank_logme.py --cache DIR [--target cifar] [--k 10,32,100]`.
+Run: `python bench/rank_logme.py [--cache DIR] [--target cifar] [--k 10,32,100]`.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -83,7 +84,9 @@ def main() -> None:
     from zoo_core.train import Engine
 
     parser = options(__doc__)
-    parser.add_argument("--cache", type=Path, required=True, help="bench/rank.py's --cache (its full/ candidates)")
+    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                        / "zoo-bench" / "rank", help="bench/rank.py's --cache: its full run's candidates (default "
+                        "%(default)s; missing ones are trained there)")
     parser.add_argument("--target", default="cifar", choices=["mnist", "cifar", "pneumonia"])
     parser.add_argument("--k", default="10,32,100", help="labels a class, comma-separated")
     args = parser.parse_args()
