@@ -382,10 +382,11 @@ def report(cells: dict[tuple, list[float]], all_targets: dict, recommended: dict
     methods = [m for m in known if any(key[3] == m for key in cells)]
     methods += sorted({key[3] for key in cells} - set(known))  # candidate defaults (--with ... --label)
     print("\nmacro-F1 on the test split, mean ± std over seeds (strategies with their defaults only)")
-    print(f"{'target':10}{'base':9}{'k':>4}  " + "".join(f"{m:>16}" for m in methods))
+    widths = {m: max(16, len(m) + 2) for m in methods}  # a candidate's label can be long
+    print(f"{'target':13}{'base':9}{'k':>4}  " + "".join(f"{m:>{widths[m]}}" for m in methods))
     for group in groups:
-        row = "".join(f"{_fmt(cells[(*group, m)]) if (*group, m) in cells else '':>16}" for m in methods)
-        print(f"{group[0]:10}{group[1]:9}{group[2]:>4}  {row}")
+        row = "".join(f"{_fmt(cells[(*group, m)]) if (*group, m) in cells else '':>{widths[m]}}" for m in methods)
+        print(f"{group[0]:13}{group[1]:9}{group[2]:>4}  {row}")
     checks = []
     for group in groups:  # target 1: the zoo's probe is not below the plain probe on the same features
         if (*group, "linear-probe") in cells and (*group, "plain-probe") in cells:
