@@ -14,7 +14,9 @@ Targets: SST-2 (English sentences, all-MiniLM-L6-v2), PneumoniaMNIST (chest X-ra
 (photographs), both from the MNIST-chain ResNet-18 (trained here on MNIST digits at 32x32) and from ImageNet
 EfficientNet-Lite0 at 96x96; CEDR (Russian sentences, sentiment view of its SOURCE.md) is reported, not a target.
 `sst2dev` (reported only, run only when named) is where text defaults are chosen: 1,000 sentences held out of
-SST-2's train split as its test, so a candidate default (`--with`) is never judged on SST-2's test split.
+SST-2's train split as its test, so a candidate default (`--with`) is never judged on SST-2's test split; image
+defaults are chosen on `cifar10dev` (1,000 images, 100 a class, held out of the CIFAR-10 subset's train split) and
+`pneumoniadev` (PneumoniaMNIST's val split as its test, validation carved from train), reported and run the same way.
 Validation: the target's own val split, else carved from train; capped at 100 examples (tiny, as with few labels).
 Test: capped at 1,000 examples (--quick: 300).
 
@@ -102,6 +104,22 @@ def sst2_dev_tsv(folder: Path) -> dict[str, str]:
     return files
 
 
+def cifar10_dev_npz(folder: Path, per_class: int = 100) -> str:
+    """A development set for choosing image defaults that never touches CIFAR-10's test split: `per_class` images
+    a class held out of the subset's train split (seeded) as its test, the rest of train the labelled pool."""
+    import numpy as np
+
+    with np.load(SHARED / "cifar10-subset" / "cifar10_subset.npz") as archive:
+        images, labels, classes = archive["train_images"], archive["train_labels"], archive["classes"]
+    order = np.random.default_rng(0).permutation(len(labels))
+    held = np.sort(np.concatenate([order[labels[order] == c][:per_class] for c in np.unique(labels)]))
+    pool = np.setdiff1d(np.arange(len(labels)), held)
+    out = folder / "cifar10-dev.npz"
+    np.savez(out, train_images=images[pool], train_labels=labels[pool], test_images=images[held],
+             test_labels=labels[held], classes=classes)
+    return str(out)
+
+
 def targets(tmp: Path) -> dict[str, dict]:
     """Per target: modality, the data section (without k) and its bases."""
     sst2 = SHARED / "sst2"
@@ -116,6 +134,13 @@ def targets(tmp: Path) -> dict[str, dict]:
             "path": str(PNEUMONIA), "classes": ["normal", "pneumonia"]}}},
         "cifar10": {"modality": "image", "data": {"reader": "npz", "args": {
             "path": str(SHARED / "cifar10-subset" / "cifar10_subset.npz")}}},
+        # where image defaults are chosen (never on a test split): reported only
+        "cifar10dev": {"modality": "image", "reported_only": True, "data": {"reader": "npz", "args": {
+            "path": cifar10_dev_npz(tmp)}}},
+        # PneumoniaMNIST's val split is the test here; validation is carved from train (no split of that name)
+        "pneumoniadev": {"modality": "image", "reported_only": True, "data": {"reader": "npz", "args": {
+            "path": str(PNEUMONIA), "classes": ["normal", "pneumonia"], "splits": ["train", "val"]},
+            "test": "val", "val": "carved-from-train"}},
         "cedr": {"modality": "text", "reported_only": True,
                  "data": {**text, "args": {**text["args"], "files": cedr_tsv(tmp)}}},
     }
@@ -209,7 +234,7 @@ def arguments():
     parser = options(__doc__, "PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, 300 test examples, "
                               "the probes, the recommended default, scratch (images) and TF-IDF (text)")
     add = parser.add_argument
-    add("--targets", help="comma-separated: sst2, pneumonia, cifar10, cedr, sst2dev "
+    add("--targets", help="comma-separated: sst2, pneumonia, cifar10, cedr, sst2dev, cifar10dev, pneumoniadev "
                           "(default sst2,pneumonia,cifar10,cedr; --quick pneumonia,sst2)")
     add("--bases", help="image bases, comma-separated: mnist, imagenet (default both; --quick mnist)")
     add("--k", help="labels a class, comma-separated (default 32,8,128; --quick 32)")
@@ -241,8 +266,10 @@ def main() -> None:
                 # a seed run again (a resumed run) counts once: its last figure
                 by_seed.setdefault((row["target"], row["base"], row["k"], method), {})[row["seed"]] = row["macro_f1"]
         cells = {key: list(scores.values()) for key, scores in by_seed.items()}
-        modality = {"sst2": "text", "sst2dev": "text", "cedr": "text", "pneumonia": "image", "cifar10": "image"}
-        known = {t: {"modality": m, "reported_only": t in ("cedr", "sst2dev")} for t, m in modality.items()}
+        modality = {"sst2": "text", "sst2dev": "text", "cedr": "text", "pneumonia": "image", "cifar10": "image",
+                    "cifar10dev": "image", "pneumoniadev": "image"}
+        known = {t: {"modality": m, "reported_only": t in ("cedr", "sst2dev", "cifar10dev", "pneumoniadev")}
+                 for t, m in modality.items()}
         # the full run's skipped cells that no log measured either
         skipped = [(*cell, reason) for cell in grid(known, ["sst2", "pneumonia", "cifar10", "cedr"],
                                                     ["mnist", "imagenet"], [32, 8, 128], None, False)
@@ -355,10 +382,11 @@ def report(cells: dict[tuple, list[float]], all_targets: dict, recommended: dict
     methods = [m for m in known if any(key[3] == m for key in cells)]
     methods += sorted({key[3] for key in cells} - set(known))  # candidate defaults (--with ... --label)
     print("\nmacro-F1 on the test split, mean ± std over seeds (strategies with their defaults only)")
-    print(f"{'target':10}{'base':9}{'k':>4}  " + "".join(f"{m:>16}" for m in methods))
+    widths = {m: max(16, len(m) + 2) for m in methods}  # a candidate's label can be long
+    print(f"{'target':13}{'base':9}{'k':>4}  " + "".join(f"{m:>{widths[m]}}" for m in methods))
     for group in groups:
-        row = "".join(f"{_fmt(cells[(*group, m)]) if (*group, m) in cells else '':>16}" for m in methods)
-        print(f"{group[0]:10}{group[1]:9}{group[2]:>4}  {row}")
+        row = "".join(f"{_fmt(cells[(*group, m)]) if (*group, m) in cells else '':>{widths[m]}}" for m in methods)
+        print(f"{group[0]:13}{group[1]:9}{group[2]:>4}  {row}")
     checks = []
     for group in groups:  # target 1: the zoo's probe is not below the plain probe on the same features
         if (*group, "linear-probe") in cells and (*group, "plain-probe") in cells:
