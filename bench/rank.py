@@ -24,11 +24,14 @@ run only when named: its candidates all fine-tuned to 0.81-0.85 and three seeds 
 bench/results/rank-full-pneumonia.txt), so no score can be judged there. The candidates are kept in `--cache`
 between runs (training them is most of a cold run); `--log FILE` appends one JSON line per fine-tune and a run with
 the same log skips those already measured (a stopped run resumes). `--quick` (a developer's check): smaller sources,
-2 seeds, 5 epochs, 300 test examples. `--json` adds one JSON object on the last line.
+2 seeds, 5 epochs, 300 test examples. `--jobs N` (default: the cores) runs the fine-tunes in N worker processes
+of one thread each (bench/_pool.py; the same accuracies as one after another on one thread: MNIST's seed 0, all
+10 candidates, checked). `--json` adds one JSON object on the last line.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -40,6 +43,7 @@ from pathlib import Path
 import _rank_sets as rs
 import numpy as np
 from _common import emit, options, require_shared_data, run, set_threads
+from _pool import cores, in_workers
 
 # labels a class. CIFAR-10 at 10 a class was too small to rank against (stop 15's diagnosis, decided before its
 # tau was measured, bench/results/rank-full.txt): every candidate's LogME was 0.03-0.08 nats above the no-signal
@@ -66,6 +70,19 @@ def fine_tune(base: str, data: dict, strategy: str, epochs: int, seed: int, out:
     accuracy = run(recipe).metrics["accuracy"]
     shutil.rmtree(out)  # hundreds of checkpoints in a full run would fill gigabytes
     return accuracy
+
+
+def run_key(target: str, refs: dict, strategy: str, epochs: int, test_cap: int, quick: bool, name: str,
+            seed: int) -> str:
+    """A fine-tune's key in --log: everything that determines its result."""
+    return json.dumps([target, name, refs[name], strategy, seed, epochs, K[target], test_cap, quick])
+
+
+def _fine_tune_job(job: dict) -> dict:
+    """One ground-truth fine-tune in a worker process (bench/_pool.py), timed there."""
+    begun = time.perf_counter()
+    accuracy = fine_tune(job["base"], job["data"], job["strategy"], job["epochs"], job["seed"], Path(job["out"]))
+    return {"accuracy": accuracy, "seconds": time.perf_counter() - begun}
 
 
 class Log:
@@ -123,12 +140,17 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "zoo-bench" / "rank", help="where candidates are kept between runs (default %(default)s)")
     parser.add_argument("--log", type=Path, help="append each fine-tune's result here; skip those already in it")
+    parser.add_argument("--jobs", type=int, default=cores(),
+                        help="fine-tunes at once, in as many worker processes of one thread each (default: this "
+                             "machine's cores, here %(default)s); 1: here, in order, on ZOO_BENCH_THREADS threads")
     parser.add_argument("--probe", action="store_true", help="also the linear probe's accuracy as a ground truth")
     parser.add_argument("--report", action="store_true", help="fine-tune nothing: report the seeds --log holds for "
                         "every candidate (candidates come from --cache; the ranking is measured again)")
     args = parser.parse_args()
     if args.report and not args.log:
         parser.error("--report reads the fine-tunes from --log FILE")
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: at least 1")
     begun = time.perf_counter()
     require_shared_data()
     set_threads()
@@ -184,12 +206,29 @@ def main() -> None:
             used = seeds
             for strategy in [default if s is None else s for s in strategies]:
                 seconds[strategy], runs = 0.0, {n: [] for n in names}
+                key_of = functools.partial(run_key, target, bases[modality], strategy, epochs[modality], test_cap,
+                                           quick)
+
+                if args.jobs > 1 and not args.report:
+                    # the fine-tunes not yet in --log, seed by seed, in worker processes; the loop below then
+                    # finds them logged (and retries here any that failed in a worker)
+                    todo = [{"key": key_of(name, seed), "name": name, "base": bases[modality][name], "data": data,
+                             "strategy": strategy, "epochs": epochs[modality], "seed": seed,
+                             "out": str(Path(tmp) / f"{target}-{strategy}-{seed}-{name}")}
+                            for seed in range(seeds) for name in names if log.get(key_of(name, seed)) is None]
+                    for job, outcome in in_workers(_fine_tune_job, todo, args.jobs):
+                        if isinstance(outcome, BaseException):
+                            print(f"  {target} {strategy} seed {job['seed']} {job['name']}: failed in a worker "
+                                  f"({type(outcome).__name__}: {outcome}); retried below", flush=True)
+                            continue
+                        log.add(job["key"], outcome)
+                        print(f"  {target} {strategy} seed {job['seed']} {job['name']}: {outcome['accuracy']:.3f} "
+                              f"({outcome['seconds']:.0f} s)", flush=True)
                 for seed in range(seeds):  # seed by seed: a run stopped early still has whole seeds to report
                     rows = {}
                     for name in names:
                         ref = bases[modality][name]
-                        key = json.dumps([target, name, ref, strategy, seed, epochs[modality], K[target],
-                                          test_cap, quick])
+                        key = key_of(name, seed)
                         rows[name] = log.get(key)
                         if rows[name] is None and not args.report:
                             t0 = time.perf_counter()
