@@ -61,10 +61,14 @@ def describe_skipped(skipped: list[tuple], seeds: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def run_cost(base: str, method: str) -> float:
+    """One-thread CPU seconds of one run (a seed) of `method` on `base`, from COST."""
+    return COST[base]["probe" if method == "linear-probe" else "plain" if method in PROBES else "trained"]
+
+
 def estimate(cells: list[tuple], seeds: int, test_cap: int = 1000) -> float:
     """One-thread CPU seconds for these (target, base, k, method) cells, from COST (a source run included)."""
     total = SOURCE_COST if any(base == "mnist" for _, base, _, _ in cells) else 0
     for _, base, _, method in cells:
-        kind = "probe" if method == "linear-probe" else "plain" if method in PROBES else "trained"
-        total += COST[base][kind] * seeds * (0.5 + 0.5 * test_cap / 1000)
+        total += run_cost(base, method) * seeds * (0.5 + 0.5 * test_cap / 1000)
     return total
