@@ -30,11 +30,15 @@ Prints macro-F1 mean ± std (over seeds) per cell as each finishes, then the tab
 modality (zoo_core.defaults.RECOMMENDED) beats the best plain baseline by >= 3 points macro-F1 at k = 32 on every
 target. --quick: PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, the probes, the recommended
 default, scratch for images and TF-IDF for text.
+Runs: `--jobs N` (default: the machine's cores) runs N at once, each in its own spawned worker process on one
+thread, longest first (the plan's measured costs); a run's figures do not depend on N (each run seeds itself, and
+its frozen features, shared through a folder, are the tensors it would compute). The MNIST source is trained once
+before the workers start. The run ends with its wall time and the CPU seconds it used.
 Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --first-seed S --only m1,m2 --source PATH (an
-MNIST source checkpoint to reuse, trained and kept there when absent) --log FILE (one JSON line per finished run,
-with its wall and CPU seconds) --report LOG[,LOG] (the table of logged runs) --with JSON --label NAME (a candidate
-default: train/strategy values or `defaults`, put in every zoo recipe; logged under NAME, its own column in
---report) --plan --all --json.
+MNIST source checkpoint to reuse, trained and kept there when absent) --jobs N --features DIR (keep the frozen
+features there for later runs) --log FILE (one JSON line per finished run, with its wall and CPU seconds)
+--report LOG[,LOG] (the table of logged runs) --with JSON --label NAME (a candidate default: train/strategy values
+or `defaults`, put in every zoo recipe; logged under NAME, its own column in --report) --plan --all --json.
 """
 
 from __future__ import annotations
@@ -223,6 +227,8 @@ def arguments():
     add("--jobs", type=int, default=len(os.sched_getaffinity(0)),
         help="runs at once, in as many worker processes of one thread each, longest first (default: this "
              "machine's cores, here %(default)s); 1 runs them here, in order, on ZOO_BENCH_THREADS threads")
+    add("--features", type=Path, help="keep the frozen features in this folder, for later runs (default: the "
+                                        "run's temporary folder; with --jobs 1, in memory)")
     add("--log", type=Path, help="append one JSON line per finished run to this file")
     add("--report", help="print the table and checks of these --log files (comma-separated) and exit")
     add("--with", dest="overrides", type=json.loads, default={},
@@ -282,8 +288,9 @@ def main() -> None:
             (skipped if reason else todo).append((*cell, reason) if reason else cell)
         if skipped:
             print(plan.describe_skipped(skipped, len(seeds)), flush=True)
-        print(f"{len(todo)} cells x {len(seeds)} seeds to run; estimated "
-              f"{plan.estimate(todo, len(seeds), test_cap) / 60:.0f} min of one-thread CPU", flush=True)
+        cpu = plan.estimate(todo, len(seeds), test_cap)
+        print(f"{len(todo)} cells x {len(seeds)} seeds to run; estimated {cpu / 60:.0f} min of one-thread CPU "
+              f"(~{cpu / 60 / args.jobs:.0f} min of wall time with --jobs {args.jobs} on an idle machine)", flush=True)
         if args.plan:
             for name, base, k, method in todo:
                 print(f"  {name}/{base} k={k} {method}")
@@ -295,7 +302,7 @@ def main() -> None:
                 for name, base, k, method in todo for seed in seeds]
         # longest first (the plan's measured costs): a long run started last would keep one worker busy alone
         jobs.sort(key=lambda job: -plan.run_cost(job["base"], job["method"]))
-        cells = _run_all(jobs, len(seeds), args.jobs, tmp / "features", args.log, label)
+        cells = _run_all(jobs, len(seeds), args.jobs, args.features, tmp / "features", args.log, label)
     report(cells, all_targets, RECOMMENDED, skipped)
 
 
@@ -330,7 +337,7 @@ def _timed(job: dict, cache: FeatureCache | None = None) -> dict:
             "hits": cache.hits - hits, "misses": cache.misses - misses}
 
 
-def _run_all(jobs: list[dict], seeds: int, workers: int, folder: Path, log: Path | None,
+def _run_all(jobs: list[dict], seeds: int, workers: int, folder: Path | None, scratch: Path, log: Path | None,
              label: str) -> dict[tuple, list[float]]:
     """Every job, in `workers` processes of one thread each (or here, in order, with 1), logging each run as it
     finishes and printing each cell once all its seeds have; returns the cells' scores in seed order."""
@@ -360,14 +367,14 @@ def _run_all(jobs: list[dict], seeds: int, workers: int, folder: Path, log: Path
                   flush=True)
 
     if workers == 1:
-        cache = FeatureCache()
+        cache = FeatureCache(folder)
         for job in jobs:
             finished(job, _timed(job, cache))
     else:
         # spawned, not forked: this process has run torch (the MNIST source), whose thread pools do not survive
         # a fork; one thread each, so N workers use N cores and a run's figures do not depend on N
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                                 initargs=(folder, 1)) as pool:
+                                 initargs=(folder or scratch, 1)) as pool:
             futures = {pool.submit(_timed, job): job for job in jobs}
             for future in as_completed(futures):
                 job = futures[future]
@@ -382,8 +389,8 @@ def _run_all(jobs: list[dict], seeds: int, workers: int, folder: Path, log: Path
     print(f"ran {len(jobs) - len(failed)} runs in {wall / 60:.1f} min of wall time with {workers} "
           f"job{'s' if workers > 1 else ''}: {summed['cpu_seconds'] / 60:.1f} min of CPU in the runs, "
           f"{total / 60:.1f} min in all (workers' start-up included; before the runs, the MNIST source and "
-          f"imports: {cpu_before / 60:.1f}); frozen features: {summed['misses']} splits computed, {summed['hits']} read "
-          f"from the cache", flush=True)
+          f"imports: {cpu_before / 60:.1f}); frozen features: {summed['misses']} splits computed, "
+          f"{summed['hits']} read from the cache", flush=True)
     if failed:
         print(f"{len(failed)} runs failed (above); their cells are left out of the table", flush=True)
     return {cell: [runs[s]["macro_f1"] for s in sorted(runs)] for cell, runs in done.items() if len(runs) == seeds}
