@@ -32,11 +32,15 @@ Prints macro-F1 mean ± std (over seeds) per cell as each finishes, then the tab
 modality (zoo_core.defaults.RECOMMENDED) beats the best plain baseline by >= 3 points macro-F1 at k = 32 on every
 target. --quick: PneumoniaMNIST (MNIST chain) and SST-2 at k = 32, one seed, the probes, the recommended
 default, scratch for images and TF-IDF for text.
+Runs: `--jobs N` (default: the machine's cores) runs N at once, each in its own spawned worker process on one
+thread, longest first (the plan's measured costs); a run's figures do not depend on N (each run seeds itself, and
+its frozen features, shared through a folder, are the tensors it would compute). The MNIST source is trained once
+before the workers start. The run ends with its wall time and the CPU seconds it used.
 Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --first-seed S --only m1,m2 --source PATH (an
-MNIST source checkpoint to reuse, trained and kept there when absent) --log FILE (one JSON line per finished run,
-with its wall and CPU seconds) --report LOG[,LOG] (the table of logged runs) --with JSON --label NAME (a candidate
-default: train/strategy values or `defaults`, put in every zoo recipe; logged under NAME, its own column in
---report) --plan --all --json.
+MNIST source checkpoint to reuse, trained and kept there when absent) --jobs N --features DIR (keep the frozen
+features there for later runs) --log FILE (one JSON line per finished run, with its wall and CPU seconds)
+--report LOG[,LOG] (the table of logged runs) --with JSON --label NAME (a candidate default: train/strategy values
+or `defaults`, put in every zoo recipe; logged under NAME, its own column in --report) --plan --all --json.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -244,6 +249,11 @@ def arguments():
     add("--source", type=Path, help="an MNIST source checkpoint directory to reuse (trained and kept there if absent)")
     add("--plan", action="store_true", help="print the cells this run would measure and skip, and exit")
     add("--all", action="store_true", help="every cell of the grid, none skipped (hours: see the plan's estimate)")
+    add("--jobs", type=int, default=len(os.sched_getaffinity(0)),
+        help="runs at once, in as many worker processes of one thread each, longest first (default: this "
+             "machine's cores, here %(default)s); 1 runs them here, in order, on ZOO_BENCH_THREADS threads")
+    add("--features", type=Path, help="keep the frozen features in this folder, for later runs (default: the "
+                                        "run's temporary folder; with --jobs 1, in memory)")
     add("--log", type=Path, help="append one JSON line per finished run to this file")
     add("--report", help="print the table and checks of these --log files (comma-separated) and exit")
     add("--with", dest="overrides", type=json.loads, default={},
@@ -276,6 +286,8 @@ def main() -> None:
                    if (reason := plan.skip_reason(known[cell[0]], *cell[1:], RECOMMENDED)) and cell not in cells]
         report(cells, known, RECOMMENDED, skipped)
         return
+    if args.jobs < 1:
+        sys.exit(f"--jobs {args.jobs}: at least 1")
     require_shared_data()
     quick = args.quick
     set_threads()
@@ -289,8 +301,6 @@ def main() -> None:
     overrides, label = args.overrides, args.label
     # the full run's plan (bench/_fewshot_plan.py) unless the methods are named (--only), --all or --quick
     planned = not (only or args.all or quick)
-    cells: dict[tuple, list[float]] = {}
-    cache = FeatureCache()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         all_targets = targets(tmp)
@@ -305,38 +315,120 @@ def main() -> None:
             (skipped if reason else todo).append((*cell, reason) if reason else cell)
         if skipped:
             print(plan.describe_skipped(skipped, len(seeds)), flush=True)
-        print(f"{len(todo)} cells x {len(seeds)} seeds to run; estimated "
-              f"{plan.estimate(todo, len(seeds), test_cap) / 60:.0f} min of one-thread CPU", flush=True)
+        cpu = plan.estimate(todo, len(seeds), test_cap)
+        print(f"{len(todo)} cells x {len(seeds)} seeds to run; estimated {cpu / 60:.0f} min of one-thread CPU "
+              f"(~{cpu / 60 / args.jobs:.0f} min of wall time with --jobs {args.jobs} on an idle machine)", flush=True)
         if args.plan:
             for name, base, k, method in todo:
                 print(f"  {name}/{base} k={k} {method}")
             return
         source = _source(args.source, tmp, quick) if any(
             all_targets[c[0]]["modality"] == "image" and c[1] == "mnist" for c in todo) else None
-        begun_all, cpu_all = time.perf_counter(), time.process_time()
-        for name, base, k, method in todo:
-            target, scores, start = all_targets[name], [], time.perf_counter()
-            for seed in seeds:
-                begun, cpu = time.perf_counter(), time.process_time()
-                if method in ("plain-probe", "tfidf"):
-                    score = plain(method, target, base, source, k, seed, test_cap, cache)
-                else:
-                    recipe = zoo_recipe(target, base, source, method, k, seed, test_cap, overrides)
-                    score = zoo_probe(recipe, cache) if method == "linear-probe" else run(recipe).metrics["macro_f1"]
-                scores.append(score)
-                if args.log:
-                    with args.log.open("a") as f:
-                        f.write(json.dumps({"target": name, "base": base, "k": k, "method": method, "seed": seed,
-                                            "macro_f1": score, "with": overrides, "label": label,
-                                            "seconds": round(time.perf_counter() - begun, 1),
-                                            "cpu_seconds": round(time.process_time() - cpu, 1)}) + "\n")
-            cells[(name, base, k, method)] = scores
-            print(f"{name:10}{base:9}k={k:<4}{method:17}{_fmt(scores)}  "
-                  f"({(time.perf_counter() - start) / len(seeds):.0f} s a run)", flush=True)
-        print(f"ran in {(time.perf_counter() - begun_all) / 60:.1f} min ({(time.process_time() - cpu_all) / 60:.1f} "
-              f"min of CPU); frozen features: {cache.misses} splits computed, {cache.hits} read from the cache",
-              flush=True)
+        jobs = [{"name": name, "target": all_targets[name], "base": base, "k": k, "method": method, "seed": seed,
+                 "source": source, "test_cap": test_cap, "overrides": overrides}
+                for name, base, k, method in todo for seed in seeds]
+        # longest first (the plan's measured costs): a long run started last would keep one worker busy alone
+        jobs.sort(key=lambda job: -plan.run_cost(job["base"], job["method"]))
+        cells = _run_all(jobs, len(seeds), args.jobs, args.features, tmp / "features", args.log, label)
     report(cells, all_targets, RECOMMENDED, skipped)
+
+
+def measure(job: dict, cache: FeatureCache) -> float:
+    """One run: a cell's method on one seed's labelled examples."""
+    target, base, k, method, seed = job["target"], job["base"], job["k"], job["method"], job["seed"]
+    if method in ("plain-probe", "tfidf"):
+        return plain(method, target, base, job["source"], k, seed, job["test_cap"], cache)
+    recipe = zoo_recipe(target, base, job["source"], method, k, seed, job["test_cap"], job["overrides"])
+    return zoo_probe(recipe, cache) if method == "linear-probe" else float(run(recipe).metrics["macro_f1"])
+
+
+_worker_cache: FeatureCache | None = None
+
+
+def _start_worker(folder: Path, threads: int) -> None:
+    global _worker_cache
+    import torch
+
+    torch.set_num_threads(threads)
+    _worker_cache = FeatureCache(folder)  # shared with the other workers through the folder
+
+
+def _timed(job: dict, cache: FeatureCache | None = None) -> dict:
+    """measure(), with its wall and CPU seconds and what it read from the feature cache (in a worker or here)."""
+    cache = cache if cache is not None else _worker_cache  # (an empty cache is falsy: its __len__)
+    hits, misses = cache.hits, cache.misses
+    begun, cpu = time.perf_counter(), time.process_time()
+    score = measure(job, cache)
+    return {"macro_f1": score, "seconds": round(time.perf_counter() - begun, 1),
+            "cpu_seconds": round(time.process_time() - cpu, 1),
+            "hits": cache.hits - hits, "misses": cache.misses - misses}
+
+
+def _run_all(jobs: list[dict], seeds: int, workers: int, folder: Path | None, scratch: Path, log: Path | None,
+             label: str) -> dict[tuple, list[float]]:
+    """Every job, in `workers` processes of one thread each (or here, in order, with 1), logging each run as it
+    finishes and printing each cell once all its seeds have; returns the cells' scores in seed order."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    begun, cpu_before = time.perf_counter(), _cpu_spent()
+    done: dict[tuple, dict[int, dict]] = {}
+    failed, summed = [], {"cpu_seconds": 0.0, "hits": 0, "misses": 0}
+
+    def finished(job: dict, outcome: dict) -> None:
+        cell = (job["name"], job["base"], job["k"], job["method"])
+        for key in summed:
+            summed[key] += outcome[key]
+        if log:
+            with log.open("a") as f:
+                f.write(json.dumps({"target": job["name"], "base": job["base"], "k": job["k"],
+                                    "method": job["method"], "seed": job["seed"], "macro_f1": outcome["macro_f1"],
+                                    "with": job["overrides"], "label": label, "seconds": outcome["seconds"],
+                                    "cpu_seconds": outcome["cpu_seconds"]}) + "\n")
+        runs = done.setdefault(cell, {})
+        runs[job["seed"]] = outcome
+        if len(runs) == seeds:
+            scores = [runs[s]["macro_f1"] for s in sorted(runs)]
+            wall = statistics.mean(r["seconds"] for r in runs.values())
+            print(f"{cell[0]:10}{cell[1]:9}k={cell[2]:<4}{cell[3]:17}{_fmt(scores)}  ({wall:.0f} s a run)",
+                  flush=True)
+
+    if workers == 1:
+        cache = FeatureCache(folder)
+        for job in jobs:
+            finished(job, _timed(job, cache))
+    else:
+        # spawned, not forked: this process has run torch (the MNIST source), whose thread pools do not survive
+        # a fork; one thread each, so N workers use N cores and a run's figures do not depend on N
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                                 initargs=(folder or scratch, 1)) as pool:
+            futures = {pool.submit(_timed, job): job for job in jobs}
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    finished(job, future.result())
+                except Exception as error:  # one failed run must not throw away an hour of the others
+                    failed.append(job)
+                    print(f"FAILED {job['name']}/{job['base']} k={job['k']} {job['method']} seed {job['seed']}: "
+                          f"{type(error).__name__}: {error}", flush=True)
+    wall = time.perf_counter() - begun
+    total = _cpu_spent() - cpu_before
+    print(f"ran {len(jobs) - len(failed)} runs in {wall / 60:.1f} min of wall time with {workers} "
+          f"job{'s' if workers > 1 else ''}: {summed['cpu_seconds'] / 60:.1f} min of CPU in the runs, "
+          f"{total / 60:.1f} min in all (workers' start-up included; before the runs, the MNIST source and "
+          f"imports: {cpu_before / 60:.1f}); frozen features: {summed['misses']} splits computed, "
+          f"{summed['hits']} read from the cache", flush=True)
+    if failed:
+        print(f"{len(failed)} runs failed (above); their cells are left out of the table", flush=True)
+    return {cell: [runs[s]["macro_f1"] for s in sorted(runs)] for cell, runs in done.items() if len(runs) == seeds}
+
+
+def _cpu_spent() -> float:
+    """CPU seconds of this process and its finished children (the pool's workers, once it has shut down)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def grid(all_targets: dict, chosen: list[str], bases: list[str], ks: list[int], only: list[str] | None,

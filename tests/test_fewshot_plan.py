@@ -89,3 +89,42 @@ def test_the_report_counts_a_seed_run_again_once_and_lists_what_no_log_measured(
     assert "PASS  pneumonia/mnist/k=32" in out
     skipped = {(c["target"], c["base"], c["k"], c["method"]) for c in result["skipped"]}
     assert ("sst2", "minilm", 8, "finetune") in skipped and ("pneumonia", "mnist", 32, "linear-probe") not in skipped
+
+
+def test_workers_sharing_a_feature_folder_encode_a_split_once_and_read_it_whole(tmp_path, tiny_recipe):
+    """--jobs N: N processes, one cache folder. A split two workers need at once is encoded by one of them while
+    the other waits for its file; a later worker reads the very tensor, and no half-written file is left."""
+    import threading
+    import time
+
+    import fewshot
+    import torch
+    from _features import FeatureCache
+
+    calls = []
+
+    def slow_encoding():
+        calls.append(1)
+        time.sleep(0.3)  # long enough that the other thread asks while this one encodes
+        return torch.arange(12.0).reshape(3, 4)
+
+    caches = [FeatureCache(tmp_path / "features") for _ in range(2)]
+    out = [None, None]
+
+    def worker(i):
+        out[i] = caches[i]._shared(("base", "split"), slow_encoding)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and torch.equal(out[0], out[1])
+    assert sorted((c.misses, c.hits) for c in caches) == [(0, 1), (1, 0)]
+    assert not list((tmp_path / "features").glob("*.tmp"))
+
+    recipe = tiny_recipe(tmp_path, "linear-probe")  # the probe's figure is the same from another process's files
+    first, second = FeatureCache(tmp_path / "probe"), FeatureCache(tmp_path / "probe")
+    assert fewshot.zoo_probe(recipe, first) == fewshot.zoo_probe(recipe, second)
+    assert (first.misses, second.misses, second.hits) == (3, 0, 3)
+
