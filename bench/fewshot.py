@@ -48,7 +48,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -59,6 +58,7 @@ from pathlib import Path
 import _fewshot_plan as plan
 from _common import MNIST, PNEUMONIA, SHARED, emit, options, require_shared_data, run, set_threads
 from _features import FeatureCache
+from _pool import cores, in_workers
 
 IMAGENET = "timm:tf_efficientnet_lite0.imagenet_lite"
 STRATEGIES = ["linear-probe", "freeze", "finetune", "gradual-unfreeze", "bitfit", "lora", "scratch"]
@@ -249,7 +249,7 @@ def arguments():
     add("--source", type=Path, help="an MNIST source checkpoint directory to reuse (trained and kept there if absent)")
     add("--plan", action="store_true", help="print the cells this run would measure and skip, and exit")
     add("--all", action="store_true", help="every cell of the grid, none skipped (hours: see the plan's estimate)")
-    add("--jobs", type=int, default=len(os.sched_getaffinity(0)),
+    add("--jobs", type=int, default=cores(),
         help="runs at once, in as many worker processes of one thread each, longest first (default: this "
              "machine's cores, here %(default)s); 1 runs them here, in order, on ZOO_BENCH_THREADS threads")
     add("--features", type=Path, help="keep the frozen features in this folder, for later runs (default: the "
@@ -345,11 +345,8 @@ def measure(job: dict, cache: FeatureCache) -> float:
 _worker_cache: FeatureCache | None = None
 
 
-def _start_worker(folder: Path, threads: int) -> None:
+def _start_worker(folder: Path) -> None:
     global _worker_cache
-    import torch
-
-    torch.set_num_threads(threads)
     _worker_cache = FeatureCache(folder)  # shared with the other workers through the folder
 
 
@@ -368,9 +365,6 @@ def _run_all(jobs: list[dict], seeds: int, workers: int, folder: Path | None, sc
              label: str) -> dict[tuple, list[float]]:
     """Every job, in `workers` processes of one thread each (or here, in order, with 1), logging each run as it
     finishes and printing each cell once all its seeds have; returns the cells' scores in seed order."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
     begun, cpu_before = time.perf_counter(), _cpu_spent()
     done: dict[tuple, dict[int, dict]] = {}
     failed, summed = [], {"cpu_seconds": 0.0, "hits": 0, "misses": 0}
@@ -398,19 +392,14 @@ def _run_all(jobs: list[dict], seeds: int, workers: int, folder: Path | None, sc
         for job in jobs:
             finished(job, _timed(job, cache))
     else:
-        # spawned, not forked: this process has run torch (the MNIST source), whose thread pools do not survive
-        # a fork; one thread each, so N workers use N cores and a run's figures do not depend on N
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                                 initargs=(folder or scratch, 1)) as pool:
-            futures = {pool.submit(_timed, job): job for job in jobs}
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    finished(job, future.result())
-                except Exception as error:  # one failed run must not throw away an hour of the others
-                    failed.append(job)
-                    print(f"FAILED {job['name']}/{job['base']} k={job['k']} {job['method']} seed {job['seed']}: "
-                          f"{type(error).__name__}: {error}", flush=True)
+        # bench/_pool.py: spawned one-thread workers, so a run's figures do not depend on N
+        for job, outcome in in_workers(_timed, jobs, workers, _start_worker, (folder or scratch,)):
+            if isinstance(outcome, BaseException):  # one failed run must not throw away an hour of the others
+                failed.append(job)
+                print(f"FAILED {job['name']}/{job['base']} k={job['k']} {job['method']} seed {job['seed']}: "
+                      f"{type(outcome).__name__}: {outcome}", flush=True)
+            else:
+                finished(job, outcome)
     wall = time.perf_counter() - begun
     total = _cpu_spent() - cpu_before
     print(f"ran {len(jobs) - len(failed)} runs in {wall / 60:.1f} min of wall time with {workers} "
