@@ -11,6 +11,8 @@ Folders are written aside and renamed into place at the end, so an interrupted w
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import json
 import os
 import shutil
@@ -161,27 +163,46 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+_SKIP_INIT = contextvars.ContextVar("zoo_skip_init", default=False)
+
+
 @contextlib.contextmanager
 def _no_random_init():
     """torch.nn.init's functions leave tensors as allocated while a model whose weights are about to be loaded is
     built: a ResNet-18's random initialisation, drawn only to be overwritten, was a third of `zoo rank`'s time a
     candidate on a busy machine. (Transformers' `no_init_weights` does the same. Modules that draw with tensor
-    methods still do: slower, not wrong.)"""
-    from torch.nn import init
+    methods, or hold torch's functions from before the first call, still do: slower, not wrong.)
 
-    names = [n for n in vars(init) if n.endswith("_") and not n.startswith("_") and callable(getattr(init, n))]
-    saved = {n: getattr(init, n) for n in names}
-    for n in names:
-        setattr(init, n, _leave)
+    torch.nn.init's functions are replaced, once and for good, by ones that skip only inside this block: a module
+    imported inside it keeps what it finds there (transformers' `initialization` keeps torch's functions in a dict
+    at import), and when the skipping versions were swapped out again on leaving, it kept them and never drew
+    again: every BERT built later in the process was left with torch's default initialisation (embeddings of std
+    1 instead of 0.02) and drew nothing from the random generator, so what a run drew next (its head) depended on
+    whether a checkpoint had been loaded before in the same process."""
+    _install_skipping_init()
+    token = _SKIP_INIT.set(True)
     try:
         yield
     finally:
-        for n, function in saved.items():
-            setattr(init, n, function)
+        _SKIP_INIT.reset(token)
 
 
-def _leave(tensor, *args, **kwargs):
-    return tensor
+def _install_skipping_init() -> None:
+    from torch.nn import init
+
+    for name in [n for n in vars(init) if n.endswith("_") and not n.startswith("_")]:
+        function = getattr(init, name)
+        if callable(function) and not getattr(function, "_zoo_skips", False):
+            setattr(init, name, _skipping(function))
+
+
+def _skipping(function: Callable) -> Callable:
+    @functools.wraps(function)
+    def skipping(tensor, *args, **kwargs):
+        return tensor if _SKIP_INIT.get() else function(tensor, *args, **kwargs)
+
+    skipping._zoo_skips = True
+    return skipping
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
