@@ -161,7 +161,8 @@ class Ranked:
     error: str | None = None
     fingerprint: str | None = None  # sha256 of the labelled examples scored (data_fingerprint)
     recorded: bool = False  # its scores were recorded in the registry (rank(record=...))
-    # where its seconds went: {"weights"|"data"|"model"|"encoder"|"encode"|"forward"|"scores": {"wall", "cpu"}};
+    # where its seconds went: {"registry"|"weights"|"data"|"model"|"encoder"|"encode"|"forward"|"scores":
+    # {"wall": s, "cpu": s}} (registry: resolving and pulling a registry candidate);
     # what a ranking pays once (reading the data, importing a plugin) is counted in the first candidate needing it
     phases: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -319,16 +320,18 @@ def _score(ref: str, cache, scores: Sequence[str], registry) -> Ranked:
     ranked = Ranked(candidate=ref)
     start = time.perf_counter()
     try:
-        base = ref
+        base, pulled = ref, None
         if ref.startswith("zoo:"):
+            cpu = time.process_time()
             info = registry.resolve(ref[4:])
             ranked.parents = [p.get("ref") or "a private model" for p in info.parents]
             ranked.metrics = dict(info.metrics)
             base = f"file:{registry.pull(f'{info.model_id}@{info.number}')}"
             ranked.origin = f"zoo:{info.model_id}@{info.number}"
+            pulled = {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}
         # the data prepared exactly as a recipe with this base would (few-label subset, preprocessing)
         embedded = cache.embed(base)
-        ranked.phases = embedded.phases
+        ranked.phases = {"registry": pulled, **embedded.phases} if pulled else embedded.phases
         features, labels, weights = embedded.features, embedded.labels, embedded.weights
         if len(np.unique(labels)) < 2:
             raise ZooError("the training split has fewer than two classes")
