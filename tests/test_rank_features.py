@@ -47,6 +47,21 @@ def test_candidates_with_one_preprocessing_read_and_encode_the_data_once(tmp_pat
     assert set(embedded[0].phases) >= {"weights", "data", "model", "encode", "forward"}
 
 
+def test_encoded_images_stay_within_their_memory_cap(tmp_path, tiny_recipe, monkeypatch):
+    import zoo_core.rank_features as rank_features
+
+    data = tiny_recipe(tmp_path)["data"]
+    monkeypatch.setattr(rank_features, "ENCODED_CACHE_BYTES", 16 * 3 * 32 * 32 * 4)  # one split's encoded images
+    cache = FeatureCache(data, seed=0)
+    tinynet = cache.embed("scratch:tinynet")  # mean and std 0.5
+    resnet = cache.embed("scratch:resnet18")  # ImageNet's mean and std: the first preprocessing's images go
+    [kept] = cache._encoded
+    assert kept.mean == (0.485, 0.456, 0.406)
+    unshared = FeatureCache(data, seed=0, share=False)
+    assert np.array_equal(tinynet.features, unshared.embed("scratch:tinynet").features)
+    assert np.array_equal(resnet.features, unshared.embed("scratch:resnet18").features)
+
+
 def test_texts_batched_by_length_give_the_engines_features(tmp_path, tiny_tokenizer):
     from tests.test_strategy_matrix import text_data
 

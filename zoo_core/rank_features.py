@@ -38,8 +38,9 @@ TEXT_BATCH = 16
 MiniLM, against 0.96 s as one batch and 0.79 s one by one)."""
 
 ENCODED_CACHE_BYTES = 512 * 2**20
-"""Encoded images are kept for the next candidate with the same preprocessing up to this size (320 images at
-224 x 224 take 190 MiB); a larger split is encoded batch by batch for each candidate."""
+"""Encoded images are kept for the next candidates with the same preprocessing up to this size in all (320 images
+at 224 x 224 take 190 MiB; the oldest preprocessing's go first); a larger split is encoded batch by batch for each
+candidate."""
 
 
 @dataclass
@@ -196,6 +197,8 @@ class FeatureCache:
         with phase("encode"):
             parts = [encoder(_take(split.inputs, idx)) for idx in batches(len(split), self.batch_size, False)]
             encoded = torch.cat(parts) if parts else torch.empty(0, 3, side, side)
+        while self._encoded and sum(t.nbytes for t in self._encoded.values()) + encoded.nbytes > ENCODED_CACHE_BYTES:
+            del self._encoded[next(iter(self._encoded))]  # the oldest preprocessing makes room
         self._encoded[key] = encoded
         return encoded
 
