@@ -5,7 +5,7 @@ the work a ranking would otherwise repeat for every candidate.
   ranking's seed): every candidate is scored on the same examples, and reading SST-2's 33,000-sentence pool again
   for each candidate cost 0.05-0.25 s of CPU a candidate.
 - Images are encoded (resized, made 3-channel, normalised) once per preprocessing, not once per candidate.
-- A candidate's backbone is built once, without a head or the random initialisation its weights overwrite (a
+- A candidate's backbone is built without a head or the random initialisation its weights overwrite (a
   MiniLM's drew 0.2 s), `checkpoint._no_random_init`, and runs in inference mode.
 - Texts go through in batches of similar length: a batch is padded to its longest text, and SST-2's 64 labelled
   sentences (12 tokens on average, 53 at most) cost 2.5x the CPU as one padded batch. The features then differ from
