@@ -104,6 +104,8 @@ def test_zoo_rank_scores_registry_and_file_candidates(tmp_path, tiny_recipe, zoo
     assert set(trained["scores"]) == {"logme", "hscore", "leep", "nce"}  # it kept its head: LEEP and NCE too
     assert set(scratch["scores"]) == {"logme", "hscore"} and scratch["error"] is None
     assert "accuracy" in trained["metrics"]
+    assert "registry" in trained["phases"] and "registry" not in scratch["phases"]  # where the seconds went
+    assert {"weights", "forward", "scores"} <= set(scratch["phases"])
     table = zoo("rank", str(data), "acme/xray-tiny@1", "scratch:tinynet", env=env, check=True).stdout
     assert "ranked by logme on 16 labelled examples" in table and "xray-tiny" in table
 

@@ -162,7 +162,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-class _SkipInitialisation(TorchFunctionMode):
+class SkipInitialisation(TorchFunctionMode):
     """While a model whose every tensor is about to be loaded is built, its random initialisation is skipped: a
     ResNet-18's, drawn only to be overwritten, was a third of `zoo rank`'s time a candidate on a busy machine.
 
@@ -200,7 +200,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     config = read_config(path)
     backbone = config["backbone"]
     spec = get_backbone(backbone["name"]).for_options(backbone.get("options", {}))
-    with _SkipInitialisation():  # every tensor is overwritten below (a missing one is refused)
+    with SkipInitialisation():  # every tensor is overwritten below (a missing one is refused)
         model = spec.create_model(config["num_classes"], dropout=config.get("dropout", 0.0),
                                   feature_groups=config.get("feature_groups"),
                                   standardize=config.get("standardize", False))
