@@ -10,7 +10,6 @@ Folders are written aside and renamed into place at the end, so an interrupted w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -20,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from zoo_core.backbone import Preprocessing, TransferModel, preprocessing_from_dict
 from zoo_core.errors import WeightsError, ZooError
@@ -161,27 +162,34 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-@contextlib.contextmanager
-def _no_random_init():
-    """torch.nn.init's functions leave tensors as allocated while a model whose weights are about to be loaded is
-    built: a ResNet-18's random initialisation, drawn only to be overwritten, was a third of `zoo rank`'s time a
-    candidate on a busy machine. (Transformers' `no_init_weights` does the same. Modules that draw with tensor
-    methods still do: slower, not wrong.)"""
-    from torch.nn import init
+class _SkipInitialisation(TorchFunctionMode):
+    """While a model whose every tensor is about to be loaded is built, its random initialisation is skipped: a
+    ResNet-18's, drawn only to be overwritten, was a third of `zoo rank`'s time a candidate on a busy machine.
 
-    names = [n for n in vars(init) if n.endswith("_") and not n.startswith("_") and callable(getattr(init, n))]
-    saved = {n: getattr(init, n) for n in names}
-    for n in names:
-        setattr(init, n, _leave)
-    try:
-        yield
-    finally:
-        for n, function in saved.items():
-            setattr(init, n, function)
+    A torch function mode, not a patch of `torch.nn.init`'s functions: replacing those module attributes for a
+    while also replaced them for good in any library first imported meanwhile that keeps references to them
+    (transformers 5 copies them into `transformers.initialization` at import): once a BERT checkpoint had been the
+    first thing loaded, every BERT built from random weights later in the process kept PyTorch's default
+    initialisation instead of BERT's (word embeddings' std 1.0 instead of 0.02), and drew different random numbers,
+    so a run's result depended on what the process had run before. The mode sees a call through whichever
+    reference it was made, and is gone when the model is built."""
 
+    SKIPPED_METHODS = frozenset({torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.random_,
+                                 torch.Tensor.bernoulli_, torch.Tensor.exponential_, torch.Tensor.geometric_,
+                                 torch.Tensor.log_normal_, torch.Tensor.cauchy_})
 
-def _leave(tensor, *args, **kwargs):
-    return tensor
+    def __init__(self):
+        super().__init__()
+        from torch.nn import init
+
+        self.skipped = self.SKIPPED_METHODS | {
+            function for name, function in vars(init).items()
+            if name.endswith("_") and not name.startswith("_") and callable(function)}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.skipped:
+            return args[0] if args else next(iter((kwargs or {}).values()))  # the tensor, left as allocated
+        return func(*args, **(kwargs or {}))
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -192,7 +200,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     config = read_config(path)
     backbone = config["backbone"]
     spec = get_backbone(backbone["name"]).for_options(backbone.get("options", {}))
-    with _no_random_init():  # every tensor is overwritten below (a missing one is refused)
+    with _SkipInitialisation():  # every tensor is overwritten below (a missing one is refused)
         model = spec.create_model(config["num_classes"], dropout=config.get("dropout", 0.0),
                                   feature_groups=config.get("feature_groups"),
                                   standardize=config.get("standardize", False))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 import zoo_core
@@ -97,6 +98,40 @@ def test_custom_configuration_becomes_a_generic_bert_variant(tmp_path):
     model = spec.create_model(3)
     out = zoo_core.write_checkpoint(tmp_path / "ckpt", model, ["a", "b", "c"])
     assert zoo_core.load_checkpoint(out).model.spec.options["hidden_size"] == 32
+
+
+TINY_BERT = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 64}
+
+
+def test_loading_a_checkpoint_first_leaves_later_initialisations_alone(tmp_path):
+    """A BERT built from random weights is the same whether or not the process first loaded a BERT checkpoint.
+    Loading skips the initialisation it would overwrite; it once did so by patching torch.nn.init for a while, and
+    transformers 5, first imported meanwhile, kept the patched no-ops for good: every later BERT got PyTorch's
+    default initialisation (word embeddings' std 1.0 instead of 0.02) and a run depended on what ran before it.
+    Fresh processes: pytest's own has long imported transformers."""
+    spec = zoo_core.get_backbone("bert").for_options(TINY_BERT)
+    checkpoint = zoo_core.write_checkpoint(tmp_path / "ckpt", spec.create_model(3), ["a", "b", "c"])
+    code = """
+import json, sys, torch, zoo_core
+from safetensors.torch import save_file
+if sys.argv[1] == "load-first":
+    zoo_core.load_checkpoint(sys.argv[2])
+torch.manual_seed(0)
+model = zoo_core.get_backbone("bert").for_options(json.loads(sys.argv[3])).create_model(3)
+save_file(model.state_dict(), sys.argv[4])
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    states = {}
+    for order in ("fresh", "load-first"):
+        out = tmp_path / f"{order}.safetensors"
+        subprocess.run([sys.executable, "-c", code, order, str(checkpoint), json.dumps(TINY_BERT), str(out)],
+                       env=env, capture_output=True, text=True, check=True)
+        states[order] = load_file(out)
+    assert states["fresh"].keys() == states["load-first"].keys()
+    assert all(torch.equal(states["fresh"][k], states["load-first"][k]) for k in states["fresh"])
+    embeddings = next(v for k, v in states["load-first"].items() if k.endswith("word_embeddings.weight"))
+    assert abs(embeddings.std().item() - 0.02) < 0.005  # BERT's own initialisation (initializer_range)
 
 
 def train_on_sst2(output, labels_per_class: int, epochs: int, **recipe_fields):
