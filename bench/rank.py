@@ -24,9 +24,12 @@ run only when named: its candidates all fine-tuned to 0.81-0.85 and three seeds 
 bench/results/rank-full-pneumonia.txt), so no score can be judged there. The candidates are kept in `--cache`
 between runs (training them is most of a cold run); `--log FILE` appends one JSON line per fine-tune and a run with
 the same log skips those already measured (a stopped run resumes). `--quick` (a developer's check): smaller sources,
-2 seeds, 5 epochs, 300 test examples. `--jobs N` (default: the cores) runs the fine-tunes in N worker processes
-of one thread each (bench/_pool.py; the same accuracies as one after another on one thread: MNIST's seed 0, all
-10 candidates, checked). `--json` adds one JSON object on the last line.
+2 seeds, 5 epochs, 300 test examples. `--jobs N` (default: the cores) trains the candidates, then runs the
+fine-tunes, in N worker processes of one thread each (bench/_pool.py; candidates in waves, a descendant after its
+parent, each in a fresh process): the same results as one after another on one thread (every --quick candidate's
+weights, bit for bit; every full-run fine-tune's accuracy). `--json` adds one JSON object on the last line.
+Full run, --jobs 2 on this 2-core machine: cold (empty cache) 40.7 min at load 3-7, candidates 18.6 min of it
+(bench/results/rank-cold.txt); warm 14.6 min on the quiet machine (bench/results/rank-full.txt, section 10).
 """
 
 from __future__ import annotations
@@ -141,8 +144,9 @@ def main() -> None:
                         / "zoo-bench" / "rank", help="where candidates are kept between runs (default %(default)s)")
     parser.add_argument("--log", type=Path, help="append each fine-tune's result here; skip those already in it")
     parser.add_argument("--jobs", type=int, default=cores(),
-                        help="fine-tunes at once, in as many worker processes of one thread each (default: this "
-                             "machine's cores, here %(default)s); 1: here, in order, on ZOO_BENCH_THREADS threads")
+                        help="candidates trained and fine-tunes run at once, in as many worker processes of one "
+                             "thread each (default: this machine's cores, here %(default)s); 1: here, in order, on "
+                             "ZOO_BENCH_THREADS threads")
     parser.add_argument("--probe", action="store_true", help="also the linear probe's accuracy as a ground truth")
     parser.add_argument("--report", action="store_true", help="fine-tune nothing: report the seeds --log holds for "
                         "every candidate (candidates come from --cache; the ranking is measured again)")
