@@ -182,18 +182,11 @@ def train_candidate(c: Candidate) -> float:
 def build(plan: list[Candidate], jobs: int, say) -> dict[str, float]:
     """Every candidate of `plan` not yet in the cache, trained: with jobs > 1 in that many one-thread worker processes
     (bench/_pool.py), in waves (a descendant after its parent); with 1, here, one after another. Each candidate's
-    build seconds (0 for those found in the cache, and for a second name of the same recipe and data)."""
-    seconds, first = {}, {}
-    for c in plan:
-        if c.built():
-            say(f"candidate {c.name}: in the cache")
-        elif c.folder in first:  # --quick's two SST-2 lengths are one: never two builds into one folder at once
-            say(f"candidate {c.name}: the same recipe and data as {first[c.folder].name}")
-        else:
-            first[c.folder] = c
-            continue
-        seconds[c.name] = 0.0
-    todo = sorted(first.values(), key=lambda c: -c.cost)  # the longest first: an even finish
+    build seconds (0 for those found in the cache)."""
+    seconds = {c.name: 0.0 for c in plan if c.built()}
+    for name in seconds:
+        say(f"candidate {name}: in the cache")
+    todo = sorted((c for c in plan if not c.built()), key=lambda c: -c.cost)  # the longest first: an even finish
     while todo:
         waiting = {c.folder for c in todo}
         wave = [c for c in todo if c.parent not in waiting]
