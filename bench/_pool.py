@@ -28,12 +28,14 @@ def _one_thread(initializer: Callable | None, initargs: tuple) -> None:
 
 
 def in_workers(function: Callable[[Any], Any], jobs: Iterable[Any], workers: int, initializer: Callable | None = None,
-               initargs: tuple = ()) -> Iterator[tuple[Any, Any]]:
+               initargs: tuple = (), fresh: bool = False) -> Iterator[tuple[Any, Any]]:
     """(job, function(job)) for every job, in finishing order, from `workers` spawned one-thread processes;
-    (job, exception) for a job that raised. `function` and `initializer` must be importable module-level names."""
+    (job, exception) for a job that raised. `function` and `initializer` must be importable module-level names.
+    `fresh`: each job in a process of its own (a few seconds more a job), for results that must not depend on which
+    jobs a worker happened to run before (a recipe's initial weights can: README, `bench/rank.py` row)."""
     jobs = list(jobs)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_one_thread,
-                             initargs=(initializer, initargs)) as pool:
+                             initargs=(initializer, initargs), max_tasks_per_child=1 if fresh else None) as pool:
         futures = {pool.submit(function, job): job for job in jobs}
         for future in as_completed(futures):
             error = future.exception()

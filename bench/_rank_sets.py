@@ -22,10 +22,13 @@ import hashlib
 import json
 import random
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from _common import MNIST, PNEUMONIA, SHARED, run
+from _pool import in_workers
 
 CIFAR = SHARED / "cifar10-subset" / "cifar10_subset.npz"
 SST2 = SHARED / "sst2"
@@ -140,32 +143,88 @@ def text_data(train: Path, test_file: Path | None = None, **extra) -> dict:
 
 
 # -- candidates: trained once, kept in the cache --------------------------------------------------------------
-def cached_source(cache: Path, name: str, recipe: dict, data_files: list[Path]) -> str:
-    """Train `recipe` into the cache unless a finished copy is there; the folder's name holds a hash of the recipe
-    and of the data files' bytes (a changed recipe, data cut or parent trains anew). Returns a `file:` reference."""
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate to train into the cache: its folder's name holds a hash of the recipe and of the data files'
+    bytes (a changed recipe, data cut or parent trains anew), so where it will be is known before it is built and a
+    descendant's recipe can name its parent's folder before the parent exists."""
+
+    name: str
+    recipe: dict
+    folder: Path
+    parent: Path | None  # the folder of the candidate this one is fine-tuned from: built first
+    cost: float  # a rough relative length, to start the longest first
+
+    @property
+    def ref(self) -> str:
+        return f"file:{self.folder}"
+
+    def built(self) -> bool:
+        return (self.folder / "model.safetensors").is_file()
+
+
+def candidate(cache: Path, name: str, recipe: dict, data_files: list[Path], parent: Candidate | None = None,
+              cost: float = 1.0) -> Candidate:
     key = _digest(recipe, *(_file_digest(p).encode() for p in data_files))
-    out = cache / f"{name.replace('>', '-')}-{key}"
-    if not (out / "model.safetensors").is_file():
-        partial = out.with_name(out.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)  # a killed run's leftovers
-        run({**recipe, "output": str(partial)})
-        partial.rename(out)
-    return f"file:{out}"
+    return Candidate(name, recipe, cache / f"{name.replace('>', '-')}-{key}", parent and parent.folder, cost)
+
+
+def train_candidate(c: Candidate) -> float:
+    """Train `c` into its cache folder (through a .partial folder, renamed when finished); its seconds."""
+    begun = time.perf_counter()
+    partial = c.folder.with_name(c.folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # a killed run's leftovers
+    run({**c.recipe, "output": str(partial)})
+    partial.rename(c.folder)
+    return time.perf_counter() - begun
+
+
+def build(plan: list[Candidate], jobs: int, say) -> dict[str, float]:
+    """Every candidate of `plan` not yet in the cache, trained: with jobs > 1 in that many one-thread worker processes
+    (bench/_pool.py), in waves (a descendant after its parent); with 1, here, one after another. Each candidate's
+    build seconds (0 for those found in the cache)."""
+    seconds = {c.name: 0.0 for c in plan if c.built()}
+    for name in seconds:
+        say(f"candidate {name}: in the cache")
+    todo = sorted((c for c in plan if not c.built()), key=lambda c: -c.cost)  # the longest first: an even finish
+    while todo:
+        waiting = {c.folder for c in todo}
+        wave = [c for c in todo if c.parent not in waiting]
+        if jobs > 1:
+            outcomes = in_workers(train_candidate, wave, jobs, fresh=True)
+        else:
+            outcomes = ((c, train_candidate(c)) for c in wave)
+        failed = []
+        for c, outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                failed.append(f"{c.name} ({type(outcome).__name__}: {outcome})")
+                say(f"candidate {c.name}: failed: {type(outcome).__name__}: {outcome}")
+                continue
+            seconds[c.name] = outcome
+            say(f"candidate {c.name}: built in {outcome:.0f} s")
+        if failed:
+            raise SystemExit(f"could not build the candidates {', '.join(failed)}")
+        todo = [c for c in todo if c not in wave]
+    return seconds
 
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def image_candidates(sets, cache: Path, quick: bool, log) -> dict[str, str]:
+def image_candidates(sets, cache: Path, quick: bool) -> tuple[dict[str, str], list[Candidate]]:
+    """The image candidates' references, and those to train into the cache."""
     short, long = (1, 2) if quick else (1, 4)
+    plan: list[Candidate] = []
 
-    def source(name: str, data: str, epochs: int, base: str = "scratch", strategy: str = "scratch") -> str:
-        recipe = {"base": base, "backbone": "resnet18", "strategy": strategy,
+    def source(name: str, data: str, epochs: int, parent: str | None = None) -> str:
+        recipe = {"base": found[parent] if parent else "scratch", "backbone": "resnet18",
+                  "strategy": "finetune" if parent else "scratch",
                   "data": image_data(sets[data]["source"], val_fraction=0.1, test=None),
                   "train": {"epochs": epochs, "batch_size": 64, "lr": 0.002, "seed": 0}}
-        log(f"candidate {name}")
-        return cached_source(cache, name, recipe, [sets[data]["source"]])
+        built_from = next(c for c in plan if c.name == parent) if parent else None
+        plan.append(candidate(cache, name, recipe, [sets[data]["source"]], built_from, cost=epochs))
+        return plan[-1].ref
 
     found = {"scratch": "scratch:resnet18", "imagenet-lite0": IMAGENET}
     found["mnist-short"] = source("mnist-short", "mnist", short)
@@ -173,22 +232,25 @@ def image_candidates(sets, cache: Path, quick: bool, log) -> dict[str, str]:
     found["cifar-short"] = source("cifar-short", "cifar", short)
     found["cifar-long"] = source("cifar-long", "cifar", long)
     found["pneumonia"] = source("pneumonia", "pneumonia", long)
-    found["mnist>cifar"] = source("mnist>cifar", "cifar", short, found["mnist-long"], "finetune")
-    found["cifar>pneumonia"] = source("cifar>pneumonia", "pneumonia", short, found["cifar-long"], "finetune")
-    found["pneumonia>mnist"] = source("pneumonia>mnist", "mnist", short, found["pneumonia"], "finetune")
-    return found
+    found["mnist>cifar"] = source("mnist>cifar", "cifar", short, "mnist-long")
+    found["cifar>pneumonia"] = source("cifar>pneumonia", "pneumonia", short, "cifar-long")
+    found["pneumonia>mnist"] = source("pneumonia>mnist", "mnist", short, "pneumonia")
+    return found, plan
 
 
-def text_candidates(sets, cache: Path, quick: bool, log) -> dict[str, str]:
+def text_candidates(sets, cache: Path, quick: bool) -> tuple[dict[str, str], list[Candidate]]:
+    """The text candidates' references, and those to train into the cache (each from MiniLM: one wave)."""
     short, long = (1, 1) if quick else (1, 2)
     base = minilm()
+    plan: list[Candidate] = []
 
     def source(name: str, data: str, epochs: int, strategy: str = "finetune") -> str:
         recipe = {"base": base, "strategy": strategy,
                   "data": text_data(sets[data]["source"], val_fraction=0.1, test=None),
                   "train": {"epochs": epochs, "batch_size": 32, "seed": 0}}
-        log(f"candidate {name}")
-        return cached_source(cache, name, recipe, [sets[data]["source"]])
+        # a MiniLM epoch on 1,000 sentences costs about what 8 ResNet-18 epochs on 2,000 images do (stop 15's builds)
+        plan.append(candidate(cache, name, recipe, [sets[data]["source"]], cost=8 * epochs))
+        return plan[-1].ref
 
     found = {"minilm": base}
     found["minilm>sst2-short"] = source("minilm>sst2-short", "sst2", short)
@@ -198,4 +260,4 @@ def text_candidates(sets, cache: Path, quick: bool, log) -> dict[str, str]:
     found["minilm>length"] = source("minilm>length", "length", short)
     found["minilm>sst2-shuffled"] = source("minilm>sst2-shuffled", "sst2-shuffled", long)
     found["scratch>sst2"] = source("scratch>sst2", "sst2", long, "scratch")
-    return found
+    return found, plan

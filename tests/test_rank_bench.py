@@ -54,14 +54,49 @@ def test_a_cached_candidate_is_reused_only_for_the_same_recipe_and_data(tmp_path
     del recipe["output"]
     data = tmp_path / "data.bin"
     data.write_bytes(b"one")
-    first = _rank_sets.cached_source(tmp_path / "cache", "tiny>x", recipe, [data])
-    folder = Path(first.removeprefix("file:"))
-    assert (folder / "model.safetensors").is_file() and folder.name.startswith("tiny-x-")
-    stamp = (folder / "model.safetensors").stat().st_mtime_ns
-    assert _rank_sets.cached_source(tmp_path / "cache", "tiny>x", recipe, [data]) == first
-    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # not trained again
+    said = []
+    first = _rank_sets.candidate(tmp_path / "cache", "tiny>x", recipe, [data])
+    assert _rank_sets.build([first], 1, said.append)["tiny>x"] > 0
+    assert first.built() and first.folder.name.startswith("tiny-x-")
+    stamp = (first.folder / "model.safetensors").stat().st_mtime_ns
+    again = _rank_sets.candidate(tmp_path / "cache", "tiny>x", recipe, [data])
+    assert again.folder == first.folder and _rank_sets.build([again], 1, said.append) == {"tiny>x": 0.0}
+    assert (first.folder / "model.safetensors").stat().st_mtime_ns == stamp  # not trained again
+    assert said[-1] == "candidate tiny>x: in the cache"
     data.write_bytes(b"two")  # the data changed: another candidate
-    assert _rank_sets.cached_source(tmp_path / "cache", "tiny>x", recipe, [data]) != first
+    assert _rank_sets.candidate(tmp_path / "cache", "tiny>x", recipe, [data]).folder != first.folder
     longer = {**recipe, "train": {**recipe["train"], "epochs": 2}}
-    assert _rank_sets.cached_source(tmp_path / "cache", "tiny>x", longer, [data]) != first
+    assert _rank_sets.candidate(tmp_path / "cache", "tiny>x", longer, [data]).folder != first.folder
     assert not list((tmp_path / "cache").glob("*.partial"))
+
+
+def test_a_descendant_is_built_after_its_parent_and_a_worker_builds_what_this_process_builds(tmp_path, tiny_recipe):
+    import hashlib
+
+    import _rank_sets
+    import torch
+
+    def plan(cache: Path) -> list:
+        source = tiny_recipe(tmp_path, train={"epochs": 1})
+        del source["output"]
+        parent = _rank_sets.candidate(cache, "src", source, [])
+        child = _rank_sets.candidate(cache, "src>again", {**source, "base": parent.ref}, [], parent, cost=9)
+        return [child, parent]  # the descendant first, and dearer: it must still wait for its parent
+
+    def digest(c) -> str:
+        return hashlib.sha256((c.folder / "model.safetensors").read_bytes()).hexdigest()
+
+    said, threads = [], torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' one thread: the same arithmetic
+    try:
+        here = plan(tmp_path / "here")
+        seconds = _rank_sets.build(here, 1, said.append)
+    finally:
+        torch.set_num_threads(threads)
+    assert [m.split(":")[0] for m in said] == ["candidate src", "candidate src>again"]
+    assert set(seconds) == {"src", "src>again"} and all(s > 0 for s in seconds.values())
+    assert here[0].built() and digest(here[0]) != digest(here[1])
+    # in a worker process, the same weights (each candidate costs a spawned process, seconds: the parent only)
+    there = plan(tmp_path / "there")[1]
+    assert _rank_sets.build([there], 2, said.append)["src"] > 0
+    assert digest(there) == digest(here[1])  # bit for bit
