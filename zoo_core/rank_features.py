@@ -28,7 +28,7 @@ from torch import nn
 
 from zoo_core.backbone import TransferModel
 from zoo_core.data import Split
-from zoo_core.errors import DataError, ZooError
+from zoo_core.errors import ZooError
 from zoo_core.pipeline import ImageEncoder, PreparedData, batches, prepare
 from zoo_core.recipe import Recipe, recipe_from_dict
 from zoo_core.sources import PretrainedWeights
@@ -124,7 +124,7 @@ class FeatureCache:
         """`base`'s features on the labelled training split, as `Engine(recipe).features(data.train)` computes
         them (bit for bit for images; texts: see the module's note)."""
         from zoo_core.checkpoint import SkipInitialisation
-        from zoo_core.train import input_preprocessing, make_encoder, pick_device, resolve_base
+        from zoo_core.train import check_modality, input_preprocessing, make_encoder, pick_device, resolve_base
 
         phase = _Phases()
         with phase("weights"):
@@ -133,13 +133,9 @@ class FeatureCache:
             torch.manual_seed(self.seed)
             np.random.seed(self.seed % 2**32)
             weights, spec = resolve_base(recipe)
-            if recipe.backbone_options:
-                spec = spec.for_options({**spec.options, **recipe.backbone_options})
         with phase("data"):
             modality, data = self.prepared(recipe)
-        if modality != spec.modality:
-            raise DataError(f"reader '{recipe.data.reader}' gives {modality} data but backbone "
-                            f"'{spec.name}' takes {spec.modality}")
+        check_modality(recipe, modality, spec)
         with phase("model"):
             device = pick_device(recipe.train.device)
             if weights is None:  # `base: scratch`: random weights, drawn as the engine draws them
@@ -161,9 +157,8 @@ class FeatureCache:
 
     def _features(self, model, encoder, preprocessing, split, device, phase) -> torch.Tensor:
         n = len(split)
-        if isinstance(split.inputs, np.ndarray):
-            order, size = np.arange(n), self.batch_size
-        elif all(isinstance(x, str) for x in split.inputs):  # texts: similar lengths together (padding)
+        texts = not isinstance(split.inputs, np.ndarray) and all(isinstance(x, str) for x in split.inputs)
+        if texts:  # similar lengths together (padding)
             order, size = np.argsort([len(x) for x in split.inputs], kind="stable"), min(self.batch_size, TEXT_BATCH)
         else:
             order, size = np.arange(n), self.batch_size

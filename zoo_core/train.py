@@ -110,14 +110,25 @@ def read_data(recipe: Recipe):
 
 
 def resolve_base(recipe: Recipe) -> tuple[PretrainedWeights | None, Any]:
-    """The base weights (None for `base: scratch`) and the backbone spec."""
+    """The base weights (None for `base: scratch`) and the backbone spec, with the recipe's `backbone_options`."""
     if recipe.base == "scratch":
-        return None, get_backbone(recipe.backbone)
-    weights = load_weights(recipe.base)
-    if recipe.backbone and recipe.backbone != weights.spec.name:
-        raise ZooError(f"backbone is '{recipe.backbone}' but base {recipe.base} is a '{weights.spec.name}'; "
-                       "remove the backbone field or make them agree")
-    return weights, weights.spec
+        weights, spec = None, get_backbone(recipe.backbone)
+    else:
+        weights = load_weights(recipe.base)
+        if recipe.backbone and recipe.backbone != weights.spec.name:
+            raise ZooError(f"backbone is '{recipe.backbone}' but base {recipe.base} is a '{weights.spec.name}'; "
+                           "remove the backbone field or make them agree")
+        spec = weights.spec
+    if recipe.backbone_options:
+        spec = spec.for_options({**spec.options, **recipe.backbone_options})
+    return weights, spec
+
+
+def check_modality(recipe: Recipe, modality: str, spec) -> None:
+    """The data's modality is the one the backbone takes."""
+    if modality != spec.modality:
+        raise DataError(f"reader '{recipe.data.reader}' gives {modality} data but backbone "
+                        f"'{spec.name}' takes {spec.modality}")
 
 
 def input_preprocessing(spec, recipe: Recipe, base: PretrainedWeights | None) -> Preprocessing:
@@ -156,15 +167,11 @@ class Engine:
             torch.Generator().manual_seed(cfg.seed + 7919 * self.world.rank)
         build_strategy(recipe)  # a bad strategy block is refused before any weights load
         base, self.spec = resolve_base(recipe)
-        if recipe.backbone_options:
-            self.spec = self.spec.for_options({**self.spec.options, **recipe.backbone_options})
         self.strategy = build_strategy(recipe, self.spec.modality)
         # the scratch strategy keeps the base's architecture and tokenizer, not its weights
         self.weights = base if self.strategy.uses_pretrained else None
         dataset = read_data(recipe)
-        if dataset.modality != self.spec.modality:
-            raise DataError(f"reader '{recipe.data.reader}' gives {dataset.modality} data but backbone "
-                            f"'{self.spec.name}' takes {self.spec.modality}")
+        check_modality(recipe, dataset.modality, self.spec)
         self.data: PreparedData = prepare(dataset, recipe.data, cfg.seed)
         recipe, self.defaults_used = resolve_defaults(recipe, self.strategy, self.spec.modality, len(self.data.train))
         self.recipe = recipe
