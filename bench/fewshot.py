@@ -39,7 +39,7 @@ before the workers start. The run ends with its wall time and the CPU seconds it
 Options: --targets a,b --bases mnist,imagenet --k 8,32 --seeds N --first-seed S --only m1,m2 --source PATH (an
 MNIST source checkpoint to reuse, trained and kept there when absent) --jobs N --features DIR (keep the frozen
 features there for later runs) --log FILE (one JSON line per finished run, with its wall and CPU seconds)
---report LOG[,LOG] (the table of logged runs) --with JSON --label NAME (a candidate default: train/strategy values
+--report LOG[,LOG] (the table of logged runs) --with JSON --label NAME (a candidate default: train/strategy/data values
 or `defaults`, put in every zoo recipe; logged under NAME, its own column in --report) --plan --all --json.
 """
 
@@ -169,7 +169,8 @@ def zoo_recipe(target: dict, base: str, source: Path | None, strategy: str, k: i
               overrides: dict | None = None):
     overrides = overrides or {}
     recipe = {"strategy": {"name": strategy, **overrides.get("strategy", {})},
-              "data": data_section(target, base, k, test_cap), "train": {"seed": seed, **overrides.get("train", {})}}
+              "data": {**data_section(target, base, k, test_cap), **overrides.get("data", {})},
+              "train": {"seed": seed, **overrides.get("train", {})}}
     if "defaults" in overrides:
         recipe["defaults"] = overrides["defaults"]
     if target["modality"] == "text":
@@ -257,7 +258,8 @@ def arguments():
     add("--log", type=Path, help="append one JSON line per finished run to this file")
     add("--report", help="print the table and checks of these --log files (comma-separated) and exit")
     add("--with", dest="overrides", type=json.loads, default={},
-        help='a candidate default put in every zoo recipe, JSON: {"train": {...}, "strategy": {...}, "defaults": N}')
+        help='a candidate default put in every zoo recipe, JSON: {"train": {...}, "strategy": {...}, "data": {...}, '
+             '"defaults": N}')
     add("--label", default="", help="the name the --with runs are logged and reported under")
     return parser.parse_args()
 
@@ -333,13 +335,18 @@ def main() -> None:
     report(cells, all_targets, RECOMMENDED, skipped)
 
 
-def measure(job: dict, cache: FeatureCache) -> float:
-    """One run: a cell's method on one seed's labelled examples."""
+def measure(job: dict, cache: FeatureCache) -> tuple[float, dict | None]:
+    """One run: a cell's method on one seed's labelled examples; its test macro-F1 and, for a zoo training run,
+    the validation figures of the epoch it kept (what a choice on validation would see)."""
     target, base, k, method, seed = job["target"], job["base"], job["k"], job["method"], job["seed"]
     if method in ("plain-probe", "tfidf"):
-        return plain(method, target, base, job["source"], k, seed, job["test_cap"], cache)
+        return plain(method, target, base, job["source"], k, seed, job["test_cap"], cache), None
     recipe = zoo_recipe(target, base, job["source"], method, k, seed, job["test_cap"], job["overrides"])
-    return zoo_probe(recipe, cache) if method == "linear-probe" else float(run(recipe).metrics["macro_f1"])
+    if method == "linear-probe":
+        return zoo_probe(recipe, cache), None
+    result = run(recipe)
+    kept = next((r for r in result.history if r["epoch"] == result.best_epoch), {})
+    return float(result.metrics["macro_f1"]), {k: v for k, v in kept.items() if k.startswith("val_")}
 
 
 _worker_cache: FeatureCache | None = None
@@ -355,8 +362,8 @@ def _timed(job: dict, cache: FeatureCache | None = None) -> dict:
     cache = cache if cache is not None else _worker_cache  # (an empty cache is falsy: its __len__)
     hits, misses = cache.hits, cache.misses
     begun, cpu = time.perf_counter(), time.process_time()
-    score = measure(job, cache)
-    return {"macro_f1": score, "seconds": round(time.perf_counter() - begun, 1),
+    score, validation = measure(job, cache)
+    return {"macro_f1": score, "validation": validation, "seconds": round(time.perf_counter() - begun, 1),
             "cpu_seconds": round(time.process_time() - cpu, 1),
             "hits": cache.hits - hits, "misses": cache.misses - misses}
 
@@ -377,7 +384,8 @@ def _run_all(jobs: list[dict], seeds: int, workers: int, folder: Path | None, sc
             with log.open("a") as f:
                 f.write(json.dumps({"target": job["name"], "base": job["base"], "k": job["k"],
                                     "method": job["method"], "seed": job["seed"], "macro_f1": outcome["macro_f1"],
-                                    "with": job["overrides"], "label": label, "seconds": outcome["seconds"],
+                                    "with": job["overrides"], "label": label, "validation": outcome["validation"],
+                                    "seconds": outcome["seconds"],
                                     "cpu_seconds": outcome["cpu_seconds"]}) + "\n")
         runs = done.setdefault(cell, {})
         runs[job["seed"]] = outcome

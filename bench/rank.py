@@ -54,7 +54,11 @@ from _pool import cores, in_workers
 # seed-vs-seed tau was 0.56, so the ground truth itself could hardly be ranked; 32 a class gives the scores more
 # examples and each fine-tune more steps and a less noisy accuracy
 K = {"mnist": 10, "cifar": 32, "pneumonia": 10, "sst2": 32}
-EPOCHS = {"image": 10, "text": 10}
+# the ground truth's training length: None is the default recipe's own (no epochs in the recipe: 10 epochs and at
+# least 100 optimizer steps for images, 5 and 100 for text); text is cut to 10 epochs (20 steps of 64 sentences) by
+# default, because its default length (100 steps, ~190 s of CPU a MiniLM run) would take the full run past an hour
+# (`--text-epochs default` measures it)
+EPOCHS = {"image": None, "text": 10}
 SCORES = ("logme", "hscore", "leep", "nce")
 
 
@@ -67,18 +71,23 @@ def target_data(target: str, sets: dict, modality: str) -> dict:
     return rs.text_data(sets[target]["target"], sets[target]["test"], **extra)
 
 
-def fine_tune(base: str, data: dict, strategy: str, epochs: int, seed: int, out: Path) -> float:
+def fine_tune(base: str, data: dict, strategy: str, epochs: int | None, seed: int, out: Path) -> float:
+    length = {} if epochs is None else {"epochs": epochs}  # None: the default recipe's length
     recipe = {"base": base, "strategy": strategy, "data": data,
-              "train": {"epochs": epochs, "batch_size": 32, "seed": seed}, "output": str(out)}
+              "train": {**length, "batch_size": 32, "seed": seed}, "output": str(out)}
     accuracy = run(recipe).metrics["accuracy"]
     shutil.rmtree(out)  # hundreds of checkpoints in a full run would fill gigabytes
     return accuracy
 
 
-def run_key(target: str, refs: dict, strategy: str, epochs: int, test_cap: int, quick: bool, name: str,
+def run_key(target: str, refs: dict, strategy: str, epochs: int | None, test_cap: int, quick: bool, name: str,
             seed: int) -> str:
     """A fine-tune's key in --log: everything that determines its result."""
     return json.dumps([target, name, refs[name], strategy, seed, epochs, K[target], test_cap, quick])
+
+
+def length(epochs: int | None) -> str:
+    return "the default recipe's length" if epochs is None else f"{epochs} epochs"
 
 
 def _fine_tune_job(job: dict) -> dict:
@@ -147,6 +156,9 @@ def main() -> None:
                         help="candidates trained and fine-tunes run at once, in as many worker processes of one "
                              "thread each (default: this machine's cores, here %(default)s); 1: here, in order, on "
                              "ZOO_BENCH_THREADS threads")
+    parser.add_argument("--text-epochs", default=str(EPOCHS["text"]),
+                        help="the text ground truth's epochs, or 'default' for the default recipe's length "
+                             "(default %(default)s)")
     parser.add_argument("--probe", action="store_true", help="also the linear probe's accuracy as a ground truth")
     parser.add_argument("--report", action="store_true", help="fine-tune nothing: report the seeds --log holds for "
                         "every candidate (candidates come from --cache; the ranking is measured again)")
@@ -155,6 +167,8 @@ def main() -> None:
         parser.error("--report reads the fine-tunes from --log FILE")
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: at least 1")
+    if args.text_epochs != "default" and not (args.text_epochs.isdigit() and int(args.text_epochs) > 0):
+        parser.error(f"--text-epochs {args.text_epochs}: a positive number of epochs, or 'default'")
     begun = time.perf_counter()
     require_shared_data()
     set_threads()
@@ -164,7 +178,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown target {unknown[0]!r}: choose from {', '.join(rs.IMAGE_TARGETS + rs.TEXT_TARGETS)}")
     seeds = args.seeds or (2 if quick else 3)
-    epochs = {m: 5 for m in EPOCHS} if quick else EPOCHS
+    text_epochs = None if args.text_epochs == "default" else int(args.text_epochs)
+    epochs = {m: 5 for m in EPOCHS} if quick else {**EPOCHS, "text": text_epochs}
     source_cap, test_cap = (1000, 300) if quick else (2000, 1000)
     cache = args.cache / ("quick" if quick else "full")
     cache.mkdir(parents=True, exist_ok=True)
@@ -260,7 +275,7 @@ def main() -> None:
                 continue
             train_seconds = seconds[default] / used  # one default fine-tune and evaluation of every candidate
             print(f"\ntarget {target}: {K[target]} labels a class; ranking {len(names)} candidates "
-                  f"{rank_seconds:.1f} s; one {default} of every candidate ({epochs[modality]} epochs) and its "
+                  f"{rank_seconds:.1f} s; one {default} of every candidate ({length(epochs[modality])}) and its "
                   f"evaluation {train_seconds:.1f} s ({train_seconds / rank_seconds:.0f}x)")
             columns = [default] + (["linear-probe"] if args.probe else [])
             print(f"{'candidate':22} " + " ".join(f"{c[:12]:>12}" for c in columns)
