@@ -64,8 +64,12 @@ def describe_skipped(skipped: list[tuple], seeds: int | None = None) -> str:
 
 
 def run_cost(base: str, method: str) -> float:
-    """One-thread CPU seconds of one run (a seed) of `method` on `base`, from COST."""
-    return COST[base]["probe" if method == "linear-probe" else "plain" if method in PROBES else "trained"]
+    """One-thread CPU seconds of one run (a seed) of `method` on `base`, from COST; `auto` trains each of its
+    default candidates."""
+    from zoo_core.defaults import AUTO_CANDIDATES
+
+    runs = len(AUTO_CANDIDATES["text" if base == "minilm" else "image"]) if method == "auto" else 1
+    return runs * COST[base]["probe" if method == "linear-probe" else "plain" if method in PROBES else "trained"]
 
 
 def estimate(cells: list[tuple], seeds: int, test_cap: int = 1000) -> float:

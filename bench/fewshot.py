@@ -61,7 +61,7 @@ from _features import FeatureCache
 from _pool import cores, in_workers
 
 IMAGENET = "timm:tf_efficientnet_lite0.imagenet_lite"
-STRATEGIES = ["linear-probe", "freeze", "finetune", "gradual-unfreeze", "bitfit", "lora", "scratch"]
+STRATEGIES = ["linear-probe", "freeze", "finetune", "gradual-unfreeze", "bitfit", "lora", "scratch", "auto"]
 PLAIN = {"plain-probe", "tfidf", "scratch"}
 IMAGE_BASES = {"mnist": {"backbone": "resnet18", "image_size": 32},
                "imagenet": {"base": IMAGENET, "backbone": "tf_efficientnet_lite0", "image_size": 96}}

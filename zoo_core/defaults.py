@@ -62,7 +62,20 @@ SUPERSEDED: dict[int, dict[str, dict[str, Any]]] = {
 # bench/fewshot.py holds to beating the plain baselines. Text: lora, chosen on bench/fewshot.py's sst2dev target
 # (sentences held out of SST-2's train split; never its test split), k = 32: lora 0.745, 0.680, 0.744 (seeds 0-2),
 # finetune 0.703, 0.658 (seeds 0-1). Naming a strategy changes no recipe's values, so no new defaults version.
-RECOMMENDED = {"image": "finetune", "text": "lora"}
+RECOMMENDED = {"image": "auto", "text": "lora"}
+
+# What `strategy: auto` trains when its recipe names no candidates, per modality: each a strategy block with the
+# data and train values it needs, all trained from the same seed; the one best on validation is kept (zoo_core.auto).
+# Images: finetune as recommended (BatchNorm keeps the base's statistics, the backbone at half the head's rate),
+# which wins from a base near the target and under-fits a distant one (a digit base on photographs: training loss
+# 1.9 after 100 steps); and finetune with everything plastic (statistics follow the batches, the backbone at the
+# head's rate) on augmented images, which a distant base needs and a near one is hurt by (README "Defaults").
+AUTO_CANDIDATES: dict[str, list[dict[str, Any]]] = {
+    "image": [{"strategy": {"name": "finetune"}},
+              {"strategy": {"name": "finetune", "freeze_norm_stats": False, "backbone_lr_scale": 1.0,
+                            "layer_decay": 1.0}, "data": {"augment": True}}],
+    "text": [{"strategy": {"name": "lora"}}],
+}
 
 
 def version_of(recipe) -> int:

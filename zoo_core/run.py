@@ -44,7 +44,8 @@ def resolved_recipe(recipe: Recipe, engine: Engine, result: RunResult) -> dict[s
         "best_epoch": result.best_epoch,
         "history": result.history,
         "test_metrics": result.metrics,
-        **{key: result.extra[key] for key in ("selection", "probe", "head_init", "threshold", "test_per_class_f1")
+        **{key: result.extra[key] for key in ("selection", "probe", "head_init", "threshold", "test_per_class_f1",
+                                              "auto")
            if key in result.extra},
         "versions": package_versions(recipe, engine),
         # how it ran: train.batch_size is the global batch, split among these processes
@@ -60,15 +61,20 @@ def run_recipe(recipe: Recipe, progress: bool = True, log=print, overwrite: bool
     with distributed.session(recipe.train.device) as world:
         if not world.main:
             progress, log = False, (lambda message: None)
-        engine = Engine(recipe, progress=progress, log=log)
-        recipe = engine.recipe  # every default resolved: what recipe.yaml and the card record
         output = Path(recipe.output).expanduser() if recipe.output else None
         if world.main and output is not None and output.exists() and not overwrite:
             from zoo_core.errors import ZooError
 
             raise ZooError(f"output '{output}' already exists; choose another output or pass --overwrite")
         with nondeterminism_log() as nondeterministic:
-            result = engine.train()
+            if recipe.strategy.name == "auto":  # several whole runs, the best on validation kept
+                from zoo_core.auto import choose
+
+                engine, result = choose(recipe, progress=progress, log=log)
+            else:
+                engine = Engine(recipe, progress=progress, log=log)
+                result = engine.train()
+        recipe = engine.recipe  # every default resolved: what recipe.yaml and the card record
         result.extra["nondeterministic"] = nondeterministic
         distributed.barrier(world)  # nothing is written unless every rank got here
         if output is None or not world.main:

@@ -165,6 +165,9 @@ class Engine:
         # augmentation draws differ between ranks (their images do); one process keeps one generator
         self.augment_generator = self.generator if not self.world.active else \
             torch.Generator().manual_seed(cfg.seed + 7919 * self.world.rank)
+        if recipe.strategy.name == "auto":
+            raise ZooError("strategy 'auto' chooses between whole runs: train it with `zoo train` or "
+                           "zoo_core.run.run_recipe (zoo_core.auto), not one Engine")
         build_strategy(recipe)  # a bad strategy block is refused before any weights load
         base, self.spec = resolve_base(recipe)
         self.strategy = build_strategy(recipe, self.spec.modality)

@@ -257,7 +257,25 @@ class Scratch(Strategy):
         return [1.0] * len(groups)
 
 
+class Auto(Strategy):
+    """Trains each candidate (a strategy, with its data and train values) and keeps the one best on validation."""
+
+    name = "auto"
+    candidates: list[dict[str, Any]] | None = Field(
+        None, description="each {strategy: ..., data: {...}, train: {...}} laid over the recipe; default: the "
+                          "modality's (zoo_core.defaults.AUTO_CANDIDATES)")
+
+    @classmethod
+    def recommended(cls, modality):
+        from zoo_core.defaults import AUTO_CANDIDATES
+
+        return {"strategy": {"candidates": AUTO_CANDIDATES.get(modality, [])}}
+
+    def lr_scales(self, groups, epoch):  # never called: the engine refuses 'auto' (zoo_core.auto runs it)
+        raise ZooError("strategy 'auto' chooses between whole runs (zoo_core.auto)")
+
+
 @hookimpl
 def register_strategies(register):
-    for strategy in (LinearProbe, Freeze, Finetune, GradualUnfreeze, BitFit, Lora, Scratch):
+    for strategy in (LinearProbe, Freeze, Finetune, GradualUnfreeze, BitFit, Lora, Scratch, Auto):
         register(strategy)
