@@ -10,14 +10,16 @@ trained from scratch. The targets' few labels and test examples come from the ha
 
 For each target, `zoo_core.rank` scores every candidate (end to end: loading, features, scores; timed); then every
 candidate is trained with the default recipe (the strategy `zoo_core.defaults.RECOMMENDED` names for the modality,
-with its defaults: finetune for images, lora for text; a fixed, shorter epoch count than the default minimum of 100
-steps, the same for every candidate) and evaluated on the target's test split (timed), once per seed. Each seed draws
+with its defaults: auto for images, i.e. two fine-tunes and the one better on validation kept, at the default
+length; lora for text, cut to 10 epochs, see EPOCHS) and evaluated on the target's test split (timed), once per
+seed. Each seed draws
 other labelled examples. Reported per target and score: Kendall's tau and the weighted tau (LogME's measure; it
 stresses the top of the ranking) between the score and the mean test accuracy over the seeds; and the ceiling:
 the mean tau between two seeds' accuracies (how well the ground truth agrees with itself: with ~10 candidates and
 a few dozen labels, a score cannot be expected to do better). The compute ratio divides one seed's fine-tuning and
-evaluation of every candidate by the ranking's seconds; the default recipe's full length would train longer (the
-ratio printed is the lower bound). Anchor: LogME's paper reports a mean weighted tau of 0.665 on its benchmark.
+evaluation of every candidate by the ranking's seconds (for text the default recipe's full length would train 5x
+longer: its ratio printed is a lower bound). Anchor: LogME's paper reports a mean weighted tau of 0.665 on its
+benchmark.
 
 Targets: mnist (images, 10 labels a class), cifar (images, 32: see K), sst2 (text, 32); pneumonia (2 classes) is
 run only when named: its candidates all fine-tuned to 0.81-0.85 and three seeds disagreed (seed-vs-seed tau -0.13,

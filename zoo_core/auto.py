@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import copy
 import gc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
 

@@ -133,7 +133,8 @@ def _candidate(candidate) -> str:
     strategy = candidate["strategy"]
     chosen = {k: strategy[k] for k in candidate.get("set", []) if k in strategy}
     settings = [f"{k} {v}" for k, v in chosen.items()]
-    settings += [f"{section}.{k} {v}" for section in ("data", "train") for k, v in (candidate.get(section) or {}).items()]
+    settings += [f"{section}.{k} {v}" for section in ("data", "train")
+                 for k, v in (candidate.get(section) or {}).items()]
     return strategy["name"] + (f" ({', '.join(settings)})" if settings else "")
 
 
