@@ -73,7 +73,7 @@ def test_auto_keeps_the_candidate_best_on_validation_whatever_its_place(tmp_path
         assert names[auto["chosen"]] == "linear-probe", auto
         validation = [c["validation"]["accuracy"] for c in auto["candidates"]]
         assert validation[auto["chosen"]] > validation[1 - auto["chosen"]]
-        assert auto["candidates"][names.index("finetune")]["train"] == stuck["train"]
+        assert auto["candidates"][names.index("finetune")]["candidate"]["train"] == stuck["train"]
 
 
 def test_bad_auto_recipes_name_the_candidate_and_train_nothing(tmp_path, tiny_recipe):

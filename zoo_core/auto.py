@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from zoo_core import defaults
 from zoo_core.errors import DataError, ZooError
+from zoo_core.plugins import get_reader
 from zoo_core.recipe import Recipe, format_validation_error
-from zoo_core.train import Engine, RunResult, read_data, selection_key
+from zoo_core.train import Engine, RunResult, selection_key
 
 OVERLAY_SECTIONS = ("strategy", "data", "train")
 
@@ -69,13 +70,13 @@ def choose(recipe: Recipe, progress: bool = True,
     """Train every candidate; the chosen one's engine and result, with `result.extra['auto']` saying why."""
     if recipe.data.val is None:
         raise DataError("strategy 'auto' chooses on the validation split: the recipe has none (data.val: null)")
-    modality = read_data(recipe).modality
+    modality = get_reader(recipe.data.reader).modality  # declared by the reader: no data read for it
     candidates = candidate_recipes(recipe, modality)
     metric = recipe.train.select_metric
     best: tuple[tuple[float, ...], int, Engine, RunResult] | None = None
     report = []
     for i, (overlay, sub) in enumerate(candidates):
-        log(f"auto: candidate {i + 1} of {len(candidates)}: {_describe(overlay)}")
+        log(f"auto: candidate {i + 1} of {len(candidates)}: {describe(overlay)}")
         engine = Engine(sub, progress=progress, log=log)
         if engine.data.val is None or not len(engine.data.val):
             raise DataError("strategy 'auto' chooses on the validation split: this data has none")
@@ -83,9 +84,8 @@ def choose(recipe: Recipe, progress: bool = True,
         # the kept model on validation, the same figures for a trained or a fitted head
         validation = engine.evaluate(engine.data.val)
         key = selection_key({f"val_{k}": v for k, v in validation.items()}, metric)
-        report.append({**overlay, "strategy": {"name": engine.strategy.name,
-                                               **engine.strategy.model_dump(mode="json")},
-                       "set": sorted(k for k in overlay["strategy"] if k != "name"),
+        report.append({"candidate": overlay, "description": describe(overlay),
+                       "strategy": {"name": engine.strategy.name, **engine.strategy.model_dump(mode="json")},
                        "best_epoch": result.best_epoch, "validation": validation})
         log(f"auto: candidate {i + 1}: validation {metric} {validation[metric]:.4f}, loss {validation['loss']:.4f}")
         if best is None or key > best[0]:  # ties keep the earlier candidate
@@ -97,13 +97,13 @@ def choose(recipe: Recipe, progress: bool = True,
     tie = "" if metric == "loss" else ", ties to the lower validation loss, then to the earlier candidate"
     result.extra["auto"] = {"rule": f"validation {metric} of each candidate's kept model{tie}",
                             "validation_size": len(engine.data.val), "chosen": chosen, "candidates": report}
-    log(f"auto: kept candidate {chosen + 1}: {_describe(candidates[chosen][0])}")
+    log(f"auto: kept candidate {chosen + 1}: {report[chosen]['description']}")
     return engine, result
 
 
-def _describe(overlay: dict[str, Any]) -> str:
+def describe(overlay: dict[str, Any]) -> str:
+    """A candidate as its strategy's name and the values it sets, for the log and the card."""
     strategy = overlay["strategy"]
-    parts = [strategy["name"], *(f"{k}={v}" for k, v in strategy.items() if k != "name")]
-    for section in ("data", "train"):
-        parts += [f"{section}.{k}={v}" for k, v in (overlay.get(section) or {}).items()]
-    return " ".join(parts)
+    settings = [f"{k} {v}" for k, v in strategy.items() if k != "name"]
+    settings += [f"{section}.{k} {v}" for section in ("data", "train") for k, v in (overlay.get(section) or {}).items()]
+    return strategy["name"] + (f" ({', '.join(settings)})" if settings else "")

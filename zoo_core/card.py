@@ -100,7 +100,7 @@ def _optimisation(recipe, result) -> list[str]:
     lines = _training(recipe, result)
     if auto := result.extra.get("auto"):
         metric = recipe.train.select_metric
-        tried = "; ".join(f"{i + 1}. {_candidate(c)}: {metric} {c['validation'][metric]:.4f}, loss "
+        tried = "; ".join(f"{i + 1}. {c['description']}: {metric} {c['validation'][metric]:.4f}, loss "
                           f"{c['validation']['loss']:.4f}" for i, c in enumerate(auto["candidates"]))
         lines.append(f"- Strategy chosen by `auto`: candidate {auto['chosen'] + 1} of {len(auto['candidates'])}, by "
                      f"{auto['rule']} ({auto['validation_size']} validation examples; the test split was not "
@@ -126,16 +126,6 @@ def _training(recipe, result) -> list[str]:
     if head := result.extra.get("head_init"):
         lines.append(f"- Head started as the {head['rule']}, C = {head['C']:.4g}")
     return lines
-
-
-def _candidate(candidate) -> str:
-    """A candidate of `auto` as its strategy's name and the values its overlay set."""
-    strategy = candidate["strategy"]
-    chosen = {k: strategy[k] for k in candidate.get("set", []) if k in strategy}
-    settings = [f"{k} {v}" for k, v in chosen.items()]
-    settings += [f"{section}.{k} {v}" for section in ("data", "train")
-                 for k, v in (candidate.get(section) or {}).items()]
-    return strategy["name"] + (f" ({', '.join(settings)})" if settings else "")
 
 
 def _per_class(result) -> list[str]:

@@ -149,6 +149,9 @@ class Engine:
     """Runs one recipe. `train()` is the whole job; the pieces are methods so benchmarks can time them."""
 
     def __init__(self, recipe: Recipe, progress: bool = True, log: Callable[[str], None] | None = None):
+        if recipe.strategy.name == "auto":  # before any global state (threads, seeds) is touched
+            raise ZooError("strategy 'auto' chooses between whole runs: train it with `zoo train` or "
+                           "zoo_core.run.run_recipe (zoo_core.auto), not one Engine")
         self.recipe, self.progress = recipe, progress
         self.log = log or (lambda message: None)
         cfg = recipe.train
@@ -165,9 +168,6 @@ class Engine:
         # augmentation draws differ between ranks (their images do); one process keeps one generator
         self.augment_generator = self.generator if not self.world.active else \
             torch.Generator().manual_seed(cfg.seed + 7919 * self.world.rank)
-        if recipe.strategy.name == "auto":
-            raise ZooError("strategy 'auto' chooses between whole runs: train it with `zoo train` or "
-                           "zoo_core.run.run_recipe (zoo_core.auto), not one Engine")
         build_strategy(recipe)  # a bad strategy block is refused before any weights load
         base, self.spec = resolve_base(recipe)
         self.strategy = build_strategy(recipe, self.spec.modality)
