@@ -61,7 +61,7 @@ K = {"mnist": 10, "cifar": 32, "pneumonia": 10, "sst2": 32}
 # default, because its default length (100 steps, ~190 s of CPU a MiniLM run) would take the full run past an hour
 # (`--text-epochs default` measures it)
 EPOCHS = {"image": None, "text": 10}
-SCORES = ("logme", "hscore", "leep", "nce")
+SCORES = ("logme", "hscore", "leep", "nce", "ridge")
 
 
 def target_data(target: str, sets: dict, modality: str) -> dict:
@@ -281,7 +281,7 @@ def main() -> None:
                   f"evaluation {train_seconds:.1f} s ({train_seconds / rank_seconds:.0f}x)")
             columns = [default] + (["linear-probe"] if args.probe else [])
             print(f"{'candidate':22} " + " ".join(f"{c[:12]:>12}" for c in columns)
-                  + "".join(f"{s:>9}" for s in ("LogME", "H-score", "LEEP", "NCE")) + "  seeds")
+                  + "".join(f"{s:>9}" for s in ("LogME", "H-score", "LEEP", "NCE", "ridge")) + "  seeds")
             for name in names:
                 cells = [f"{scores_of[name][s]:9.3f}" if s in scores_of[name] else f"{'-':>9}" for s in SCORES]
                 print(f"{name:22} " + " ".join(f"{truth[name][c]:12.3f}" for c in columns) + "".join(cells)

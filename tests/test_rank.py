@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from zoo_core.transferability import _max_log_evidence, h_score, leep, log_evidence, logme, nce
+from zoo_core import transferability
+from zoo_core.transferability import _max_log_evidence, h_score, leep, log_evidence, logme, nce, ridge_loo
 
 
 def direct_log_evidence(f: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
@@ -49,6 +50,38 @@ def test_logme_does_not_depend_on_the_feature_scale(n, d):
     assert logme(f, y) < 0.5  # an evidence per example, not the reference's inflated 18.3
 
 
+def brute_force_ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> tuple[float, float]:
+    """Leave-one-out accuracy and squared error of ridge with an intercept, refitted without each example."""
+    targets = np.eye(y.max() + 1)[y]
+    correct, error = 0, 0.0
+    for i in range(len(y)):
+        kept = np.arange(len(y)) != i
+        x_mean, t_mean = x[kept].mean(0), targets[kept].mean(0)
+        xc = x[kept] - x_mean
+        w = np.linalg.solve(xc.T @ xc + penalty * np.eye(x.shape[1]), xc.T @ (targets[kept] - t_mean))
+        predicted = t_mean + (x[i] - x_mean) @ w
+        correct += predicted.argmax() == y[i]
+        error += float(((targets[i] - predicted) ** 2).sum())
+    return correct / len(y), error
+
+
+@pytest.mark.parametrize("n,d", [(30, 5), (30, 50)])  # more examples than features, and fewer
+def test_ridge_is_the_leave_one_out_accuracy_at_the_penalty_with_the_least_left_out_error(n, d, monkeypatch):
+    rng = np.random.default_rng(4)
+    y = np.arange(n) % 3
+    x = rng.normal(size=(3, d))[y] * 0.4 + rng.normal(size=(n, d))
+    centred = x - x.mean(0)
+    sigma = np.linalg.svd(centred, compute_uv=False) ** 2
+    scale = sigma[sigma > 1e-10 * sigma.max()].mean()
+    relative = np.array([0.01, 1.0, 30.0])
+    folds = [brute_force_ridge(x, y, r * scale) for r in relative]
+    for r, (accuracy, _) in zip(relative, folds, strict=True):
+        monkeypatch.setattr(transferability, "RIDGE_PENALTIES", np.array([r]))
+        assert ridge_loo(x, y) == pytest.approx(accuracy)  # the closed form is every refit's answer
+    monkeypatch.setattr(transferability, "RIDGE_PENALTIES", relative)
+    assert ridge_loo(x, y) == pytest.approx(min(folds, key=lambda fold: fold[1])[0])
+
+
 def test_informative_features_score_higher_than_noise():
     rng = np.random.default_rng(1)
     labels = np.repeat([0, 1, 2], 20)
@@ -56,6 +89,7 @@ def test_informative_features_score_higher_than_noise():
     informative = centres[labels] + rng.normal(size=(60, 32))
     noise = rng.normal(size=(60, 32))
     assert logme(informative, labels) > logme(noise, labels)
+    assert ridge_loo(informative, labels) == 1.0 and ridge_loo(noise, labels) < 0.6  # chance is 1/3
     # H-score is at most C - 1 = 2 (all the variance between classes); noise in 32 dimensions fits some of it
     assert h_score(informative, labels) == pytest.approx(2.0, abs=0.1)
     assert h_score(noise, labels) < 1.5
@@ -101,8 +135,8 @@ def test_zoo_rank_scores_registry_and_file_candidates(tmp_path, tiny_recipe, zoo
     by_name = {r["candidate"]: r for r in rows}
     trained, scratch = by_name["zoo:acme/xray-tiny"], by_name["scratch:tinynet"]
     assert trained["origin"] == "zoo:acme/xray-tiny@1" and trained["examples"] == 16
-    assert set(trained["scores"]) == {"logme", "hscore", "leep", "nce"}  # it kept its head: LEEP and NCE too
-    assert set(scratch["scores"]) == {"logme", "hscore"} and scratch["error"] is None
+    assert set(trained["scores"]) == {"logme", "hscore", "leep", "nce", "ridge"}  # it kept its head: LEEP and NCE too
+    assert set(scratch["scores"]) == {"logme", "hscore", "ridge"} and scratch["error"] is None
     assert "accuracy" in trained["metrics"]
     assert "registry" in trained["phases"] and "registry" not in scratch["phases"]  # where the seconds went
     assert {"weights", "forward", "scores"} <= set(scratch["phases"])

@@ -294,7 +294,7 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
          refs: list[str] = typer.Argument(None, help="Weight references (torchvision:..., hf:..., file:...) or "
                                                      "registry models (ns/name@rev)."),
          candidates: list[str] = typer.Option([], "--candidates", "-c", help="Registry wildcard, e.g. 'acme/*'."),
-         by: str = typer.Option("logme", "--by", help="Score to rank by: logme, hscore, leep, nce."),
+         by: str = typer.Option("logme", "--by", help="Score to rank by: logme, hscore, leep, nce, ridge."),
          set_: list[str] = typer.Option([], "--set", help="Override a data field: --set labels_per_class=32"),
          registry: str = typer.Option(None, "--registry", "-r", help="Registry folder or server URL."),
          record: str = typer.Option(None, "--record", help="Record each registry candidate's scores and place in "
@@ -304,7 +304,7 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
     from rich.markup import escape
 
     from zoo_core.recipe import set_override
-    from zoo_core.transferability import load_data_section
+    from zoo_core.transferability import SCORES, load_data_section
     from zoo_core.transferability import rank as rank_candidates
 
     section, seed = load_data_section(data)
@@ -315,11 +315,11 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
                               record=record, log=log)
     if as_json:
         return _print_json([r.as_dict() for r in results])
-    table = Table("#", "candidate", "LogME", "H-score", "LEEP", "NCE", "s", "parent", "test accuracy",
+    table = Table("#", "candidate", "LogME", "H-score", "LEEP", "NCE", "ridge", "s", "parent", "test accuracy",
                   title=f"ranked by {by} on {results[0].examples if results else 0} labelled examples")
     scored = [r for r in results if not r.error]
     for i, r in enumerate(scored, 1):
-        cells = [f"{r.scores[k]:.3f}" if k in r.scores else "-" for k in ("logme", "hscore", "leep", "nce")]
+        cells = [f"{r.scores[k]:.3f}" if k in r.scores else "-" for k in SCORES]
         accuracy = r.metrics.get("accuracy")  # the test split's, as every zoo checkpoint reports it
         table.add_row(str(i), r.candidate, *cells, f"{r.seconds:.1f}", ", ".join(r.parents) or "-",
                       "-" if accuracy is None else f"{accuracy:.3f}")

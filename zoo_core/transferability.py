@@ -11,6 +11,11 @@ candidate's own preprocessing); the scores then take milliseconds. Higher is bet
 - LEEP (Nguyen et al., ICML 2020): the average log-likelihood of the labels under the "expected empirical
   predictor" built on the candidate's own source classifier; only candidates that keep their head (zoo checkpoints).
 - NCE (Tran et al., ICCV 2019): -H(Y|Z), Z the source classifier's hard predictions; same candidates as LEEP.
+- ridge: the leave-one-out accuracy of a linear probe on the features, a ridge regression to the one-hot labels
+  (with an intercept) whose penalty is chosen by its leave-one-out squared error; every fold in closed form from one
+  SVD (the efficient leave-one-out of Rifkin & Lippert 2007, scikit-learn's RidgeClassifierCV). It estimates
+  directly what a linear head on these features would reach, where LogME's evidence penalises a feature dimension
+  far above the number of labels.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import numpy as np
 
 from zoo_core.errors import ZooError
 
-SCORES = ("logme", "hscore", "leep", "nce")
+SCORES = ("logme", "hscore", "leep", "nce", "ridge")
+# ridge penalties tried, relative to the mean nonzero eigenvalue of the centred features' Gram matrix
+RIDGE_PENALTIES = np.logspace(-3, 3, 13)
 
 
 # -- the scores ------------------------------------------------------------------------------------------------
@@ -88,6 +95,32 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
     means = np.stack([f[y == c].mean(0) for c in classes])  # C x D
     solved = np.linalg.solve(ledoit_wolf(f), means.T)  # D x C
     return float(((counts / len(y)) * np.einsum("cd,dc->c", means, solved)).sum())
+
+
+def ridge_loo(features: np.ndarray, labels: np.ndarray) -> float:
+    """Leave-one-out accuracy of a ridge classifier (one-hot targets, intercept) at the penalty among
+    `RIDGE_PENALTIES` with the lowest leave-one-out squared error."""
+    f = np.asarray(features, dtype=np.float64)
+    classes, index = np.unique(np.asarray(labels), return_inverse=True)
+    targets = np.eye(len(classes))[index]  # N x C
+    n = len(index)
+    f = f - f.mean(0)  # the intercept, fitted apart: the hat matrix is 11^T / N + U diag(s^2 / (s^2 + l)) U^T
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    keep = s > 1e-10 * max(float(s.max(initial=0.0)), 1e-300)
+    u, sigma = u[:, keep], s[keep] ** 2
+    centred = targets - targets.mean(0)
+    projected = u.T @ centred  # k x C
+    scale = float(sigma.mean()) if len(sigma) else 1.0
+    best = (math.inf, 0.0)
+    for penalty in RIDGE_PENALTIES * scale:
+        shrink = sigma / (sigma + penalty)
+        residual = centred - u @ (shrink[:, None] * projected)  # targets minus the fit
+        leverage = (u ** 2) @ shrink + 1.0 / n
+        left_out = residual / np.maximum(1.0 - leverage, 1e-12)[:, None]  # each example's residual unseen
+        error = float((left_out ** 2).sum())
+        accuracy = float(((targets - left_out).argmax(1) == index).mean())
+        best = min(best, (error, -accuracy))
+    return -best[1]
 
 
 def ledoit_wolf(x: np.ndarray) -> np.ndarray:
@@ -348,6 +381,8 @@ def _score(ref: str, cache, scores: Sequence[str], registry) -> Ranked:
                 ranked.scores["logme"] = logme(features, labels)
             if "hscore" in scores:
                 ranked.scores["hscore"] = h_score(features, labels)
+            if "ridge" in scores:
+                ranked.scores["ridge"] = ridge_loo(features, labels)
         probs = _source_probabilities(weights, torch.from_numpy(features).float())
         if probs is not None:
             if "leep" in scores:

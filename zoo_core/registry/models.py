@@ -150,7 +150,7 @@ class RankScore(SQLModel, table=True):
     version_id: int = Field(foreign_key="version.id", index=True)
     dataset: str = Field(max_length=100, index=True)
     fingerprint: str = Field(max_length=64)  # sha256 of the labelled examples scored
-    by: str = Field(max_length=16)  # the score the rank is by: logme | hscore | leep | nce
+    by: str = Field(max_length=16)  # the score the rank is by: logme | hscore | leep | nce | ridge
     score: float
     scores: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     rank: int

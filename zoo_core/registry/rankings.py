@@ -20,7 +20,7 @@ from zoo_core.registry.models import RankScore
 from zoo_core.registry.refs import parse_ref
 from zoo_core.registry.types import ADMIN, RANKINGS_SHOWN, Viewer
 
-SCORE_NAMES = ("logme", "hscore", "leep", "nce")  # zoo_core.transferability.SCORES
+SCORE_NAMES = ("logme", "hscore", "leep", "nce", "ridge")  # zoo_core.transferability.SCORES
 DATASET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 MAX_CANDIDATES = 10_000
