@@ -142,6 +142,9 @@ def test_zoo_rank_scores_registry_and_file_candidates(tmp_path, tiny_recipe, zoo
     assert {"weights", "forward", "scores"} <= set(scratch["phases"])
     table = zoo("rank", str(data), "acme/xray-tiny@1", "scratch:tinynet", env=env, check=True).stdout
     assert "ranked by logme on 16 labelled examples" in table and "xray-tiny" in table
+    by_ridge = json.loads(zoo("rank", str(data), "acme/xray-tiny@1", "scratch:tinynet", "--by", "ridge", "--json",
+                              env=env, check=True).stdout)
+    assert [r["scores"]["ridge"] for r in by_ridge] == sorted((r["scores"]["ridge"] for r in by_ridge), reverse=True)
 
 
 def test_zoo_rank_says_what_is_wrong(tmp_path, tiny_recipe, zoo):
