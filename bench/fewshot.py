@@ -337,7 +337,8 @@ def main() -> None:
 
 def measure(job: dict, cache: FeatureCache) -> tuple[float, dict | None]:
     """One run: a cell's method on one seed's labelled examples; its test macro-F1 and, for a zoo training run,
-    the validation figures of the epoch it kept (what a choice on validation would see)."""
+    the validation figures of the epoch it kept (what a choice on validation would see) and, for auto, which
+    candidate it kept."""
     target, base, k, method, seed = job["target"], job["base"], job["k"], job["method"], job["seed"]
     if method in ("plain-probe", "tfidf"):
         return plain(method, target, base, job["source"], k, seed, job["test_cap"], cache), None
@@ -346,7 +347,11 @@ def measure(job: dict, cache: FeatureCache) -> tuple[float, dict | None]:
         return zoo_probe(recipe, cache), None
     result = run(recipe)
     kept = next((r for r in result.history if r["epoch"] == result.best_epoch), {})
-    return float(result.metrics["macro_f1"]), {k: v for k, v in kept.items() if k.startswith("val_")}
+    validation = {k: v for k, v in kept.items() if k.startswith("val_")}
+    if "auto" in result.extra:  # which candidate auto kept (the log's reader cannot tell it from the figures)
+        auto = result.extra["auto"]
+        validation["auto_kept"] = auto["candidates"][auto["chosen"]]["description"]
+    return float(result.metrics["macro_f1"]), validation
 
 
 _worker_cache: FeatureCache | None = None
