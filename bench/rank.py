@@ -50,6 +50,8 @@ import numpy as np
 from _common import emit, options, require_shared_data, run, set_threads
 from _pool import cores, in_workers
 
+from zoo_core.transferability import SCORE_LABELS, SCORES
+
 # labels a class. CIFAR-10 at 10 a class was too small to rank against (stop 15's diagnosis, decided before its
 # tau was measured, bench/results/rank-full.txt): every candidate's LogME was 0.03-0.08 nats above the no-signal
 # floor (its evidence maximised correctly: 3-16 effective parameters from 100 examples) and the fine-tunes' own
@@ -61,7 +63,6 @@ K = {"mnist": 10, "cifar": 32, "pneumonia": 10, "sst2": 32}
 # default, because its default length (100 steps, ~190 s of CPU a MiniLM run) would take the full run past an hour
 # (`--text-epochs default` measures it)
 EPOCHS = {"image": None, "text": 10}
-SCORES = ("logme", "hscore", "leep", "nce", "ridge")
 
 
 def target_data(target: str, sets: dict, modality: str) -> dict:
@@ -281,7 +282,7 @@ def main() -> None:
                   f"evaluation {train_seconds:.1f} s ({train_seconds / rank_seconds:.0f}x)")
             columns = [default] + (["linear-probe"] if args.probe else [])
             print(f"{'candidate':22} " + " ".join(f"{c[:12]:>12}" for c in columns)
-                  + "".join(f"{s:>9}" for s in ("LogME", "H-score", "LEEP", "NCE", "ridge")) + "  seeds")
+                  + "".join(f"{SCORE_LABELS[s]:>9}" for s in SCORES) + "  seeds")
             for name in names:
                 cells = [f"{scores_of[name][s]:9.3f}" if s in scores_of[name] else f"{'-':>9}" for s in SCORES]
                 print(f"{name:22} " + " ".join(f"{truth[name][c]:12.3f}" for c in columns) + "".join(cells)

@@ -82,6 +82,19 @@ def test_ridge_is_the_leave_one_out_accuracy_at_the_penalty_with_the_least_left_
     assert ridge_loo(x, y) == pytest.approx(min(folds, key=lambda fold: fold[1])[0])
 
 
+def test_every_score_is_known_to_the_registry_its_api_and_the_model_page():
+    from pathlib import Path
+    from typing import get_args
+
+    from registry_server.schemas import RankingIn
+    from zoo_core.registry.rankings import SCORE_NAMES
+
+    assert SCORE_NAMES == transferability.SCORES  # kept apart: the registry does not import numpy for a name list
+    assert set(get_args(RankingIn.model_fields["by"].annotation)) == set(transferability.SCORES)
+    page = (Path(__file__).parents[1] / "templates" / "model.html").read_text()
+    assert all(f'"{name}":' in page for name in transferability.SCORES)  # each `by` has a label there
+
+
 def test_informative_features_score_higher_than_noise():
     rng = np.random.default_rng(1)
     labels = np.repeat([0, 1, 2], 20)

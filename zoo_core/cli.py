@@ -304,7 +304,7 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
     from rich.markup import escape
 
     from zoo_core.recipe import set_override
-    from zoo_core.transferability import SCORES, load_data_section
+    from zoo_core.transferability import SCORE_LABELS, load_data_section
     from zoo_core.transferability import rank as rank_candidates
 
     section, seed = load_data_section(data)
@@ -315,11 +315,11 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
                               record=record, log=log)
     if as_json:
         return _print_json([r.as_dict() for r in results])
-    table = Table("#", "candidate", "LogME", "H-score", "LEEP", "NCE", "ridge", "s", "parent", "test accuracy",
+    table = Table("#", "candidate", *SCORE_LABELS.values(), "s", "parent", "test accuracy",
                   title=f"ranked by {by} on {results[0].examples if results else 0} labelled examples")
     scored = [r for r in results if not r.error]
     for i, r in enumerate(scored, 1):
-        cells = [f"{r.scores[k]:.3f}" if k in r.scores else "-" for k in SCORES]
+        cells = [f"{r.scores[k]:.3f}" if k in r.scores else "-" for k in SCORE_LABELS]
         accuracy = r.metrics.get("accuracy")  # the test split's, as every zoo checkpoint reports it
         table.add_row(str(i), r.candidate, *cells, f"{r.seconds:.1f}", ", ".join(r.parents) or "-",
                       "-" if accuracy is None else f"{accuracy:.3f}")

@@ -32,7 +32,9 @@ import numpy as np
 
 from zoo_core.errors import ZooError
 
-SCORES = ("logme", "hscore", "leep", "nce", "ridge")
+# each score's name as tables head it
+SCORE_LABELS = {"logme": "LogME", "hscore": "H-score", "leep": "LEEP", "nce": "NCE", "ridge": "ridge"}
+SCORES = tuple(SCORE_LABELS)
 # ridge penalties tried, relative to the mean nonzero eigenvalue of the centred features' Gram matrix
 RIDGE_PENALTIES = np.logspace(-3, 3, 13)
 
