@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from zoo_core.registry.rankings import SCORE_NAMES
+
 
 # -- in -------------------------------------------------------------------------------------------------------------
 class FileIn(BaseModel):
@@ -70,7 +72,7 @@ class RankingIn(BaseModel):
 
     dataset: str = Field(description="the data set's name, chosen by whoever ranked (1-100 of A-Z a-z 0-9 . _ -)")
     fingerprint: str = Field(description="sha256 of the labelled examples scored")
-    by: Literal["logme", "hscore", "leep", "nce", "ridge"] = Field(description="the score the rank is by")
+    by: Literal[SCORE_NAMES] = Field(description="the score the rank is by")
     scores: dict[str, float] = Field(description="every score computed, by name")
     rank: int = Field(description="1 = the best of the candidates ranked together")
     of: int = Field(description="how many candidates were ranked together")

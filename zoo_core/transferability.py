@@ -45,12 +45,17 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
     f = np.asarray(features, dtype=np.float64)
     y_all = np.asarray(labels)
     n, d = f.shape
-    u, s, _ = np.linalg.svd(f, full_matrices=False)
-    keep = s > 1e-10 * max(float(s.max(initial=0.0)), 1e-300)
-    u, sigma = u[:, keep], s[keep] ** 2  # the eigenvalues of F^T F that are not zero
+    u, sigma = _nonzero_eigen(f)
     evidences = [_max_log_evidence(u.T @ (y_all == c).astype(np.float64), float((y_all == c).sum()), sigma, n, d)
                  for c in np.unique(y_all)]
     return float(np.mean(evidences))
+
+
+def _nonzero_eigen(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """U and the eigenvalues s^2 of F^T F that are not zero, from the thin SVD F = U S V^T."""
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    keep = s > 1e-10 * max(float(s.max(initial=0.0)), 1e-300)
+    return u[:, keep], s[keep] ** 2
 
 
 def _max_log_evidence(x: np.ndarray, y_energy: float, sigma: np.ndarray, n: int, d: int) -> float:
@@ -106,10 +111,8 @@ def ridge_loo(features: np.ndarray, labels: np.ndarray) -> float:
     classes, index = np.unique(np.asarray(labels), return_inverse=True)
     targets = np.eye(len(classes))[index]  # N x C
     n = len(index)
-    f = f - f.mean(0)  # the intercept, fitted apart: the hat matrix is 11^T / N + U diag(s^2 / (s^2 + l)) U^T
-    u, s, _ = np.linalg.svd(f, full_matrices=False)
-    keep = s > 1e-10 * max(float(s.max(initial=0.0)), 1e-300)
-    u, sigma = u[:, keep], s[keep] ** 2
+    # the intercept, fitted apart: the hat matrix is 11^T / N + U diag(s^2 / (s^2 + l)) U^T
+    u, sigma = _nonzero_eigen(f - f.mean(0))
     centred = targets - targets.mean(0)
     projected = u.T @ centred  # k x C
     scale = float(sigma.mean()) if len(sigma) else 1.0
