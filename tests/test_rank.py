@@ -225,6 +225,9 @@ def test_rank_scores_are_recorded_in_the_registry_and_shown_on_the_model_page(tm
     assert answer.status_code in (400, 422) and "finite" in answer.text
     assert len(httpx.get(f"{url}/api/models/acme/xray-tiny/versions/1").json()["rankings"]) == 1  # nothing stored
     assert httpx.post(endpoint.replace("/1/", "/9/"), json=good, headers=headers).status_code == 404
+    by_ridge = {**good, "dataset": "tiny-ridge", "by": "ridge", "scores": {"ridge": 0.75}}
+    assert httpx.post(endpoint, json=by_ridge, headers=headers).status_code in (200, 201)
+    assert "ridge LOO accuracy 0.75" in httpx.get(f"{url}/acme/xray-tiny/v/1").text  # the page labels every score
 
 
 def test_scores_use_torch_thread_count_for_numpy(tmp_path, tiny_recipe, monkeypatch):
