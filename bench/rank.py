@@ -16,7 +16,10 @@ seed. Each seed draws
 other labelled examples. Reported per target and score: Kendall's tau and the weighted tau (LogME's measure; it
 stresses the top of the ranking) between the score and the mean test accuracy over the seeds; and the ceiling:
 the mean tau between two seeds' accuracies (how well the ground truth agrees with itself: with ~10 candidates and
-a few dozen labels, a score cannot be expected to do better). The compute ratio divides one seed's fine-tuning and
+a few dozen labels, a score cannot be expected to do better); with 4 or more seeds also the mean of half the seeds
+against the other half's (how well a ground truth of that many seeds agrees with itself). `--published` adds four
+published scores `zoo rank` does not offer (SFDA, GBC, TransRate, PARC; bench/_published_scores.py), computed on the
+same features after the timed ranking. The compute ratio divides one seed's fine-tuning and
 evaluation of every candidate by the ranking's seconds (for text the default recipe's full length would train 5x
 longer: its ratio printed is a lower bound). Anchor: LogME's paper reports a mean weighted tau of 0.665 on its
 benchmark.
@@ -37,6 +40,7 @@ Full run, --jobs 2 on this 2-core machine: cold (empty cache) 40.7 min at load 3
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import shutil
@@ -45,6 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _published_scores
 import _rank_sets as rs
 import numpy as np
 from _common import emit, options, require_shared_data, run, set_threads
@@ -120,7 +125,7 @@ class Log:
                 f.write(json.dumps(self.done[key]) + "\n")
 
 
-def taus_for(names, scores_of, truth, per_seed, strategies) -> dict:
+def taus_for(names, scores_of, truth, per_seed, strategies, scores=SCORES) -> dict:
     from scipy.stats import kendalltau, weightedtau
 
     taus = {}
@@ -132,7 +137,16 @@ def taus_for(names, scores_of, truth, per_seed, strategies) -> dict:
         ceiling = float(np.mean(pairs)) if pairs else None
         if ceiling is not None:
             taus[f"seed-vs-seed/{strategy}"] = {"tau": ceiling, "weighted_tau": None, "candidates": len(names)}
-        for score in SCORES:
+        # and with 4 or more seeds, the mean of half of them against the other half's (every split): how well a
+        # ground truth of that many seeds agrees with itself
+        halves = [kendalltau([statistics.mean(per_seed[n][strategy][s] for s in half) for n in names],
+                             [statistics.mean(per_seed[n][strategy][s] for s in range(seeds) if s not in half)
+                              for n in names]).statistic
+                  for half in itertools.combinations(range(seeds), seeds // 2) if 0 in half] if seeds >= 4 else []
+        if halves:
+            taus[f"half-vs-half/{strategy}"] = {"tau": float(np.mean(halves)), "weighted_tau": None,
+                                                "candidates": len(names), "seeds_a_half": seeds // 2}
+        for score in scores:
             scored = [n for n in names if score in scores_of[n]]
             if len(scored) < 3:
                 continue
@@ -163,6 +177,9 @@ def main() -> None:
                         help="the text ground truth's epochs, or 'default' for the default recipe's length "
                              "(default %(default)s)")
     parser.add_argument("--probe", action="store_true", help="also the linear probe's accuracy as a ground truth")
+    parser.add_argument("--published", action="store_true",
+                        help="also score every candidate by published scores zoo rank does not offer (SFDA, GBC, "
+                             "TransRate, PARC: bench/_published_scores.py), not timed, and report their taus")
     parser.add_argument("--report", action="store_true", help="fine-tune nothing: report the seeds --log holds for "
                         "every candidate (candidates come from --cache; the ranking is measured again)")
     args = parser.parse_args()
@@ -188,6 +205,7 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     log = Log(args.log)
     strategies = [None] + (["linear-probe"] if args.probe else [])  # None: the modality's recommended default
+    labels = {**SCORE_LABELS, **(_published_scores.PUBLISHED if args.published else {})}  # the scores reported
     report = {"targets": {}, "quick": quick, "seeds": seeds, "epochs": epochs, "labels_per_class": K}
 
     # every candidate the targets need, built at once before any target: the image and text candidates together
@@ -224,6 +242,13 @@ def main() -> None:
             if failed:
                 raise SystemExit(f"target {target}: could not score {failed}")
             scores_of = {n: by_ref[bases[modality][n]].scores for n in names}
+            if args.published:  # the same features again (after the timed ranking), scored by the published scores
+                from zoo_core.rank_features import FeatureCache
+
+                features = FeatureCache(data)
+                for n in names:
+                    embedded = features.embed(bases[modality][n])
+                    scores_of[n] = {**scores_of[n], **_published_scores.scores(embedded.features, embedded.labels)}
             truth = {n: {} for n in names}
             per_seed = {n: {} for n in names}
             seconds = {}
@@ -282,12 +307,12 @@ def main() -> None:
                   f"evaluation {train_seconds:.1f} s ({train_seconds / rank_seconds:.0f}x)")
             columns = [default] + (["linear-probe"] if args.probe else [])
             print(f"{'candidate':22} " + " ".join(f"{c[:12]:>12}" for c in columns)
-                  + "".join(f"{SCORE_LABELS[s]:>9}" for s in SCORES) + "  seeds")
+                  + "".join(f"{label:>10}" for label in labels.values()) + "  seeds")
             for name in names:
-                cells = [f"{scores_of[name][s]:9.3f}" if s in scores_of[name] else f"{'-':>9}" for s in SCORES]
+                cells = [f"{scores_of[name][s]:10.3f}" if s in scores_of[name] else f"{'-':>10}" for s in labels]
                 print(f"{name:22} " + " ".join(f"{truth[name][c]:12.3f}" for c in columns) + "".join(cells)
                       + "  " + " ".join(f"{a:.3f}" for a in per_seed[name][default]))
-            taus = taus_for(names, scores_of, truth, per_seed, columns)
+            taus = taus_for(names, scores_of, truth, per_seed, columns, tuple(labels))
             for strategy in columns:
                 ceiling = taus.get(f"seed-vs-seed/{strategy}", {}).get("tau")
                 print(f"  Kendall's tau against the {strategy} accuracy: the mean over {used} seeds (weighted tau), "
@@ -298,6 +323,10 @@ def main() -> None:
                               f"{value['tau_one_seed']:+.3f}  ({value['candidates']} candidates)")
                 if ceiling is not None:
                     print(f"  {'ceiling':26} seed-vs-seed tau {ceiling:+.3f} (one seed's accuracies against another's)")
+                halves = taus.get(f"half-vs-half/{strategy}")
+                if halves is not None:
+                    print(f"  {'':26} half-vs-half tau {halves['tau']:+.3f} (the mean of {halves['seeds_a_half']} "
+                          f"seeds' accuracies against the other {halves['seeds_a_half']}', every split)")
             report["targets"][target] = {
                 "modality": modality, "default": default, "seeds": used, "rank_seconds": rank_seconds,
                 "train_seconds": train_seconds, "train_seconds_all": sum(seconds.values()),
@@ -307,7 +336,7 @@ def main() -> None:
 
     print("\nmean over targets (tau against the mean accuracy of the default recipe; ceiling = seed-vs-seed)")
     done = report["targets"].values()
-    for score in (*SCORES, "seed-vs-seed"):
+    for score in (*labels, "seed-vs-seed", "half-vs-half"):
         values = [t["taus"][f"{score}/{t['default']}"] for t in done if f"{score}/{t['default']}" in t["taus"]]
         if values:
             weighted = [v["weighted_tau"] for v in values if v["weighted_tau"] is not None]

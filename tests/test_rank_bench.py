@@ -100,3 +100,23 @@ def test_a_descendant_is_built_after_its_parent_and_a_worker_builds_what_this_pr
     there = plan(tmp_path / "there")[1]
     assert _rank_sets.build([there], 2, said.append)["src"] > 0
     assert digest(there) == digest(here[1])  # bit for bit
+
+
+def test_the_published_scores_prefer_informative_features_to_noise():
+    """bench/_published_scores.py: each score rates features that carry the labels above features that do not,
+    and TransRate's coding rate on the smaller Gram matrix equals the definition's D x D determinant."""
+    import _published_scores
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 20)
+    noise = rng.normal(size=(80, 16))  # more examples than dimensions: SFDA's discriminant fits any N < D labels
+    informative = noise + 2.0 * np.eye(16)[labels * 4]  # each class shifted along its own direction
+    good, bad = _published_scores.scores(informative, labels), _published_scores.scores(noise, labels)
+    assert set(good) == set(_published_scores.PUBLISHED)
+    assert all(good[name] > bad[name] for name in good), (good, bad)
+    for z in (noise, noise[:10]):  # N > D and N < D
+        z = z - z.mean(0)
+        n, d = z.shape
+        direct = 0.5 * np.linalg.slogdet(np.eye(d) + z.T @ z / (n * 1e-4))[1]
+        assert np.isclose(_published_scores._coding_rate(z, 1e-4), direct)
