@@ -12,17 +12,18 @@ For each target, `zoo_core.rank` scores every candidate (end to end: loading, fe
 candidate is trained with the default recipe (the strategy `zoo_core.defaults.RECOMMENDED` names for the modality,
 with its defaults: auto for images, i.e. two fine-tunes and the one better on validation kept, at the default
 length; lora for text, cut to 10 epochs, see EPOCHS) and evaluated on the target's test split (timed), once per
-seed. Each seed draws
-other labelled examples. Reported per target and score: Kendall's tau and the weighted tau (LogME's measure; it
-stresses the top of the ranking) between the score and the mean test accuracy over the seeds; and the ceiling:
-the mean tau between two seeds' accuracies (how well the ground truth agrees with itself: with ~10 candidates and
-a few dozen labels, a score cannot be expected to do better); with 4 or more seeds also the mean of half the seeds
-against the other half's (how well a ground truth of that many seeds agrees with itself). `--published` adds four
-published scores `zoo rank` does not offer (SFDA, GBC, TransRate, PARC; bench/_published_scores.py), computed on the
-same features after the timed ranking. The compute ratio divides one seed's fine-tuning and
-evaluation of every candidate by the ranking's seconds (for text the default recipe's full length would train 5x
-longer: its ratio printed is a lower bound). Anchor: LogME's paper reports a mean weighted tau of 0.665 on its
-benchmark.
+seed. Each seed draws other labelled examples. Reported per target and score: Kendall's tau and the weighted tau
+(LogME's measure; it stresses the top of the ranking) between the score and the mean test accuracy over the seeds;
+what a user who fine-tunes only the top of the ranking gives up: "top-1" ("top-3") is the best mean accuracy among
+the score's first (first three) candidates less the best candidate's (0.000: the best was among them); and the
+ceiling: the mean tau between two seeds' accuracies (how well the ground truth agrees with itself: with ~10
+candidates and a few dozen labels, a score cannot be expected to do better); with 4 or more seeds also the mean of
+half the seeds against the other half's (how well a ground truth of that many seeds agrees with itself).
+`--published` adds four published scores `zoo rank` does not offer (SFDA, GBC, TransRate, PARC;
+bench/_published_scores.py), computed on the same features after the timed ranking. The compute ratio divides one
+seed's fine-tuning and evaluation of every candidate by the ranking's seconds (for text the default recipe's full
+length would train 5x longer: its ratio printed is a lower bound). Anchor: LogME's paper reports a mean weighted
+tau of 0.665 on its benchmark.
 
 Targets: mnist (images, 10 labels a class), cifar (images, 32: see K), sst2 (text, 32); pneumonia (2 classes) is
 run only when named: its candidates all fine-tuned to 0.81-0.85 and three seeds disagreed (seed-vs-seed tau -0.13,
@@ -153,9 +154,16 @@ def taus_for(names, scores_of, truth, per_seed, strategies, scores=SCORES) -> di
             x, y = [scores_of[n][score] for n in scored], [truth[n][strategy] for n in scored]
             # against single seeds too: like for like with the ceiling, which compares single seeds
             one = [kendalltau(x, [per_seed[n][strategy][s] for n in scored]).statistic for s in range(seeds)]
+            # what a user who fine-tunes only the top of the ranking gives up: the best accuracy among the top 1
+            # (top 3) by the score, less the best of every candidate (0: the best was among them); a candidate the
+            # score cannot rate (LEEP and NCE need a source head) comes last, as `zoo rank` orders it
+            best = max(truth[n][strategy] for n in names)
+            # (candidates the score ties are taken worst first: a tie is no help in choosing)
+            by_score = [a for _, a in sorted(zip(x, y, strict=True), key=lambda pair: (-pair[0], pair[1]))]
             taus[f"{score}/{strategy}"] = {"tau": float(kendalltau(x, y).statistic),
                                            "weighted_tau": float(weightedtau(y, x).statistic),
-                                           "tau_one_seed": float(np.mean(one)), "candidates": len(scored)}
+                                           "tau_one_seed": float(np.mean(one)), "candidates": len(scored),
+                                           "regret_top1": by_score[0] - best, "regret_top3": max(by_score[:3]) - best}
     return taus
 
 
@@ -320,7 +328,8 @@ def main() -> None:
                 for key, value in taus.items():
                     if key.endswith("/" + strategy) and value["weighted_tau"] is not None:
                         print(f"  {key:26} tau {value['tau']:+.3f}  weighted {value['weighted_tau']:+.3f}  one seed "
-                              f"{value['tau_one_seed']:+.3f}  ({value['candidates']} candidates)")
+                              f"{value['tau_one_seed']:+.3f}  top-1 {value['regret_top1']:+.3f}  top-3 "
+                              f"{value['regret_top3']:+.3f}  ({value['candidates']} candidates)")
                 if ceiling is not None:
                     print(f"  {'ceiling':26} seed-vs-seed tau {ceiling:+.3f} (one seed's accuracies against another's)")
                 halves = taus.get(f"half-vs-half/{strategy}")
@@ -341,9 +350,12 @@ def main() -> None:
         if values:
             weighted = [v["weighted_tau"] for v in values if v["weighted_tau"] is not None]
             one = [v["tau_one_seed"] for v in values if "tau_one_seed" in v]
+            regret = [(v["regret_top1"], v["regret_top3"]) for v in values if "regret_top1" in v]
             print(f"  {score:14} tau {statistics.mean(v['tau'] for v in values):+.3f}"
                   + (f"  weighted {statistics.mean(weighted):+.3f}" if weighted else "")
-                  + (f"  one seed {statistics.mean(one):+.3f}" if one else "") + f"  ({len(values)} targets)")
+                  + (f"  one seed {statistics.mean(one):+.3f}" if one else "")
+                  + (f"  top-1 {statistics.mean(r[0] for r in regret):+.3f}  top-3 "
+                     f"{statistics.mean(r[1] for r in regret):+.3f}" if regret else "") + f"  ({len(values)} targets)")
     speedups = [t["speedup"] for t in done]
     if speedups:
         print(f"  compute: ranking is {statistics.mean(speedups):.0f}x cheaper than one default fine-tune of every "
