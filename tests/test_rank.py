@@ -155,6 +155,10 @@ def test_zoo_rank_scores_registry_and_file_candidates(tmp_path, tiny_recipe, zoo
     assert {"weights", "forward", "scores"} <= set(scratch["phases"])
     table = zoo("rank", str(data), "acme/xray-tiny@1", "scratch:tinynet", env=env, check=True).stdout
     assert "ranked by logme on 16 labelled examples" in table and "xray-tiny" in table
+    assert "fine-tune the first two or three" not in table  # two candidates: nothing to shortlist
+    shortlist = zoo("rank", str(data), "acme/xray-tiny@1", "scratch:tinynet", f"file:{tmp_path / 'a' / 'out'}",
+                    env=env, check=True).stdout
+    assert "fine-tune the first two or three before you choose" in " ".join(shortlist.split())
     by_ridge = json.loads(zoo("rank", str(data), "acme/xray-tiny@1", "scratch:tinynet", "--by", "ridge", "--json",
                               env=env, check=True).stdout)
     assert [r["scores"]["ridge"] for r in by_ridge] == sorted((r["scores"]["ridge"] for r in by_ridge), reverse=True)

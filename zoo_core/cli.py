@@ -315,9 +315,13 @@ def rank(data: Path = typer.Argument(..., help="Recipe or data-section YAML whos
                               record=record, log=log)
     if as_json:
         return _print_json([r.as_dict() for r in results])
-    table = Table("#", "candidate", *SCORE_LABELS.values(), "s", "parent", "test accuracy",
-                  title=f"ranked by {by} on {results[0].examples if results else 0} labelled examples")
     scored = [r for r in results if not r.error]
+    # how far to trust it, measured (README, "Choosing a base"): the scores read frozen features, and the best
+    # candidate after fine-tuning was not always the first
+    caption = ("scores read frozen features: fine-tune the first two or three before you choose"
+               if len(scored) > 2 else None)
+    table = Table("#", "candidate", *SCORE_LABELS.values(), "s", "parent", "test accuracy", caption=caption,
+                  title=f"ranked by {by} on {results[0].examples if results else 0} labelled examples")
     for i, r in enumerate(scored, 1):
         cells = [f"{r.scores[k]:.3f}" if k in r.scores else "-" for k in SCORE_LABELS]
         accuracy = r.metrics.get("accuracy")  # the test split's, as every zoo checkpoint reports it
