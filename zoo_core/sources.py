@@ -31,7 +31,9 @@ class PretrainedWeights:
         files: a local folder holding the weights' companion files (tokenizer, card), if any.
         preprocessing: how inputs were prepared when these weights were trained (torchvision's V2 ResNet-50
             resizes to 232 then crops 224, V1 resizes to 256); None: the backbone's default.
-        head_state: for zoo checkpoints, the trained head, with its label names in `metadata["labels"]`.
+        head_state: the source's own classifier on the backbone's features, as a `Head` state (what LEEP and NCE
+            read in `zoo rank`): for zoo checkpoints the trained head, with its label names in
+            `metadata["labels"]`; for timm and torchvision weights their ImageNet classifier (`source_head`).
         metadata: whatever the source knows (ImageNet categories, metrics, license, model card) for the card.
     """
 
@@ -42,6 +44,15 @@ class PretrainedWeights:
     preprocessing: Preprocessing | None = None
     head_state: Mapping[str, torch.Tensor] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def source_head(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor] | None:
+    """The source's classifier `prefix`weight / `prefix`bias as a `Head` state, when it is one linear layer
+    (a 2-D weight and its bias) in `state`; None otherwise."""
+    weight, bias = state.get(f"{prefix}weight"), state.get(f"{prefix}bias")
+    if weight is None or bias is None or weight.dim() != 2 or bias.shape != weight.shape[:1]:
+        return None
+    return {"linear.weight": weight, "linear.bias": bias}
 
 
 class WeightSource(ABC):

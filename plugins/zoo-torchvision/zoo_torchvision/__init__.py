@@ -18,6 +18,7 @@ from torchvision.models import WeightsEnum, get_model, get_model_weights
 from zoo_core import BackboneSpec, ImagePreprocessing, PretrainedWeights, WeightsError, WeightSource, hookimpl
 from zoo_core.backbone import Weights
 from zoo_core.errors import UnknownNameError
+from zoo_core.sources import source_head
 
 __version__ = "0.1.0"
 
@@ -156,11 +157,15 @@ class TorchvisionSource(WeightSource):
         except (OSError, RuntimeError) as exc:
             raise WeightsError(f"cannot fetch torchvision weights {arch}.{weights.name} ({exc}); offline, place "
                                f"the file at $TORCH_HOME/hub/checkpoints/{file}") from None
+        # the ImageNet classifier, where it is the one linear layer on the backbone's features (ResNet's fc, VGG's
+        # and AlexNet's classifier.6); an Inception's auxiliary classifiers are not it
+        head = next(filter(None, (source_head(state, p) for p in ("fc.", "classifier.6."))), None)
         state = {k: v for k, v in state.items() if not k.startswith(tuple(DROPPED_PREFIXES))}
         meta = weights.meta
         described = describe(arch, weights)
         return PretrainedWeights(
             spec=spec, state_dict=state, origin=described.reference, preprocessing=described.preprocessing,
+            head_state=head,
             metadata={"source_classes": len(meta.get("categories") or []), "recipe": meta.get("recipe"),
                       "metrics": meta.get("_metrics"), "url": weights.url,
                       "torchvision_version": torchvision.__version__},
