@@ -9,7 +9,8 @@ candidate's own preprocessing); the scores then take milliseconds. Higher is bet
   feature covariance. With few labels cov(f) is singular, so it is shrunk (Ledoit-Wolf), as in the regularised
   H-score of Ibrahim et al. (ICLR 2023).
 - LEEP (Nguyen et al., ICML 2020): the average log-likelihood of the labels under the "expected empirical
-  predictor" built on the candidate's own source classifier; only candidates that keep their head (zoo checkpoints).
+  predictor" built on the candidate's own source classifier; only candidates that keep one (zoo checkpoints'
+  trained heads; timm's and torchvision's ImageNet classifiers).
 - NCE (Tran et al., ICCV 2019): -H(Y|Z), Z the source classifier's hard predictions; same candidates as LEEP.
 - ridge: the leave-one-out accuracy of a linear probe on the features, a ridge regression to the one-hot labels
   (with an intercept) whose penalty is chosen by its leave-one-out squared error; every fold in closed form from one
