@@ -127,8 +127,10 @@ def backbone_specs() -> list[BackboneSpec]:
 
 
 # State-dict keys of torchvision's checkpoints that the backbone does not have: the ImageNet classifier
-# layer the new head replaces, and the auxiliary classifiers.
-DROPPED_PREFIXES = {"fc.", "classifier.6.", "AuxLogits.", "aux1.", "aux2."}
+# layer the new head replaces (each architecture has one of these, kept apart as the source head), and the
+# auxiliary classifiers.
+CLASSIFIER_PREFIXES = ("fc.", "classifier.6.")
+DROPPED_PREFIXES = (*CLASSIFIER_PREFIXES, "AuxLogits.", "aux1.", "aux2.")
 
 
 class TorchvisionSource(WeightSource):
@@ -159,8 +161,8 @@ class TorchvisionSource(WeightSource):
                                f"the file at $TORCH_HOME/hub/checkpoints/{file}") from None
         # the ImageNet classifier, where it is the one linear layer on the backbone's features (ResNet's fc, VGG's
         # and AlexNet's classifier.6); an Inception's auxiliary classifiers are not it
-        head = next(filter(None, (source_head(state, p) for p in ("fc.", "classifier.6."))), None)
-        state = {k: v for k, v in state.items() if not k.startswith(tuple(DROPPED_PREFIXES))}
+        head = next(filter(None, (source_head(state, p) for p in CLASSIFIER_PREFIXES)), None)
+        state = {k: v for k, v in state.items() if not k.startswith(DROPPED_PREFIXES)}
         meta = weights.meta
         described = describe(arch, weights)
         return PretrainedWeights(
