@@ -19,11 +19,16 @@ the score's first (first three) candidates less the best candidate's (0.000: the
 ceiling: the mean tau between two seeds' accuracies (how well the ground truth agrees with itself: with ~10
 candidates and a few dozen labels, a score cannot be expected to do better); with 4 or more seeds also the mean of
 half the seeds against the other half's (how well a ground truth of that many seeds agrees with itself).
-`--published` adds four published scores `zoo rank` does not offer (SFDA, GBC, TransRate, PARC;
-bench/_published_scores.py), computed on the same features after the timed ranking. The compute ratio divides one
-seed's fine-tuning and evaluation of every candidate by the ranking's seconds (for text the default recipe's full
-length would train 5x longer: its ratio printed is a lower bound). Anchor: LogME's paper reports a mean weighted
-tau of 0.665 on its benchmark.
+What the scores are meant to save, for comparison: "once" is every candidate fine-tuned once by the default recipe
+(the full compute), one seed's accuracies against the mean of the other seeds, and every score is judged against
+those same means too ("rest", like for like); `--proxy-epochs IMAGE,TEXT` adds a cheaper brute force, the default
+recipe cut to that many epochs and judged on the validation split, never test (bench/_rank_proxy.py), timed, with
+its compute ratio; with an even number of seeds, "oracle" estimates the tau a perfect score would reach against this
+ground truth (from the halves' agreement, `oracle_tau`). `--published` adds four published scores `zoo rank` does
+not offer (SFDA, GBC, TransRate, PARC; bench/_published_scores.py), computed on the same features after the timed
+ranking. The compute ratio divides one seed's fine-tuning and evaluation of every candidate by the ranking's seconds
+(for text the default recipe's full length would train 5x longer: its ratio printed is a lower bound). Anchor:
+LogME's paper reports a mean weighted tau of 0.665 on its benchmark.
 
 Targets: mnist (images, 10 labels a class), cifar (images, 32: see K), sst2 (text, 32); pneumonia (2 classes) is
 run only when named: its candidates all fine-tuned to 0.81-0.85 and three seeds disagreed (seed-vs-seed tau -0.13,
@@ -51,6 +56,7 @@ import time
 from pathlib import Path
 
 import _published_scores
+import _rank_proxy
 import _rank_sets as rs
 import numpy as np
 from _common import emit, options, require_shared_data, run, set_threads
@@ -126,6 +132,19 @@ class Log:
                 f.write(json.dumps(self.done[key]) + "\n")
 
 
+def oracle_tau(half_vs_half: float, seeds: int) -> float | None:
+    """An estimate of the tau a perfect score (the candidates' expected accuracies) would reach against the mean
+    of `seeds` seeds, from how well two halves of them agree: Greiner's relation tau = 2/pi arcsin(r) turns each
+    tau into a correlation, Spearman-Brown gives the reliability of the whole mean from the halves', and a
+    perfect score correlates with a measurement by the square root of its reliability. None for an odd number of
+    seeds (unequal halves) or halves that disagree."""
+    if seeds % 2 or half_vs_half <= 0:
+        return None
+    r_half = np.sin(np.pi / 2 * half_vs_half)
+    reliability = 2 * r_half / (1 + r_half)  # Spearman-Brown: twice the seeds of a half
+    return float(2 / np.pi * np.arcsin(np.sqrt(reliability)))
+
+
 def taus_for(names, scores_of, truth, per_seed, strategies, scores=SCORES) -> dict:
     from scipy.stats import kendalltau, weightedtau
 
@@ -147,6 +166,12 @@ def taus_for(names, scores_of, truth, per_seed, strategies, scores=SCORES) -> di
         if halves:
             taus[f"half-vs-half/{strategy}"] = {"tau": float(np.mean(halves)), "weighted_tau": None,
                                                 "candidates": len(names), "seeds_a_half": seeds // 2}
+            if (oracle := oracle_tau(float(np.mean(halves)), seeds)) is not None:
+                taus[f"oracle/{strategy}"] = {"tau": oracle, "weighted_tau": None, "candidates": len(names)}
+        # the brute force a score is meant to save: every candidate fine-tuned once (one seed), judged against the
+        # mean of the other seeds; every score is judged against those same means too ("rest"), like for like
+        rest = [[statistics.mean(a for i, a in enumerate(per_seed[n][strategy]) if i != s) for n in names]
+                for s in range(seeds)] if seeds >= 2 else []
         for score in scores:
             scored = [n for n in names if score in scores_of[n]]
             if len(scored) < 3:
@@ -154,6 +179,8 @@ def taus_for(names, scores_of, truth, per_seed, strategies, scores=SCORES) -> di
             x, y = [scores_of[n][score] for n in scored], [truth[n][strategy] for n in scored]
             # against single seeds too: like for like with the ceiling, which compares single seeds
             one = [kendalltau(x, [per_seed[n][strategy][s] for n in scored]).statistic for s in range(seeds)]
+            against_rest = [kendalltau(x, [r for n, r in zip(names, rest[s], strict=True) if n in scored]).statistic
+                            for s in range(len(rest))]
             # what a user who fine-tunes only the top of the ranking gives up: the best accuracy among the top 1
             # (top 3) by the score, less the best of every candidate (0: the best was among them); a candidate the
             # score cannot rate (LEEP and NCE need a source head) comes last, as `zoo rank` orders it
@@ -163,8 +190,58 @@ def taus_for(names, scores_of, truth, per_seed, strategies, scores=SCORES) -> di
             taus[f"{score}/{strategy}"] = {"tau": float(kendalltau(x, y).statistic),
                                            "weighted_tau": float(weightedtau(y, x).statistic),
                                            "tau_one_seed": float(np.mean(one)), "candidates": len(scored),
+                                           "tau_rest": float(np.mean(against_rest)) if rest else None,
                                            "regret_top1": by_score[0] - best, "regret_top3": max(by_score[:3]) - best}
+        if rest:
+            once = [[per_seed[n][strategy][s] for n in names] for s in range(seeds)]
+            taus[f"once/{strategy}"] = {
+                "tau": None, "weighted_tau": None, "candidates": len(names),
+                "tau_rest": float(np.mean([kendalltau(once[s], rest[s]).statistic for s in range(seeds)]))}
     return taus
+
+
+def figures(values: list[dict]) -> str:
+    """The mean over `values` (one target's entry, or one per target) of every figure they carry."""
+    def mean(field: str) -> float | None:
+        present = [v[field] for v in values if v.get(field) is not None]
+        return statistics.mean(present) if present else None
+
+    labels = {"tau": "tau", "weighted_tau": "weighted", "tau_one_seed": "one seed", "tau_rest": "rest",
+              "regret_top1": "top-1", "regret_top3": "top-3"}
+    return "".join(f"  {label} {value:+.3f}" for field, label in labels.items() if (value := mean(field)) is not None)
+
+
+def measure_proxy(target, names, refs, data, strategy, epochs, test_cap, quick, args, log, tmp) -> list[dict]:
+    """Every candidate's proxy run (bench/_rank_proxy.py), seed by seed; those --log holds are not run again.
+    A list of {candidate: {val_accuracy, val_loss, seconds}}, one per seed measured for every candidate."""
+    key_of = lambda name, seed: _rank_proxy.key(target, refs[name], name, strategy, seed, epochs,  # noqa: E731
+                                                 K[target], test_cap, quick)
+    todo = [{"key": key_of(name, seed), "name": name, "base": refs[name], "data": data, "strategy": strategy,
+             "epochs": epochs, "seed": seed, "out": str(tmp / f"proxy-{target}-{seed}-{name}")}
+            for seed in range(args.proxy_seeds) for name in names if log.get(key_of(name, seed)) is None]
+    if todo and not args.report:
+        done = (in_workers(_rank_proxy.job, todo, args.jobs) if args.jobs > 1
+                else ((job, _rank_proxy.job(job)) for job in todo))
+        for job, outcome in done:
+            if isinstance(outcome, BaseException):
+                raise SystemExit(f"{target} proxy seed {job['seed']} {job['name']}: {type(outcome).__name__}: "
+                                 f"{outcome}")
+            log.add(job["key"], outcome)
+            print(f"  {target} proxy seed {job['seed']} {job['name']}: validation accuracy "
+                  f"{outcome['val_accuracy']:.3f}, loss {outcome['val_loss']:.3f} ({outcome['seconds']:.1f} s)",
+                  flush=True)
+    runs = [{name: log.get(key_of(name, seed)) for name in names} for seed in range(args.proxy_seeds)]
+    return [rows for rows in runs if all(rows.values())]
+
+
+def proxy_taus(names, proxy, truth, per_seed, strategy) -> dict:
+    """Each proxy order's taus and regrets: every run's against the ground truth, averaged over the runs."""
+    each = [taus_for(names, _rank_proxy.scores(rows), truth, per_seed, [strategy], tuple(_rank_proxy.ORDERS))
+            for rows in proxy]
+    fields = ("tau", "weighted_tau", "tau_one_seed", "tau_rest", "regret_top1", "regret_top3")
+    return {f"{order}/{strategy}": {**{f: float(np.mean([t[f"{order}/{strategy}"][f] for t in each])) for f in fields},
+                                    "candidates": len(names), "runs": len(each)}
+            for order in _rank_proxy.ORDERS} if each else {}
 
 
 def main() -> None:
@@ -188,6 +265,10 @@ def main() -> None:
     parser.add_argument("--published", action="store_true",
                         help="also score every candidate by published scores zoo rank does not offer (SFDA, GBC, "
                              "TransRate, PARC: bench/_published_scores.py), not timed, and report their taus")
+    parser.add_argument("--proxy-epochs", help="also a brute-force baseline for the scores: every candidate trained by "
+                        "the default recipe cut to this many epochs (IMAGE,TEXT, e.g. 1,2; one number for both) and "
+                        "judged on validation, --proxy-seeds runs, timed; its taus and compute (bench/_rank_proxy.py)")
+    parser.add_argument("--proxy-seeds", type=int, default=3, help="runs of the proxy (default %(default)s)")
     parser.add_argument("--report", action="store_true", help="fine-tune nothing: report the seeds --log holds for "
                         "every candidate (candidates come from --cache; the ranking is measured again)")
     args = parser.parse_args()
@@ -197,6 +278,12 @@ def main() -> None:
         parser.error(f"--jobs {args.jobs}: at least 1")
     if args.text_epochs != "default" and not (args.text_epochs.isdigit() and int(args.text_epochs) > 0):
         parser.error(f"--text-epochs {args.text_epochs}: a positive number of epochs, or 'default'")
+    proxy_epochs = {}
+    if args.proxy_epochs:
+        cuts = args.proxy_epochs.split(",")
+        if len(cuts) > 2 or not all(c.isdigit() and int(c) > 0 for c in cuts):
+            parser.error(f"--proxy-epochs {args.proxy_epochs}: one or two positive numbers of epochs (IMAGE,TEXT)")
+        proxy_epochs = {"image": int(cuts[0]), "text": int(cuts[-1])}
     begun = time.perf_counter()
     require_shared_data()
     set_threads()
@@ -321,21 +408,38 @@ def main() -> None:
                 print(f"{name:22} " + " ".join(f"{truth[name][c]:12.3f}" for c in columns) + "".join(cells)
                       + "  " + " ".join(f"{a:.3f}" for a in per_seed[name][default]))
             taus = taus_for(names, scores_of, truth, per_seed, columns, tuple(labels))
+            proxy = None
+            if proxy_epochs:
+                proxy = measure_proxy(target, names, bases[modality], data, default, proxy_epochs[modality], test_cap,
+                                      quick, args, log, Path(tmp))
+                taus.update(proxy_taus(names, proxy, truth, per_seed, default))
             for strategy in columns:
                 ceiling = taus.get(f"seed-vs-seed/{strategy}", {}).get("tau")
                 print(f"  Kendall's tau against the {strategy} accuracy: the mean over {used} seeds (weighted tau), "
-                      "and one seed's (mean over seeds), like for like with the ceiling")
+                      "one seed's (mean over seeds, like for like with the ceiling), and the mean of all seeds but one "
+                      "(rest: like for like with 'once')")
                 for key, value in taus.items():
-                    if key.endswith("/" + strategy) and value["weighted_tau"] is not None:
-                        print(f"  {key:26} tau {value['tau']:+.3f}  weighted {value['weighted_tau']:+.3f}  one seed "
-                              f"{value['tau_one_seed']:+.3f}  top-1 {value['regret_top1']:+.3f}  top-3 "
-                              f"{value['regret_top3']:+.3f}  ({value['candidates']} candidates)")
+                    if key.endswith("/" + strategy) and (value["weighted_tau"], value.get("tau_rest")) != (None, None):
+                        print(f"  {key:26}{figures([value])}  ({value['candidates']} candidates)")
+                if proxy and strategy == default:
+                    seconds_a_run = statistics.mean(sum(row["seconds"] for row in rows.values()) for rows in proxy)
+                    print(f"  {'':26} proxy: {default} cut to {proxy_epochs[modality]} epochs, judged on validation "
+                          f"(taus: the mean of {len(proxy)} runs); a run of every candidate {seconds_a_run:.1f} s, "
+                          f"{train_seconds / seconds_a_run:.0f}x less than the ground truth's")
+                    taus[f"proxy-acc/{default}"]["speedup"] = train_seconds / seconds_a_run
+                if f"once/{strategy}" in taus:
+                    print(f"  {'':26} once: every candidate fine-tuned once by the default recipe (1x: the compute a "
+                          "score saves), one seed's accuracies against the mean of the others")
                 if ceiling is not None:
                     print(f"  {'ceiling':26} seed-vs-seed tau {ceiling:+.3f} (one seed's accuracies against another's)")
                 halves = taus.get(f"half-vs-half/{strategy}")
                 if halves is not None:
                     print(f"  {'':26} half-vs-half tau {halves['tau']:+.3f} (the mean of {halves['seeds_a_half']} "
                           f"seeds' accuracies against the other {halves['seeds_a_half']}', every split)")
+                oracle = taus.get(f"oracle/{strategy}")
+                if oracle is not None:
+                    print(f"  {'':26} a perfect score's tau {oracle['tau']:+.3f} (estimated from the halves' "
+                          f"agreement: the most any score can expect against this ground truth)")
             report["targets"][target] = {
                 "modality": modality, "default": default, "seeds": used, "rank_seconds": rank_seconds,
                 "train_seconds": train_seconds, "train_seconds_all": sum(seconds.values()),
@@ -345,21 +449,20 @@ def main() -> None:
 
     print("\nmean over targets (tau against the mean accuracy of the default recipe; ceiling = seed-vs-seed)")
     done = report["targets"].values()
-    for score in (*labels, "seed-vs-seed", "half-vs-half"):
+    for score in (*labels, *(_rank_proxy.ORDERS if proxy_epochs else ()), "once", "seed-vs-seed",
+                  "half-vs-half", "oracle"):
         values = [t["taus"][f"{score}/{t['default']}"] for t in done if f"{score}/{t['default']}" in t["taus"]]
         if values:
-            weighted = [v["weighted_tau"] for v in values if v["weighted_tau"] is not None]
-            one = [v["tau_one_seed"] for v in values if "tau_one_seed" in v]
-            regret = [(v["regret_top1"], v["regret_top3"]) for v in values if "regret_top1" in v]
-            print(f"  {score:14} tau {statistics.mean(v['tau'] for v in values):+.3f}"
-                  + (f"  weighted {statistics.mean(weighted):+.3f}" if weighted else "")
-                  + (f"  one seed {statistics.mean(one):+.3f}" if one else "")
-                  + (f"  top-1 {statistics.mean(r[0] for r in regret):+.3f}  top-3 "
-                     f"{statistics.mean(r[1] for r in regret):+.3f}" if regret else "") + f"  ({len(values)} targets)")
+            print(f"  {score:14}{figures(values)}  ({len(values)} targets)")
     speedups = [t["speedup"] for t in done]
     if speedups:
         print(f"  compute: ranking is {statistics.mean(speedups):.0f}x cheaper than one default fine-tune of every "
               f"candidate (min {min(speedups):.0f}x; the goal: >= 30x, mean tau >= 0.7)")
+    proxies = [t["taus"][f"proxy-acc/{t['default']}"]["speedup"] for t in done
+               if f"proxy-acc/{t['default']}" in t["taus"]]
+    if proxies:
+        print(f"  compute: the proxy is {statistics.mean(proxies):.0f}x cheaper than one default fine-tune of every "
+              f"candidate (min {min(proxies):.0f}x)")
     # what a run costs, cold (candidates trained now) or warm (from --cache), fine-tunes measured now or logged
     report["run_seconds"] = time.perf_counter() - begun
     report["run_seconds_if_measured_now"] = sum(report["candidate_seconds"].values()) + sum(

@@ -120,3 +120,41 @@ def test_the_published_scores_prefer_informative_features_to_noise():
         n, d = z.shape
         direct = 0.5 * np.linalg.slogdet(np.eye(d) + z.T @ z / (n * 1e-4))[1]
         assert np.isclose(_published_scores._coding_rate(z, 1e-4), direct)
+
+
+def test_the_ceilings_and_the_brute_force_are_measured_against_the_ground_truth_they_claim():
+    """bench/rank.py: 'once' (one seed's accuracies against the mean of the other seeds) and every score's 'rest'
+    tau are computed against the same means; the perfect score's estimate rises with the halves' agreement, reaches
+    1 when they agree fully and is left out where it cannot be made."""
+    import rank
+
+    names = ["a", "b", "c", "d"]
+    # seed 0 orders the candidates a < b < c < d; seeds 1 and 2, and so the mean of any two seeds, d < c < b < a
+    per_seed = {n: {"auto": [0.1 * i, 0.6 - 0.15 * i, 0.9 - 0.2 * i]} for i, n in enumerate(names)}
+    truth = {n: {"auto": sum(per_seed[n]["auto"]) / 3} for n in names}
+    scores_of = {n: {"logme": -float(i)} for i, n in enumerate(names)}  # the order of seeds 1 and 2
+    taus = rank.taus_for(names, scores_of, truth, per_seed, ["auto"], ("logme",))
+    # fine-tuned once: seed 0 against the mean of seeds 1-2 is -1, seed 1 or 2 against the others' mean +1
+    assert taus["once/auto"] == {"tau": None, "weighted_tau": None, "candidates": 4, "tau_rest": 1 / 3}
+    logme = taus["logme/auto"]
+    assert (logme["tau"], logme["tau_rest"], logme["tau_one_seed"]) == (1.0, 1.0, 1 / 3)
+    assert taus["seed-vs-seed/auto"]["tau"] == (-1 - 1 + 1) / 3
+    assert rank.oracle_tau(1.0, 6) == 1.0
+    assert rank.oracle_tau(0.5, 6) < rank.oracle_tau(0.7, 6) < 1.0
+    assert rank.oracle_tau(0.7, 6) > 0.7  # six seeds are more reliable than three
+    assert rank.oracle_tau(0.7, 5) is None and rank.oracle_tau(-0.1, 6) is None
+
+
+def test_the_proxy_orders_by_validation_accuracy_ties_to_the_lower_loss():
+    """bench/_rank_proxy.py: the candidates' places by validation accuracy, ties to the lower validation loss (the
+    rule `auto` chooses by), and by the loss alone; a proxy recipe never evaluates more than one test example."""
+    import _rank_proxy
+
+    rows = {"a": {"val_accuracy": 0.5, "val_loss": 0.9}, "b": {"val_accuracy": 0.5, "val_loss": 0.7},
+            "c": {"val_accuracy": 0.4, "val_loss": 0.6}}
+    places = _rank_proxy.scores(rows)
+    assert [n for n in sorted(rows, key=lambda n: places[n]["proxy-acc"])] == ["c", "a", "b"]
+    assert [n for n in sorted(rows, key=lambda n: places[n]["proxy-loss"])] == ["a", "b", "c"]
+    recipe = _rank_proxy.recipe("file:x", {"reader": "npz", "limit": {"val": 100}}, "auto", 2, 3, "out")
+    assert recipe["data"]["limit"] == {"val": 100, "test": 1}
+    assert recipe["train"] == {"epochs": 2, "batch_size": 32, "seed": 3}
