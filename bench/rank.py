@@ -179,8 +179,8 @@ def taus_for(names, scores_of, truth, per_seed, strategies, scores=SCORES) -> di
             x, y = [scores_of[n][score] for n in scored], [truth[n][strategy] for n in scored]
             # against single seeds too: like for like with the ceiling, which compares single seeds
             one = [kendalltau(x, [per_seed[n][strategy][s] for n in scored]).statistic for s in range(seeds)]
-            against_rest = [kendalltau(x, [r for n, r in zip(names, rest[s], strict=True) if n in scored]).statistic
-                            for s in range(len(rest))]
+            rest_scored = [[r for n, r in zip(names, rest[s], strict=True) if n in scored] for s in range(len(rest))]
+            against_rest = [kendalltau(x, r).statistic for r in rest_scored]
             # what a user who fine-tunes only the top of the ranking gives up: the best accuracy among the top 1
             # (top 3) by the score, less the best of every candidate (0: the best was among them); a candidate the
             # score cannot rate (LEEP and NCE need a source head) comes last, as `zoo rank` orders it
@@ -191,12 +191,15 @@ def taus_for(names, scores_of, truth, per_seed, strategies, scores=SCORES) -> di
                                            "weighted_tau": float(weightedtau(y, x).statistic),
                                            "tau_one_seed": float(np.mean(one)), "candidates": len(scored),
                                            "tau_rest": float(np.mean(against_rest)) if rest else None,
+                                           "weighted_rest": float(np.mean([weightedtau(r, x).statistic
+                                                                           for r in rest_scored])) if rest else None,
                                            "regret_top1": by_score[0] - best, "regret_top3": max(by_score[:3]) - best}
         if rest:
             once = [[per_seed[n][strategy][s] for n in names] for s in range(seeds)]
             taus[f"once/{strategy}"] = {
                 "tau": None, "weighted_tau": None, "candidates": len(names),
-                "tau_rest": float(np.mean([kendalltau(once[s], rest[s]).statistic for s in range(seeds)]))}
+                "tau_rest": float(np.mean([kendalltau(once[s], rest[s]).statistic for s in range(seeds)])),
+                "weighted_rest": float(np.mean([weightedtau(rest[s], once[s]).statistic for s in range(seeds)]))}
     return taus
 
 
@@ -207,7 +210,7 @@ def figures(values: list[dict]) -> str:
         return statistics.mean(present) if present else None
 
     labels = {"tau": "tau", "weighted_tau": "weighted", "tau_one_seed": "one seed", "tau_rest": "rest",
-              "regret_top1": "top-1", "regret_top3": "top-3"}
+              "weighted_rest": "weighted rest", "regret_top1": "top-1", "regret_top3": "top-3"}
     return "".join(f"  {label} {value:+.3f}" for field, label in labels.items() if (value := mean(field)) is not None)
 
 
@@ -238,7 +241,7 @@ def proxy_taus(names, proxy, truth, per_seed, strategy) -> dict:
     """Each proxy order's taus and regrets: every run's against the ground truth, averaged over the runs."""
     each = [taus_for(names, _rank_proxy.scores(rows), truth, per_seed, [strategy], tuple(_rank_proxy.ORDERS))
             for rows in proxy]
-    fields = ("tau", "weighted_tau", "tau_one_seed", "tau_rest", "regret_top1", "regret_top3")
+    fields = ("tau", "weighted_tau", "tau_one_seed", "tau_rest", "weighted_rest", "regret_top1", "regret_top3")
     return {f"{order}/{strategy}": {**{f: float(np.mean([t[f"{order}/{strategy}"][f] for t in each])) for f in fields},
                                     "candidates": len(names), "runs": len(each)}
             for order in _rank_proxy.ORDERS} if each else {}
