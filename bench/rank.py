@@ -287,6 +287,8 @@ def main() -> None:
         if len(cuts) > 2 or not all(c.isdigit() and int(c) > 0 for c in cuts):
             parser.error(f"--proxy-epochs {args.proxy_epochs}: one or two positive numbers of epochs (IMAGE,TEXT)")
         proxy_epochs = {"image": int(cuts[0]), "text": int(cuts[-1])}
+    if args.proxy_seeds < 1:
+        parser.error(f"--proxy-seeds {args.proxy_seeds}: at least 1")
     begun = time.perf_counter()
     require_shared_data()
     set_threads()
