@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from _common import run
+from _pool import in_workers
 
 # how a proxy run orders the candidates: by the kept model's validation accuracy, ties to the lower validation loss
 # (the rule `auto` itself chooses by; decided before measuring), and by the validation loss alone
@@ -34,7 +35,7 @@ def validation_of(result) -> dict[str, float]:
     return {key[len("val_"):]: value for key, value in kept[0].items() if key.startswith("val_")}
 
 
-def job(job: dict) -> dict:
+def run_one(job: dict) -> dict:
     """One proxy run (in a worker process, bench/_pool.py), timed there: loading, training, validation."""
     begun = time.perf_counter()
     result = run(recipe(job["base"], job["data"], job["strategy"], job["epochs"], job["seed"], Path(job["out"])))
@@ -57,3 +58,26 @@ def scores(rows: dict[str, dict]) -> dict[str, dict[str, float]]:
         for place, name in enumerate(sorted(rows, key=lambda n: by(rows[n]))):
             places[name][order] = float(place)
     return places
+
+
+def measure(target, names, refs, data, strategy, epochs, labels, test_cap, quick, args, log, tmp) -> list[dict]:
+    """Every candidate's proxy run, seed by seed (in --jobs workers); those --log holds are not run again.
+    A list of {candidate: {val_accuracy, val_loss, seconds}}, one per seed measured for every candidate."""
+    key_of = lambda name, seed: key(target, refs[name], name, strategy, seed, epochs, labels, test_cap,  # noqa: E731
+                                    quick)
+    todo = [{"key": key_of(name, seed), "name": name, "base": refs[name], "data": data, "strategy": strategy,
+             "epochs": epochs, "seed": seed, "out": str(tmp / f"proxy-{target}-{seed}-{name}")}
+            for seed in range(args.proxy_seeds) for name in names if log.get(key_of(name, seed)) is None]
+    if todo and not args.report:
+        done = (in_workers(run_one, todo, args.jobs) if args.jobs > 1
+                else ((job, run_one(job)) for job in todo))
+        for job, outcome in done:
+            if isinstance(outcome, BaseException):
+                raise SystemExit(f"{target} proxy seed {job['seed']} {job['name']}: {type(outcome).__name__}: "
+                                 f"{outcome}")
+            log.add(job["key"], outcome)
+            print(f"  {target} proxy seed {job['seed']} {job['name']}: validation accuracy "
+                  f"{outcome['val_accuracy']:.3f}, loss {outcome['val_loss']:.3f} ({outcome['seconds']:.1f} s)",
+                  flush=True)
+    runs = [{name: log.get(key_of(name, seed)) for name in names} for seed in range(args.proxy_seeds)]
+    return [rows for rows in runs if all(rows.values())]

@@ -128,7 +128,7 @@ def test_the_ceilings_and_the_brute_force_are_measured_against_the_ground_truth_
     """bench/rank.py: 'once' (one seed's accuracies against the mean of the other seeds) and every score's 'rest'
     tau are computed against the same means; the perfect score's estimate rises with the halves' agreement, reaches
     1 when they agree fully and is left out where it cannot be made."""
-    import rank
+    import _rank_taus as rank
 
     names = ["a", "b", "c", "d"]
     # seed 0 orders the candidates a < b < c < d; seeds 1 and 2, and so the mean of any two seeds, d < c < b < a
