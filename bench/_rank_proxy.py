@@ -12,6 +12,7 @@ from pathlib import Path
 
 from _common import run
 from _pool import in_workers
+from _rank_sets import target_recipe
 
 # how a proxy run orders the candidates: by the kept model's validation accuracy, ties to the lower validation loss
 # (the rule `auto` itself chooses by; decided before measuring), and by the validation loss alone
@@ -20,10 +21,10 @@ ORDERS = {"proxy-acc": lambda row: (row["val_accuracy"], -row["val_loss"]),
 
 
 def recipe(base: str, data: dict, strategy: str, epochs: int, seed: int, out: Path) -> dict:
-    # the proxy never reads test: the run evaluates one test example, which nothing looks at
+    """The ground truth's recipe (`_rank_sets.target_recipe`) cut to `epochs`. The proxy never reads test: the
+    run evaluates one test example, which nothing looks at."""
     cut = {**data, "limit": {**data.get("limit", {}), "test": 1}}
-    return {"base": base, "strategy": strategy, "data": cut,
-            "train": {"epochs": epochs, "batch_size": 32, "seed": seed}, "output": str(out)}
+    return target_recipe(base, cut, strategy, epochs, seed, out)
 
 
 def validation_of(result) -> dict[str, float]:

@@ -142,6 +142,14 @@ def text_data(train: Path, test_file: Path | None = None, **extra) -> dict:
     return {"reader": "csv", "args": {"files": files, "text": 1, "label": 0}, **extra}
 
 
+def target_recipe(base: str, data: dict, strategy: str, epochs: int | None, seed: int, out: Path) -> dict:
+    """A candidate trained on a target by the default recipe of `strategy`: the ground truth's fine-tunes and the
+    proxy's shorter runs (bench/_rank_proxy.py) alike. `epochs` None: the default recipe's own length."""
+    length = {} if epochs is None else {"epochs": epochs}
+    return {"base": base, "strategy": strategy, "data": data, "train": {**length, "batch_size": 32, "seed": seed},
+            "output": str(out)}
+
+
 # -- candidates: trained once, kept in the cache --------------------------------------------------------------
 @dataclass(frozen=True)
 class Candidate:
