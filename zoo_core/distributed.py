@@ -88,10 +88,10 @@ def session(device: str) -> Iterator[World]:
     if cuda:
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if cuda else "gloo")
-    try:
-        yield current()
-    finally:
-        dist.destroy_process_group()
+    yield current()
+    # Left alone on failure: the other ranks may be inside a collective, where tearing the group down can hang or
+    # abort (torchtitan#1342); a failed rank exits at once instead (the CLI's os._exit), and the OS closes it.
+    dist.destroy_process_group()
 
 
 def place(device: torch.device, world: World) -> torch.device:
