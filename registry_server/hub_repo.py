@@ -125,12 +125,15 @@ def _unsupported(message: str) -> RequestError:
     return RequestError(f"not supported by the zoo: {message}", 405)
 
 
-@router.api_route("/api/repos/delete", methods=["DELETE", "POST"])
+# one route a method, each with its own operation id (a route of several methods repeats one in the OpenAPI schema)
+@router.delete("/api/repos/delete", operation_id="delete_repo")
+@router.post("/api/repos/delete", operation_id="delete_repo_by_post")
 def delete_repo() -> None:
     raise _unsupported("models are not deleted; withdraw a version with `zoo yank MODEL@N`")
 
 
-@router.api_route("/api/repos/move", methods=["POST", "PUT"])
+@router.post("/api/repos/move", operation_id="move_repo")
+@router.put("/api/repos/move", operation_id="move_repo_by_put")
 def move_repo() -> None:
     raise _unsupported("models are not renamed or moved; publish under the new name (`zoo push`)")
 

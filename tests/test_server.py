@@ -153,6 +153,8 @@ def test_downloads_support_range_and_etag(server, tmp_path):
     assert httpx.get(f"{url}/docs").status_code == 200
     spec = httpx.get(f"{url}/openapi.json").json()
     assert "/api/models" in spec["paths"]
+    ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids)), ids  # a client generator names a function by each
     # /docs shows the answers' schemas, the one error shape and the bearer-token scheme
     search = spec["paths"]["/api/search"]["get"]
     assert search["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchOut")
