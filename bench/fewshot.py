@@ -6,7 +6,8 @@ ones for every method) and another initialisation. Methods:
 
 - every zoo strategy, with its defaults (zoo_core.defaults; the recipe sets no lr, epochs, schedule or parameter);
 - `plain-probe`: the base's frozen final features + scikit-learn StandardScaler + LogisticRegressionCV (C chosen
-  by stratified cross-validation on the training labels), as a plain script would do it;
+  by stratified cross-validation on the training labels, by accuracy: scikit-learn's default up to 1.10, written
+  out since 1.11 turns it to log-loss), as a plain script would do it;
 - `tfidf` (text): word 1-2-gram TF-IDF + LogisticRegressionCV;
 - `scratch` is the zoo's scratch strategy with its defaults (the same network from random initialisation).
 
@@ -224,14 +225,16 @@ def _plain_fit(method: str, engine, train, test, folds: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    def plain_cv(folds: int) -> LogisticRegressionCV:  # accuracy written out: scikit-learn 1.11 turns it to log-loss
+        return LogisticRegressionCV(Cs=10, cv=folds, max_iter=5000, scoring="accuracy")
+
     if method == "tfidf":
-        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                              LogisticRegressionCV(Cs=10, cv=folds, max_iter=5000))
+        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), plain_cv(folds))
         model.fit(list(train.inputs), train.labels)
         predicted = model.predict(list(test.inputs))
     else:
         x_train, x_test = engine.features(train).numpy(), engine.features(test).numpy()
-        model = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, cv=folds, max_iter=5000))
+        model = make_pipeline(StandardScaler(), plain_cv(folds))
         predicted = model.fit(x_train, train.labels).predict(x_test)
     return predicted
 

@@ -94,7 +94,7 @@ def sklearn_probe(eng) -> float:
     x, y = eng.features(data.train).numpy(), data.train.labels
     folds = min(5, int(np.bincount(y).min()))
     model = make_pipeline(StandardScaler(), LogisticRegressionCV(
-        Cs=10, cv=StratifiedKFold(folds, shuffle=True, random_state=0), max_iter=5000))
+        Cs=10, cv=StratifiedKFold(folds, shuffle=True, random_state=0), max_iter=5000, scoring="accuracy"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(x, y)
