@@ -225,16 +225,15 @@ def _plain_fit(method: str, engine, train, test, folds: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    def plain_cv(folds: int) -> LogisticRegressionCV:  # accuracy written out: scikit-learn 1.11 turns it to log-loss
-        return LogisticRegressionCV(Cs=10, cv=folds, max_iter=5000, scoring="accuracy")
-
+    # accuracy written out: scikit-learn 1.11 turns LogisticRegressionCV's default scoring to log-loss
+    classifier = LogisticRegressionCV(Cs=10, cv=folds, max_iter=5000, scoring="accuracy")
     if method == "tfidf":
-        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), plain_cv(folds))
+        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), classifier)
         model.fit(list(train.inputs), train.labels)
         predicted = model.predict(list(test.inputs))
     else:
         x_train, x_test = engine.features(train).numpy(), engine.features(test).numpy()
-        model = make_pipeline(StandardScaler(), plain_cv(folds))
+        model = make_pipeline(StandardScaler(), classifier)
         predicted = model.fit(x_train, train.labels).predict(x_test)
     return predicted
 
