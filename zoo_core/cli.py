@@ -210,7 +210,7 @@ def train(recipe: Path = typer.Argument(..., help="Recipe YAML file."),
         distributed.report_failure(exc, str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}")
         # Out at once, past the interpreter's finalization: there a gloo thread still holding the failed
         # collective's tensors can reach for the GIL and abort the process with C++'s "terminate called without
-        # an active exception" on stderr (seen once in ~30 CI runs of test_distributed's failure test).
+        # an active exception" on stderr (seen once, in CI, by test_distributed's failure test).
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)
